@@ -1,0 +1,283 @@
+"""The ``flowehr`` command: demo data, runs, ETL state and table listings.
+
+A thin entry point: it loads settings, builds resources and calls the same code the
+Dagster assets call. Expected problems (bad config, unreachable source, missing
+secret) print one line and exit 2; a failed run exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from flowehr_pipelines.config import ConfigError, Settings, load_settings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserFacingError(click.ClickException):
+    """An error worth one line, not a traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise UserFacingError(str(exc)) from None
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    from deltalake.exceptions import DeltaError
+
+    from resources.sql_source import SourceUnavailableError
+
+    try:
+        yield
+    except (ConfigError, SourceUnavailableError, DeltaError, OSError, ValueError) as exc:
+        raise UserFacingError(str(exc).strip().splitlines()[0]) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """FlowEHR Pipelines: EHR sources to research features, CDC logs to NHS reports."""
+
+
+@main.command("demo-data")
+@click.option("--patients", type=click.IntRange(min=1), help="Patients in the EHR source.")
+@click.option("--days", type=click.IntRange(min=1), help="Days of history to generate.")
+@click.option("--events-per-day", type=click.IntRange(min=1), help="CDC records per day.")
+@click.option("--seed", type=int, help="Random seed: same seed, same data.")
+@click.option(
+    "--start-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="First day (default: so that the period ends today).",
+)
+@click.option("--if-missing", is_flag=True, help="Do nothing when the source database exists.")
+def demo_data(
+    patients: int | None,
+    days: int | None,
+    events_per_day: int | None,
+    seed: int | None,
+    start_date: datetime | None,
+    if_missing: bool,
+) -> None:
+    """Write the embedded EHR source database and CDC landing files."""
+    from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
+
+    settings = _settings()
+    defaults = settings.demo_data
+    connection = settings.data_source_connections[0]
+    url = settings.source_url(connection)
+    if not url.startswith("sqlite:///"):
+        raise UserFacingError(f"demo data goes to an embedded SQLite source, not {connection.name}")
+    if settings.lake_is_s3:
+        raise UserFacingError("demo data writes landing files to a local lake only")
+    db_path = Path(url.removeprefix("sqlite:///"))
+    if if_missing and db_path.exists():
+        click.echo(f"demo data present: {db_path}")
+        return
+    n_days = days or defaults.days
+    first = start_date.date() if start_date else date.today() - timedelta(days=n_days - 1)
+    the_seed = defaults.seed if seed is None else seed
+    started = time.perf_counter()
+    with _friendly_errors():
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        ehr = write_ehr_source(
+            db_path,
+            patients=patients or defaults.patients,
+            days=n_days,
+            start_date=first,
+            seed=the_seed,
+        )
+        cdc = write_cdc_landing(
+            Path(settings.landing_root),
+            days=n_days,
+            events_per_day=events_per_day or defaults.events_per_day,
+            start_date=first,
+            seed=the_seed,
+        )
+    elapsed = time.perf_counter() - started
+    rows = ehr.patients + ehr.visits + ehr.observations + ehr.lab_results + ehr.diagnoses
+    click.echo(
+        f"EHR source {db_path}: {ehr.patients:,} patients, {ehr.visits:,} visits, "
+        f"{ehr.observations:,} observations, {ehr.lab_results:,} lab results, "
+        f"{ehr.diagnoses:,} diagnoses"
+    )
+    click.echo(
+        f"CDC landing {settings.landing_root}: {cdc.records:,} records in {len(cdc.files)} files "
+        f"({cdc.duplicates:,} re-delivered, {sum(cdc.malformed.values()):,} malformed)"
+    )
+    click.echo(
+        f"{first} to {first + timedelta(days=n_days - 1)}, seed {the_seed}: "
+        f"{(rows + cdc.records) / max(elapsed, 1e-9):,.0f} rows/s in {elapsed:.1f}s"
+    )
+
+
+def _instance(settings: Settings) -> Any:
+    import dagster as dg
+
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+@main.command("run")
+@click.option(
+    "--select",
+    "selection",
+    help="Dagster asset selection, e.g. 'group:reporting' or 'key:bronze/ehr/patients+'.",
+)
+def run(selection: str | None) -> None:
+    """Materialise the asset graph in this process and print a summary."""
+    from flowehr_pipelines.definitions import defs
+    from flowehr_pipelines.runner import format_summary, run_assets
+
+    settings = _settings()
+    with _friendly_errors():
+        definitions = defs()
+        instance = _instance(settings)
+        started = time.perf_counter()
+        summary = run_assets(definitions, instance, selection=selection)
+    click.echo(format_summary(summary))
+    click.echo(
+        f"\nwall time {time.perf_counter() - started:.1f}s; "
+        f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}"
+    )
+    if not summary.success:
+        sys.exit(EXIT_FAILED)
+
+
+@main.group("etl")
+def etl() -> None:
+    """Inspect or reset the changelog numbers of source loads."""
+
+
+def _state_store(settings: Settings) -> Any:
+    from flowehr_pipelines.etl_state import EtlStateStore
+    from resources import build_delta_store
+
+    return EtlStateStore(build_delta_store(settings))
+
+
+@etl.command("head-state")
+@click.option("--source", help="Only this data source connection.")
+def head_state(source: str | None) -> None:
+    """Show each source table's stored changelog number and when it last moved."""
+    settings = _settings()
+    with _friendly_errors():
+        if source:
+            settings.connection(source)
+        states = _state_store(settings).all(source)
+    if not states:
+        click.echo("no changelog numbers stored: the next load of every table is a bulk load")
+        return
+    rows = [
+        (
+            s.source,
+            s.table_name,
+            str(s.changelog_number),
+            s.load_mode,
+            f"{s.rows_loaded:,}",
+            s.updated_at.astimezone(UTC).isoformat(timespec="seconds"),
+        )
+        for s in states
+    ]
+    click.echo(format_table(("source", "table", "changelog", "mode", "rows", "updated"), rows))
+
+
+@etl.command("clear-state")
+@click.option("--source", help="Only this data source connection (default: all).")
+@click.option(
+    "--set-changelog-number",
+    type=click.IntRange(min=0),
+    help="Set the changelog number instead of clearing it (next load starts after it).",
+)
+@click.option("--yes", is_flag=True, help="Confirm: required, because the next load may be bulk.")
+def clear_state(source: str | None, set_changelog_number: int | None, yes: bool) -> None:
+    """Clear (or set) stored changelog numbers, forcing a bulk (or partial) reload."""
+    if not yes:
+        raise UserFacingError("refusing to change ETL state without --yes")
+    settings = _settings()
+    store = _state_store(settings)
+    with _friendly_errors():
+        connections = [settings.connection(source)] if source else settings.data_source_connections
+        for connection in connections:
+            if set_changelog_number is None:
+                removed = store.clear(connection.name)
+                click.echo(f"{connection.name}: cleared {removed} changelog number(s)")
+                continue
+            for table in connection.tables:
+                store.set(
+                    connection.name,
+                    table.name,
+                    changelog_number=set_changelog_number,
+                    load_mode="manual",
+                    rows_loaded=0,
+                )
+            click.echo(
+                f"{connection.name}: {len(connection.tables)} table(s) set to changelog "
+                f"number {set_changelog_number}"
+            )
+
+
+PUBLISHED_ZONES = (("gold", "features"), ("reporting",))
+
+
+@main.command("tables")
+def tables() -> None:
+    """List the published tables with their Delta version and row count."""
+    from resources import build_delta_store
+
+    settings = _settings()
+    delta = build_delta_store(settings)
+    rows = []
+    with _friendly_errors():
+        for zone in PUBLISHED_ZONES:
+            root = Path(settings.lake_root, *zone)
+            if settings.lake_is_s3 or not root.is_dir():
+                continue
+            for child in sorted(root.iterdir()):
+                path = (*zone, child.name)
+                if child.is_dir() and delta.exists(path):
+                    dt = delta.table(path)
+                    count = sum(
+                        v or 0
+                        for v in dt.get_add_actions(flatten=True).column("num_records").to_pylist()
+                    )
+                    rows.append(("/".join(path), str(dt.version()), f"{count:,}"))
+    if not rows:
+        click.echo("no published tables yet: run `flowehr run` first")
+        return
+    click.echo(format_table(("table", "version", "rows"), rows))
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned text columns, numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            numeric = cell.replace(",", "").isdigit()
+            out.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Typed settings for one deployment, loaded from the layered config files.
+
+``load_settings()`` is the only place the process environment is read. It is called
+when Dagster calls ``defs()`` or when the CLI starts, never at import time, so a
+changed environment takes effect on the next load without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flowehr_pipelines.config_loading import (
+    ConfigError,
+    environment,
+    load_layers,
+    source_of,
+    substitute_tokens,
+)
+
+Env = Literal["local", "ci", "dev", "prod"]
+EMBEDDED_ENVS: frozenset[str] = frozenset({"local", "ci"})
+PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+log = logging.getLogger(__name__)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceTable(_Strict):
+    """One table of a source database, loaded bulk first and then by changelog."""
+
+    name: str
+    primary_key: list[str] = Field(min_length=1)
+    change_column: str = "change_seq"
+    deleted_column: str | None = "is_deleted"
+    batch_size: int = Field(default=50_000, gt=0)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be snake_case (letters, digits, underscores)")
+        return value
+
+
+class DataSourceConnection(_Strict):
+    """A named source database; the name is also its Dagster resource key."""
+
+    name: str
+    description: str = ""
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL without the password; omitted = embedded SQLite.",
+    )
+    password_env: str | None = Field(
+        default=None, description="Environment variable holding the database password."
+    )
+    tables: list[SourceTable] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be snake_case (letters, digits, underscores)")
+        return value
+
+
+class S3Settings(_Strict):
+    """Where an S3-compatible object store is, for the lake and the reports."""
+
+    endpoint_url: str | None = None
+    region: str = "eu-west-2"
+    allow_http: bool = False
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+
+
+class LakeSettings(_Strict):
+    """The lake root: a local directory or an ``s3://bucket/prefix``."""
+
+    root: str | None = Field(default=None, description="Defaults to <data_dir>/lake.")
+    s3: S3Settings = S3Settings()
+
+
+class SparkSettings(_Strict):
+    """The local Spark session shared by every asset in a run process."""
+
+    master: str = "local[2]"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class DatabricksSettings(_Strict):
+    """Where feature transforms run when ``compute: databricks``."""
+
+    host: str | None = None
+    token_env: str = "DATABRICKS_TOKEN"
+    existing_cluster_id: str | None = None
+    new_cluster: dict[str, Any] | None = None
+    secret_scope: str = "flowehr"
+    workspace_dir: str = "/Shared/flowehr"
+
+
+class ReportingSettings(_Strict):
+    """Windows and calendar of the reporting domain."""
+
+    projection_window_days: int = Field(default=7, gt=0)
+    aggregation_window_days: int = Field(default=31, gt=0)
+    timezone: str = "Europe/London"
+    clients: list[str] = Field(default_factory=list, description="Empty = every client seen.")
+
+
+class DemoDataSettings(_Strict):
+    """The synthetic data ``make run`` generates on a fresh machine."""
+
+    patients: int = Field(default=2_000, gt=0)
+    days: int = Field(default=30, gt=0)
+    events_per_day: int = Field(default=2_000, gt=0)
+    seed: int = 42
+
+
+class Settings(_Strict):
+    """Everything one deployment needs, validated."""
+
+    env: Env
+    config_dir: Path
+    data_dir: Path
+    dagster_home: Path
+    lake: LakeSettings = LakeSettings()
+    data_source_connections: list[DataSourceConnection] = Field(min_length=1)
+    compute: Literal["local", "databricks"] = "local"
+    spark: SparkSettings = SparkSettings()
+    databricks: DatabricksSettings = DatabricksSettings()
+    reporting: ReportingSettings = ReportingSettings()
+    demo_data: DemoDataSettings = DemoDataSettings()
+
+    @property
+    def lake_root(self) -> str:
+        """Lake root as a local absolute path or an ``s3://`` URI."""
+        if not self.lake.root:
+            return str(self.data_dir / "lake")
+        if self.lake.root.startswith("s3://"):
+            return self.lake.root.rstrip("/")
+        return str(Path(self.lake.root).resolve())
+
+    @property
+    def lake_is_s3(self) -> bool:
+        return self.lake_root.startswith("s3://")
+
+    @property
+    def landing_root(self) -> str:
+        return f"{self.lake_root}/landing"
+
+    def source_url(self, connection: DataSourceConnection) -> str:
+        """The SQLAlchemy URL of a source; the embedded default is SQLite in the data dir."""
+        if connection.url:
+            return connection.url
+        return f"sqlite:///{self.data_dir / 'source' / f'{connection.name}.db'}"
+
+    def connection(self, name: str) -> DataSourceConnection:
+        for connection in self.data_source_connections:
+            if connection.name == name:
+                return connection
+        known = ", ".join(c.name for c in self.data_source_connections)
+        raise ConfigError(f"no data source connection named '{name}' (known: {known})")
+
+
+def find_config_dir(env: Mapping[str, str]) -> Path:
+    """``FLOWEHR_CONFIG_DIR``, else the working directory, else the repository root."""
+    explicit = env.get("FLOWEHR_CONFIG_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    cwd = Path.cwd()
+    if (cwd / "config.yaml").exists():
+        return cwd
+    return Path(__file__).resolve().parents[1]
+
+
+def load_settings(env: MutableMapping[str, str] | None = None) -> Settings:
+    """Load, merge, substitute and validate the config for ``FLOWEHR_ENV``.
+
+    Args:
+        env: the environment to read; defaults to the process environment.
+
+    Returns:
+        Validated settings. In an embedded environment a missing pseudonymisation key
+        is generated once into the data directory and exported to ``env``.
+
+    Raises:
+        ConfigError: with the file and the key, for anything a user must fix.
+    """
+    env = environment() if env is None else env
+    env_name = env.get("FLOWEHR_ENV") or "local"
+    config_dir = find_config_dir(env)
+    raw, sources = load_layers(config_dir, env_name)
+    resolved = substitute_tokens(raw, env, sources=sources)
+
+    configured_data_dir = resolved.pop("data_dir", None)
+    data_dir = Path(env.get("FLOWEHR_DATA_DIR") or configured_data_dir or "./data").resolve()
+    dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+    try:
+        settings = Settings.model_validate(
+            {
+                **resolved,
+                "env": env_name,
+                "config_dir": config_dir,
+                "data_dir": data_dir,
+                "dagster_home": dagster_home,
+            }
+        )
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, sources)) from None
+    _check_pseudonymisation_key(settings, env)
+    ensure_local_pseudonymisation_key(settings, env)
+    return settings
+
+
+def _describe_validation_error(exc: ValidationError, sources: Mapping[str, Path]) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        dotted = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
+        lines.append(f"{source_of(dotted, sources)}: key '{dotted}': {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _check_pseudonymisation_key(settings: Settings, env: Mapping[str, str]) -> None:
+    if env.get(PSEUDONYMISATION_KEY_ENV):
+        return
+    if settings.env not in EMBEDDED_ENVS:
+        raise ConfigError(
+            f"{PSEUDONYMISATION_KEY_ENV} is not set; it is required in the "
+            f"'{settings.env}' environment (identifiers cannot be pseudonymised without it)"
+        )
+
+
+def local_key_file(settings: Settings) -> Path:
+    """Where an embedded environment keeps its generated pseudonymisation key."""
+    return settings.data_dir / "secrets" / "pseudonymisation.key"
+
+
+def ensure_local_pseudonymisation_key(settings: Settings, env: MutableMapping[str, str]) -> None:
+    """Make sure ``FLOWEHR_PSEUDONYMISATION_KEY`` is set in ``env`` for embedded envs.
+
+    The key is generated once into the data directory (owner-only) so pseudonyms stay
+    stable across runs, and put into the environment so resources can read it through
+    ``EnvVar`` without the key ever appearing in resource config shown by the UI.
+    """
+    if env.get(PSEUDONYMISATION_KEY_ENV) or settings.env not in EMBEDDED_ENVS:
+        return
+    key_file = local_key_file(settings)
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = key_file.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32), encoding="ascii")
+        tmp.chmod(0o600)
+        tmp.replace(key_file)
+        log.warning(
+            "%s is not set: generated a local pseudonymisation key in %s. "
+            "Pseudonyms made with it are for this machine only.",
+            PSEUDONYMISATION_KEY_ENV,
+            key_file.parent,
+        )
+    env[PSEUDONYMISATION_KEY_ENV] = key_file.read_text(encoding="ascii").strip()

@@ -1,0 +1,25 @@
+"""The FlowEHR Pipelines code location.
+
+Settings are read when Dagster calls ``defs()``, not when this module is imported, so
+a changed environment takes effect on the next code-location reload.
+"""
+
+import dagster as dg
+
+from assets import ehr, features, reporting, reports
+from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.jobs import build_job_defs
+from resources import build_resources
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = load_settings()
+    return dg.Definitions.merge(
+        ehr.build_defs(settings),
+        features.build_defs(settings),
+        reporting.build_defs(settings),
+        reports.build_defs(settings),
+        build_job_defs(settings),
+        dg.Definitions(resources=build_resources(settings)),
+    )

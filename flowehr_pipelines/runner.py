@@ -1,0 +1,129 @@
+"""Materialise the asset graph in this process and summarise what happened.
+
+This is what ``flowehr run`` (and so ``make run``) does: one run, the in-process
+executor, one shared SparkSession, recorded in the Dagster instance under
+``DAGSTER_HOME`` so the run also shows in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from flowehr_pipelines.jobs import ALL_ASSETS_JOB
+
+
+@dataclass
+class AssetOutcome:
+    """One materialised asset, as the summary shows it."""
+
+    key: str
+    rows: int | None
+    metadata: dict[str, Any]
+
+
+@dataclass
+class CheckOutcome:
+    asset: str
+    name: str
+    passed: bool
+    severity: str
+
+
+@dataclass
+class RunSummary:
+    """Everything ``flowehr run`` prints."""
+
+    run_id: str
+    success: bool
+    assets: list[AssetOutcome] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    report_paths: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey] | None:
+    """Asset keys for a Dagster selection string (``group:reporting``, ``key:bronze/*+``)."""
+    if not selection:
+        return None
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    if not keys:
+        raise ValueError(f"selection '{selection}' matches no asset")
+    return sorted(keys)
+
+
+def run_assets(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    *,
+    selection: str | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> RunSummary:
+    """Execute the all-assets job (or a selection of it) in this process."""
+    job = defs.resolve_job_def(ALL_ASSETS_JOB)
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=resolve_selection(defs, selection),
+        run_config=dict(run_config or {}),
+        raise_on_error=False,
+        tags={"flowehr/launched_by": "flowehr run"},
+    )
+    summary = RunSummary(run_id=result.run_id, success=result.success)
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        assert materialization is not None
+        metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
+        rows = metadata.get("dagster/row_count")
+        summary.assets.append(
+            AssetOutcome(materialization.asset_key.to_user_string(), rows, metadata)
+        )
+        summary.report_paths.extend(metadata.get("report_paths") or [])
+    for evaluation in result.get_asset_check_evaluations():
+        summary.checks.append(
+            CheckOutcome(
+                asset=evaluation.asset_key.to_user_string(),
+                name=evaluation.check_name,
+                passed=evaluation.passed,
+                severity=evaluation.severity.value,
+            )
+        )
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            message = error.message.strip().splitlines()[0] if error else "failed"
+            summary.failures.append(f"{event.step_key}: {message}")
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A plain-text summary: tables and rows, checks, report files, failures."""
+    lines = [f"run {summary.run_id}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
+    width = max((len(a.key) for a in summary.assets), default=5)
+    lines.append(f"{'asset'.ljust(width)}  {'rows':>10}")
+    for asset in sorted(summary.assets, key=lambda a: a.key):
+        rows = "-" if asset.rows is None else f"{asset.rows:,}"
+        lines.append(f"{asset.key.ljust(width)}  {rows:>10}")
+    if summary.checks:
+        lines.append("")
+        passed = sum(c.passed for c in summary.checks)
+        lines.append(f"checks: {passed} passed, {len(summary.checks) - passed} failed")
+        for check in sorted(summary.checks, key=lambda c: (c.asset, c.name)):
+            status = "PASS" if check.passed else f"FAIL ({check.severity})"
+            lines.append(f"  {status:<12} {check.asset} {check.name}")
+    if summary.report_paths:
+        lines.append("")
+        lines.append(f"reports ({len(summary.report_paths)}):")
+        lines.extend(f"  {path}" for path in summary.report_paths)
+    if summary.failures:
+        lines.append("")
+        lines.append("failures:")
+        lines.extend(f"  {failure}" for failure in summary.failures)
+    return "\n".join(lines)

@@ -1,0 +1,892 @@
+"""A deterministic, streaming generator for the embedded EHR source database (SQLite).
+
+Design choices:
+
+* **Streaming.** Rows are generated one patient at a time and written with
+  ``executemany`` in batches of ``batch_size`` per table, so memory stays flat whether
+  we write a thousand patients or a million. Nothing ever holds the whole dataset.
+* **Deterministic.** Every random draw comes from one ``random.Random(seed)`` consumed
+  in a fixed order, and the clock is never read: the generation time recorded in the
+  database is the end of the generated period. Same seed and arguments give the same
+  rows and, with the same SQLite library, the same file bytes.
+* **Atomic.** The database is written to ``<name>.tmp`` next to the target and moved
+  into place with ``os.replace``, so a crash never leaves a half-written source.
+* **CDC-friendly.** One global ``change_seq`` across all tables, ``updated_at`` and
+  tombstones (``is_deleted``) let the pipeline load incrementally;
+  :func:`apply_source_changes` simulates activity after a load.
+* **Realistically dirty.** A few NHS numbers are invalid, some dates of birth are
+  impossible, some visits are orphans, some readings are missing and some clinical
+  notes mention the patient's name or NHS number, so quality checks and
+  de-identification have something to find.
+
+Synthetic NHS numbers start with 90 or 91, outside the ranges issued to real patients,
+and are unique per ``patient_id`` for a given seed (see :func:`synthetic_nhs_number`).
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import math
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flowehr_pipelines.synthetic import names
+from transforms.identifiers import nhs_number_check_digit
+
+_T = TypeVar("_T")
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+INVALID_NHS_NUMBER_RATE = 0.005
+SPACED_NHS_NUMBER_RATE = 0.15
+IMPOSSIBLE_DOB_RATE = 0.001
+ORPHAN_VISIT_RATE = 0.0005
+ORPHAN_PATIENT_ID_BASE = 1_000_000_000  # no generated patient ever gets an id this high
+READMISSION_RATE = 0.35
+MISSING_READING_RATE = 0.015
+IDENTIFYING_NOTE_RATE = 0.05
+NEW_PATIENT_LOOKBACK_DAYS = 14
+
+_NHS_BASE_SPACE = 10**7
+_NHS_MULTIPLIER = 48_271  # coprime with 10**7, so index -> base is a permutation
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "patients": (
+        "patient_id",
+        "mrn",
+        "nhs_number",
+        "given_name",
+        "family_name",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "ethnicity",
+    ),
+    "visits": (
+        "visit_id",
+        "patient_id",
+        "admission_datetime",
+        "discharge_datetime",
+        "admission_type",
+        "ward",
+        "discharge_disposition",
+    ),
+    "observations": (
+        "observation_id",
+        "visit_id",
+        "observed_at",
+        "respiratory_rate",
+        "spo2",
+        "on_supplemental_oxygen",
+        "temperature",
+        "systolic_bp",
+        "heart_rate",
+        "consciousness",
+    ),
+    "lab_results": (
+        "lab_result_id",
+        "visit_id",
+        "collected_at",
+        "test_code",
+        "value",
+        "unit",
+        "reference_low",
+        "reference_high",
+    ),
+    "diagnoses": (
+        "diagnosis_id",
+        "visit_id",
+        "icd10_code",
+        "description",
+        "recorded_at",
+        "clinical_note",
+    ),
+}
+"""Business columns per table, primary key first; every table also has the CDC columns."""
+
+CDC_COLUMNS = ("updated_at", "change_seq", "is_deleted")
+
+_SCHEMA = """
+CREATE TABLE patients (
+    patient_id INTEGER PRIMARY KEY, mrn TEXT NOT NULL, nhs_number TEXT, given_name TEXT,
+    family_name TEXT, date_of_birth TEXT, sex TEXT, postcode TEXT, ethnicity TEXT,
+    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE visits (
+    visit_id INTEGER PRIMARY KEY, patient_id INTEGER, admission_datetime TEXT,
+    discharge_datetime TEXT, admission_type TEXT, ward TEXT, discharge_disposition TEXT,
+    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE observations (
+    observation_id INTEGER PRIMARY KEY, visit_id INTEGER, observed_at TEXT,
+    respiratory_rate INTEGER, spo2 INTEGER, on_supplemental_oxygen INTEGER,
+    temperature REAL, systolic_bp INTEGER, heart_rate INTEGER, consciousness TEXT,
+    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE lab_results (
+    lab_result_id INTEGER PRIMARY KEY, visit_id INTEGER, collected_at TEXT, test_code TEXT,
+    value REAL, unit TEXT, reference_low REAL, reference_high REAL,
+    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE diagnoses (
+    diagnosis_id INTEGER PRIMARY KEY, visit_id INTEGER, icd10_code TEXT, description TEXT,
+    recorded_at TEXT, clinical_note TEXT,
+    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE source_metadata (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+# Built after the bulk insert: cheaper than maintaining the indexes row by row.
+_INDEXES = (
+    *(f"CREATE INDEX ix_{table}_change_seq ON {table} (change_seq)" for table in TABLES),
+    "CREATE INDEX ix_visits_patient_id ON visits (patient_id)",
+)
+
+# (code, unit, reference low, reference high)
+LAB_TESTS: tuple[tuple[str, str, float, float], ...] = (
+    ("HB", "g/L", 115.0, 165.0),
+    ("WBC", "10^9/L", 4.0, 11.0),
+    ("CRP", "mg/L", 0.0, 5.0),
+    ("CREAT", "umol/L", 59.0, 104.0),
+    ("NA", "mmol/L", 133.0, 146.0),
+    ("K", "mmol/L", 3.5, 5.3),
+    ("LACTATE", "mmol/L", 0.5, 2.2),
+)
+_LAB_BY_CODE = {test[0]: test for test in LAB_TESTS}
+
+_ETHNICITY_NAMES = tuple(name for name, _ in names.ETHNICITIES)
+_ETHNICITY_CUM_WEIGHTS = tuple(
+    sum(weight for _, weight in names.ETHNICITIES[: i + 1]) for i in range(len(names.ETHNICITIES))
+)
+_ELECTIVE_DIAGNOSES = tuple(
+    dx for dx in names.DIAGNOSES if dx[0] in {"K80.2", "M17.1", "C34.9", "E11.9", "I48.9"}
+)
+_CRITICAL_CARE_WARDS = ("Intensive Care Unit", "High Dependency Unit")
+_ELECTIVE_WARDS = ("General Surgery", "Orthopaedics", "Day Surgery", "Oncology", "Cardiology")
+_EMERGENCY_WARDS = tuple(
+    ward for ward in names.WARDS if ward not in (*_CRITICAL_CARE_WARDS, "Day Surgery")
+)
+_VISIT_COUNTS = (0, 1, 2, 3)
+_VISIT_COUNT_WEIGHTS = (0.40, 0.38, 0.15, 0.07)
+_REDUCED_CONSCIOUSNESS = ("C", "V", "P", "U")
+_REDUCED_CONSCIOUSNESS_WEIGHTS = (0.45, 0.3, 0.15, 0.1)
+
+
+@dataclass(frozen=True)
+class EhrGenerationStats:
+    """What :func:`write_ehr_source` wrote, so callers can log and tests can verify it."""
+
+    patients: int
+    visits: int
+    observations: int
+    lab_results: int
+    diagnoses: int
+    invalid_nhs_numbers: int  # patients deliberately given an invalid NHS number
+    last_change_seq: int
+
+
+@dataclass(frozen=True)
+class SourceChangeStats:
+    """What :func:`apply_source_changes` did; row counts are summed over all tables.
+
+    ``first_change_seq > last_change_seq`` means nothing changed.
+    """
+
+    updated: int
+    deleted: int
+    inserted: int
+    first_change_seq: int
+    last_change_seq: int
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    """Format epoch seconds as ``2026-11-20T13:45:00Z`` (the source's timestamp format)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
+
+
+def _parse_iso_utc(value: str) -> int:
+    return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _epoch(day: date) -> int:
+    return calendar.timegm(day.timetuple())
+
+
+@functools.lru_cache(maxsize=16)
+def _nhs_offset(seed: int) -> int:
+    return random.Random(f"nhs-number-offset:{seed}").randrange(_NHS_BASE_SPACE)
+
+
+def synthetic_nhs_number(index: int, seed: int) -> str:
+    """A valid, ten-digit NHS number unique to ``index`` (0 <= index < 10**7) for a seed.
+
+    The nine-digit stem is ``9`` + lead + a seeded permutation of the index. When lead 0
+    gives a stem with no valid check digit (remainder 10), lead 1 shifts the weighted
+    sum by 9 (mod 11) and therefore always works; lead 1 stems are used for nothing
+    else, so numbers stay unique. Prefixes 90/91 are not issued to real patients.
+    """
+    if not 0 <= index < _NHS_BASE_SPACE:
+        raise ValueError(f"index must be in [0, {_NHS_BASE_SPACE}), got {index}")
+    base = (index * _NHS_MULTIPLIER + _nhs_offset(seed)) % _NHS_BASE_SPACE
+    for lead in (0, 1):
+        stem = f"9{lead}{base:07d}"
+        check = nhs_number_check_digit(stem)
+        if check is not None:
+            return f"{stem}{check}"
+    raise AssertionError("unreachable: one of two adjacent leads always has a check digit")
+
+
+class _SourceWriter:
+    """Generates patients (with visits, observations, labs, diagnoses) into a connection.
+
+    Rows are buffered per table and flushed with ``executemany`` every ``batch_size``
+    rows, which bounds memory. ``change_seq`` is assigned in generation order.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        rng: random.Random,
+        *,
+        seed: int,
+        batch_size: int,
+        next_change_seq: int,
+        next_ids: dict[str, int],
+        updated_at_override: str | None = None,
+    ) -> None:
+        self.conn = conn
+        self.rng = rng
+        self.seed = seed
+        self.batch_size = max(1, batch_size)
+        self.next_change_seq = next_change_seq
+        self.next_ids = dict(next_ids)
+        self.updated_at_override = updated_at_override
+        self.counts = dict.fromkeys(TABLES, 0)
+        self.invalid_nhs_numbers = 0
+        self._buffers: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
+        self._inserts = {
+            table: (
+                f"INSERT INTO {table} ({', '.join(columns + CDC_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * (len(columns) + len(CDC_COLUMNS)))})"
+            )
+            for table, columns in TABLES.items()
+        }
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _new_id(self, table: str) -> int:
+        value = self.next_ids[table]
+        self.next_ids[table] = value + 1
+        return value
+
+    def _add(self, table: str, row: tuple[Any, ...], updated_at: str) -> None:
+        seq = self.next_change_seq
+        self.next_change_seq = seq + 1
+        stamp = self.updated_at_override or updated_at
+        buffer = self._buffers[table]
+        buffer.append((*row, stamp, seq, 0))
+        self.counts[table] += 1
+        if len(buffer) >= self.batch_size:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        buffer = self._buffers[table]
+        if buffer:
+            self.conn.executemany(self._inserts[table], buffer)
+            buffer.clear()
+
+    def flush_all(self) -> None:
+        """Write whatever is still buffered."""
+        for table in TABLES:
+            self._flush(table)
+
+    @property
+    def last_change_seq(self) -> int:
+        return self.next_change_seq - 1
+
+    # -- patients -----------------------------------------------------------------------
+
+    def _nhs_number(self, patient_id: int) -> str:
+        rng = self.rng
+        number = synthetic_nhs_number(patient_id, self.seed)
+        if rng.random() < INVALID_NHS_NUMBER_RATE:
+            self.invalid_nhs_numbers += 1
+            if rng.random() < 0.5:
+                return number[:9]  # nine digits: a digit lost in transcription
+            wrong = (int(number[9]) + 1 + rng.randrange(9)) % 10
+            return f"{number[:9]}{wrong}"
+        if rng.random() < SPACED_NHS_NUMBER_RATE:
+            return f"{number[:3]} {number[3:6]} {number[6:]}"
+        return number
+
+    def _date_of_birth(self, period_start: int) -> str:
+        rng = self.rng
+        if rng.random() < IMPOSSIBLE_DOB_RATE:
+            if rng.random() < 0.5:
+                born = date(1850, 1, 1) + timedelta(days=rng.randrange(50 * 365))
+            else:
+                start = datetime.fromtimestamp(period_start, UTC).date()
+                born = start + timedelta(days=rng.randrange(30, 3000))
+            return born.isoformat()
+        if rng.random() < 0.12:
+            age_days = rng.uniform(0.0, 18.0) * 365.25
+        else:  # adults skew older, as hospital populations do
+            age_days = (18.0 + 82.0 * rng.betavariate(2.2, 1.4)) * 365.25
+        born_ts = period_start - age_days * DAY
+        return time.strftime("%Y-%m-%d", time.gmtime(born_ts))
+
+    def patient(self, period_start: int, period_end: int) -> None:
+        """Generate one patient and their visits in ``[period_start, period_end)``."""
+        rng = self.rng
+        patient_id = self._new_id("patients")
+        roll = rng.random()
+        sex = "F" if roll < 0.5 else ("M" if roll < 0.99 else "U")
+        female = sex == "F" or (sex == "U" and rng.random() < 0.5)
+        given = rng.choice(names.GIVEN_NAMES_FEMALE if female else names.GIVEN_NAMES_MALE)
+        family = rng.choice(names.FAMILY_NAMES)
+        nhs_number = self._nhs_number(patient_id)
+        dob = self._date_of_birth(period_start)
+        letters = names.POSTCODE_UNIT_LETTERS
+        postcode = (
+            f"{rng.choice(names.POSTCODE_DISTRICTS)} {rng.randrange(10)}"
+            f"{rng.choice(letters)}{rng.choice(letters)}"
+        )
+        ethnicity = rng.choices(_ETHNICITY_NAMES, cum_weights=_ETHNICITY_CUM_WEIGHTS)[0]
+        registered = period_start - rng.randrange(1, 730 * DAY)
+        self._add(
+            "patients",
+            (
+                patient_id,
+                f"MRN{patient_id:08d}",
+                nhs_number,
+                given,
+                family,
+                dob,
+                sex,
+                postcode,
+                ethnicity,
+            ),
+            iso_utc(registered),
+        )
+        age_years = (period_start - _dob_epoch(dob)) / (365.25 * DAY)
+        frailty = min(max(age_years, 0.0), 100.0) / 100.0
+        self._visits(patient_id, given, family, nhs_number, frailty, period_start, period_end)
+
+    # -- visits -------------------------------------------------------------------------
+
+    def _visits(
+        self,
+        patient_id: int,
+        given: str,
+        family: str,
+        nhs_number: str,
+        frailty: float,
+        period_start: int,
+        period_end: int,
+    ) -> None:
+        rng = self.rng
+        n_visits = rng.choices(_VISIT_COUNTS, weights=_VISIT_COUNT_WEIGHTS)[0]
+        span = period_end - period_start
+        admission = period_start + rng.randrange(max(1, span))
+        for _ in range(n_visits):
+            if admission >= period_end:
+                break
+            discharge = self._visit(
+                patient_id, given, family, nhs_number, frailty, admission, period_end
+            )
+            if discharge is None:
+                break  # still in hospital, or died
+            if rng.random() < READMISSION_RATE:
+                admission = discharge + rng.randrange(6 * HOUR, 30 * DAY)
+            else:
+                admission = discharge + rng.randrange(DAY, max(DAY + 1, span))
+
+    def _visit(
+        self,
+        patient_id: int,
+        given: str,
+        family: str,
+        nhs_number: str,
+        frailty: float,
+        admission: int,
+        now: int,
+    ) -> int | None:
+        """Write one visit with its children; return the discharge time if discharged alive."""
+        rng = self.rng
+        visit_id = self._new_id("visits")
+        emergency = rng.random() < 0.7
+        code, description, severity = rng.choice(
+            names.DIAGNOSES if emergency else _ELECTIVE_DIAGNOSES
+        )
+        base = min(1.0, severity * rng.uniform(0.2, 1.0) + 0.15 * frailty * rng.random())
+        deteriorating = rng.random() < 0.08 + 0.2 * severity
+        died = deteriorating and rng.random() < 0.12 + 0.2 * frailty
+        median_hours = 48.0 if emergency else 20.0
+        stay = int(min(max(rng.lognormvariate(math.log(median_hours), 1.0), 2.0), 60 * 24) * HOUR)
+        planned_discharge = admission + stay
+        if planned_discharge >= now:
+            discharge: int | None = None
+            disposition = None
+        else:
+            discharge = planned_discharge
+            if died:
+                disposition = "died"
+            else:
+                disposition = "transfer" if rng.random() < 0.07 else "home"
+        if rng.random() < ORPHAN_VISIT_RATE:
+            patient_id = ORPHAN_PATIENT_ID_BASE + visit_id
+        if severity > 0.7 and rng.random() < 0.3:
+            ward = rng.choice(_CRITICAL_CARE_WARDS)
+        else:
+            ward = rng.choice(_EMERGENCY_WARDS if emergency else _ELECTIVE_WARDS)
+        self._add(
+            "visits",
+            (
+                visit_id,
+                patient_id,
+                iso_utc(admission),
+                iso_utc(discharge) if discharge is not None else None,
+                "emergency" if emergency else "elective",
+                ward,
+                disposition,
+            ),
+            iso_utc(discharge if discharge is not None else admission),
+        )
+        end = discharge if discharge is not None else now
+        peak = rng.uniform(0.2, 0.8)
+        amplitude = rng.uniform(0.3, 1.0) * (1.0 - base)
+        fever = rng.random() < 0.8
+
+        def acuity(t: int) -> float:
+            f = (t - admission) / stay
+            if died:
+                return base + (1.0 - base) * f**1.5
+            if deteriorating:
+                return base + amplitude * max(0.0, 1.0 - abs(f - peak) / max(peak, 1.0 - peak))
+            return base * (1.0 - 0.6 * f)
+
+        self._observations(visit_id, admission, end, acuity, fever)
+        self._labs(visit_id, admission, end, acuity)
+        self._diagnoses(visit_id, admission, end, code, description, given, family, nhs_number)
+        return discharge if disposition in ("home", "transfer") else None
+
+    def _observations(
+        self, visit_id: int, admission: int, end: int, acuity: Callable[[int], float], fever: bool
+    ) -> None:
+        rng = self.rng
+        gauss = rng.gauss
+        rand = rng.random
+        t = admission + rng.randrange(5 * 60, 45 * 60)
+        while t < end:
+            x = acuity(t)
+            rr = _reading(rand, min(max(round(14 + 16 * x + gauss(0, 2)), 6), 50))
+            spo2 = _reading(rand, min(max(round(98 - 12 * x + gauss(0, 1.5)), 60), 100))
+            oxygen = 1 if rand() < 0.9 * x * x else 0
+            shift = 2.6 * x if fever else -2.2 * x
+            temperature = _reading(rand, round(36.8 + shift + gauss(0, 0.3), 1))
+            sbp = _reading(rand, min(max(round(128 - 50 * x + gauss(0, 12)), 50), 230))
+            hr = _reading(rand, min(max(round(76 + 60 * x + gauss(0, 8)), 30), 200))
+            if x > 0.55 and rand() < (x - 0.55) * 1.8:
+                consciousness = rng.choices(
+                    _REDUCED_CONSCIOUSNESS, weights=_REDUCED_CONSCIOUSNESS_WEIGHTS
+                )[0]
+            else:
+                consciousness = "A"
+            stamp = iso_utc(t)
+            self._add(
+                "observations",
+                (
+                    self._new_id("observations"),
+                    visit_id,
+                    stamp,
+                    rr,
+                    spo2,
+                    oxygen,
+                    temperature,
+                    sbp,
+                    hr,
+                    _reading(rand, consciousness),
+                ),
+                stamp,
+            )
+            t += rng.randrange(3 * HOUR, 5 * HOUR)  # "4-hourly obs", as charted in practice
+
+    def _labs(
+        self, visit_id: int, admission: int, end: int, acuity: Callable[[int], float]
+    ) -> None:
+        rng = self.rng
+        gauss = rng.gauss
+        t = admission + rng.randrange(10 * 60, 2 * HOUR)
+        panels = 0
+        while t < end and panels < 4:
+            x = acuity(t)
+            stamp = iso_utc(t)
+            values = {
+                "HB": round(gauss(135 - 25 * x, 14)),
+                "WBC": round(max(0.3, gauss(7.5 + 9 * x, 2.0)), 1),
+                "CRP": round(math.exp(gauss(math.log(3 + 180 * x), 0.6)), 1),
+                "CREAT": round(max(20.0, gauss(80 + 110 * x, 15))),
+                "NA": round(gauss(139 - 6 * x, 3)),
+                "K": round(max(2.0, gauss(4.3 + 0.8 * x, 0.4)), 1),
+            }
+            if x > 0.4 or rng.random() < 0.2:
+                values["LACTATE"] = round(math.exp(gauss(math.log(1.1 + 5 * x), 0.3)), 1)
+            resulted = iso_utc(min(t + rng.randrange(30 * 60, 3 * HOUR), end))
+            for code, value in values.items():
+                _, unit, low, high = _LAB_BY_CODE[code]
+                self._add(
+                    "lab_results",
+                    (
+                        self._new_id("lab_results"),
+                        visit_id,
+                        stamp,
+                        code,
+                        float(value),
+                        unit,
+                        low,
+                        high,
+                    ),
+                    resulted,
+                )
+            panels += 1
+            t += rng.randrange(20 * HOUR, 72 * HOUR)
+
+    def _diagnoses(
+        self,
+        visit_id: int,
+        admission: int,
+        end: int,
+        code: str,
+        description: str,
+        given: str,
+        family: str,
+        nhs_number: str,
+    ) -> None:
+        rng = self.rng
+        extra = rng.choices((0, 1, 2), weights=(0.55, 0.3, 0.15))[0]
+        codes = [(code, description)]
+        for _ in range(extra):
+            other_code, other_description, _severity = rng.choice(names.DIAGNOSES)
+            if other_code != code:
+                codes.append((other_code, other_description))
+        for dx_code, dx_description in codes:
+            recorded = min(admission + rng.randrange(30 * 60, 12 * HOUR), max(admission, end - 1))
+            if rng.random() < IDENTIFYING_NOTE_RATE:
+                template = rng.choice(names.IDENTIFYING_NOTE_TEMPLATES)
+            else:
+                template = rng.choice(names.CLINICAL_NOTE_TEMPLATES)
+            note = template.format(
+                code=dx_code,
+                description=dx_description,
+                given_name=given,
+                family_name=family,
+                nhs_number=nhs_number,
+            )
+            stamp = iso_utc(recorded)
+            self._add(
+                "diagnoses",
+                (self._new_id("diagnoses"), visit_id, dx_code, dx_description, stamp, note),
+                stamp,
+            )
+
+
+def _reading(rand: Callable[[], float], value: _T) -> _T | None:
+    """A vital sign, or None for the occasional reading nobody charted."""
+    return None if rand() < MISSING_READING_RATE else value
+
+
+def _dob_epoch(dob: str) -> int:
+    year, month, day = (int(part) for part in dob.split("-"))
+    return _epoch(date(year, month, day))
+
+
+def _replace_sqlite_file(tmp_path: Path, db_path: Path) -> None:
+    """Move a finished database into place, dropping the old one's journal files."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        sidecar = db_path.with_name(db_path.name + suffix)
+        if sidecar.exists():
+            sidecar.unlink()
+    os.replace(tmp_path, db_path)
+
+
+def write_ehr_source(
+    db_path: Path,
+    *,
+    patients: int,
+    days: int,
+    start_date: date,
+    seed: int,
+    batch_size: int = 10_000,
+) -> EhrGenerationStats:
+    """Write a fresh EHR source database covering ``[start_date, start_date + days)``.
+
+    Replaces ``db_path`` atomically. The end of the period plays "now": visits still
+    running then have no discharge.
+    """
+    if patients < 0 or days <= 0:
+        raise ValueError("patients must be >= 0 and days > 0")
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = db_path.with_name(db_path.name + ".tmp")
+    for stale in (tmp_path, tmp_path.with_name(tmp_path.name + "-journal")):
+        if stale.exists():
+            stale.unlink()
+
+    period_start = _epoch(start_date)
+    period_end = period_start + days * DAY
+    conn = sqlite3.connect(tmp_path)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")  # a temp file: atomicity comes from os.replace
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.executescript(_SCHEMA)
+        writer = _SourceWriter(
+            conn,
+            random.Random(seed),
+            seed=seed,
+            batch_size=batch_size,
+            next_change_seq=1,
+            next_ids=dict.fromkeys(TABLES, 1),
+        )
+        for _ in range(patients):
+            writer.patient(period_start, period_end)
+        writer.flush_all()
+        for statement in _INDEXES:
+            conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO source_metadata (key, value) VALUES (?, ?)",
+            [
+                ("last_change_seq", str(writer.last_change_seq)),
+                ("seed", str(seed)),
+                ("generated_at", iso_utc(period_end)),
+                ("period_start", iso_utc(period_start)),
+                ("period_end", iso_utc(period_end)),
+            ],
+        )
+        conn.commit()
+    except BaseException:
+        conn.close()
+        tmp_path.unlink(missing_ok=True)
+        raise
+    conn.close()
+    _replace_sqlite_file(tmp_path, db_path)
+    return EhrGenerationStats(
+        patients=writer.counts["patients"],
+        visits=writer.counts["visits"],
+        observations=writer.counts["observations"],
+        lab_results=writer.counts["lab_results"],
+        diagnoses=writer.counts["diagnoses"],
+        invalid_nhs_numbers=writer.invalid_nhs_numbers,
+        last_change_seq=writer.last_change_seq,
+    )
+
+
+# -- changes after a load -----------------------------------------------------------------
+
+
+def _sampled_ids(rng: random.Random, max_id: int, fraction: float) -> Iterator[int]:
+    """Ids in ``1..max_id``, each picked with probability ``fraction``, in ascending order.
+
+    Geometric gaps make this O(picked) time and O(1) memory, unlike ``random.sample``
+    over millions of ids.
+    """
+    if fraction <= 0 or max_id <= 0:
+        return
+    if fraction >= 1:
+        yield from range(1, max_id + 1)
+        return
+    log_q = math.log1p(-fraction)
+    current = 0
+    while True:
+        current += int(math.log(1.0 - rng.random()) / log_q) + 1
+        if current > max_id:
+            return
+        yield current
+
+
+def _chunks(ids: Iterator[int], size: int) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    for value in ids:
+        chunk.append(value)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _plausible_update(table: str, row: sqlite3.Row, rng: random.Random, now: int) -> dict[str, Any]:
+    """The fields a real source would plausibly change on this row."""
+    if table == "patients":
+        roll = rng.random()
+        if roll < 0.5:
+            letters = names.POSTCODE_UNIT_LETTERS
+            return {
+                "postcode": f"{rng.choice(names.POSTCODE_DISTRICTS)} {rng.randrange(10)}"
+                f"{rng.choice(letters)}{rng.choice(letters)}"
+            }
+        if roll < 0.75:
+            return {"family_name": rng.choice(names.FAMILY_NAMES)}
+        return {"ethnicity": rng.choice(_ETHNICITY_NAMES)}
+    if table == "visits":
+        admitted = _parse_iso_utc(row["admission_datetime"])
+        if row["discharge_datetime"] is None and admitted < now:
+            discharged = admitted + rng.randrange(max(1, now - admitted))
+            roll = rng.random()
+            disposition = "died" if roll < 0.03 else ("transfer" if roll < 0.1 else "home")
+            return {"discharge_datetime": iso_utc(discharged), "discharge_disposition": disposition}
+        return {"ward": rng.choice(names.WARDS)}
+    if table == "observations":
+        heart_rate = row["heart_rate"]
+        corrected = 80 if heart_rate is None else max(30, heart_rate + rng.choice((-10, -5, 5, 10)))
+        return {"heart_rate": corrected}
+    if table == "lab_results":
+        value = row["value"]
+        return {"value": None if value is None else round(value * rng.uniform(0.9, 1.1), 1)}
+    if table == "diagnoses":
+        if rng.random() < 0.5:
+            other_code, other_description, _ = rng.choice(names.DIAGNOSES)
+            return {"icd10_code": other_code, "description": other_description}
+        note = row["clinical_note"] or ""
+        return {"clinical_note": f"{note} Addendum: reviewed by consultant, agree with plan."}
+    raise ValueError(f"unknown table {table}")
+
+
+def _metadata(conn: sqlite3.Connection) -> dict[str, str]:
+    return {key: value for key, value in conn.execute("SELECT key, value FROM source_metadata")}
+
+
+def _epoch_seconds(moment: datetime) -> int:
+    """Whole epoch seconds; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return calendar.timegm(moment.timetuple())
+
+
+def _default_now(meta: dict[str, str]) -> int:
+    """One hour after the latest write recorded in the database: deterministic, unlike a clock."""
+    stamps = [meta[key] for key in ("generated_at", "last_changes_at") if meta.get(key)]
+    return max(_parse_iso_utc(stamp) for stamp in stamps) + HOUR
+
+
+def apply_source_changes(
+    db_path: Path,
+    *,
+    seed: int,
+    update_fraction: float = 0.01,
+    delete_fraction: float = 0.001,
+    new_patients: int = 0,
+    now: datetime | None = None,
+) -> SourceChangeStats:
+    """Simulate source activity after a load: updates, tombstones and new patients.
+
+    Every touched row gets ``updated_at = now`` and the next ``change_seq``, so an
+    incremental load picks up exactly these rows. ``now`` defaults to one hour after
+    the database's last recorded write, which keeps repeated calls deterministic.
+    Runs in one SQLite transaction: a crash leaves the database as it was.
+    """
+    db_path = Path(db_path)
+    if not db_path.exists():
+        raise FileNotFoundError(db_path)
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        meta = _metadata(conn)
+        last_seq = int(meta["last_change_seq"])
+        now_ts = _default_now(meta) if now is None else _epoch_seconds(now)
+        now_iso = iso_utc(now_ts)
+        rng = random.Random(f"apply_source_changes:{seed}")
+        seq = last_seq
+        updated = deleted = 0
+
+        for table, columns in TABLES.items():
+            key = columns[0]
+            (max_id,) = conn.execute(f"SELECT COALESCE(MAX({key}), 0) FROM {table}").fetchone()
+            for chunk in _chunks(_sampled_ids(rng, max_id, update_fraction), 1_000):
+                rows = conn.execute(
+                    f"SELECT * FROM {table} WHERE is_deleted = 0 AND {key} IN "
+                    f"({', '.join('?' * len(chunk))}) ORDER BY {key}",
+                    chunk,
+                ).fetchall()
+                for row in rows:
+                    changes = _plausible_update(table, row, rng, now_ts)
+                    seq += 1
+                    assignments = ", ".join(f"{column} = ?" for column in changes)
+                    conn.execute(
+                        f"UPDATE {table} SET {assignments}, updated_at = ?, change_seq = ? "
+                        f"WHERE {key} = ?",
+                        (*changes.values(), now_iso, seq, row[key]),
+                    )
+                    updated += 1
+
+        for table, columns in TABLES.items():
+            key = columns[0]
+            (max_id,) = conn.execute(f"SELECT COALESCE(MAX({key}), 0) FROM {table}").fetchone()
+            for chunk in _chunks(_sampled_ids(rng, max_id, delete_fraction), 1_000):
+                live = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT {key} FROM {table} WHERE is_deleted = 0 AND {key} IN "
+                        f"({', '.join('?' * len(chunk))}) ORDER BY {key}",
+                        chunk,
+                    )
+                ]
+                params: list[Sequence[Any]] = []
+                for row_id in live:
+                    seq += 1
+                    params.append((now_iso, seq, row_id))
+                conn.executemany(
+                    f"UPDATE {table} SET is_deleted = 1, updated_at = ?, change_seq = ? "
+                    f"WHERE {key} = ?",
+                    params,
+                )
+                deleted += len(params)
+
+        inserted = 0
+        if new_patients > 0:
+            next_ids = {}
+            for table, columns in TABLES.items():
+                (max_id,) = conn.execute(
+                    f"SELECT COALESCE(MAX({columns[0]}), 0) FROM {table}"
+                ).fetchone()
+                next_ids[table] = max_id + 1
+            writer = _SourceWriter(
+                conn,
+                rng,
+                seed=int(meta.get("seed", seed)),
+                batch_size=10_000,
+                next_change_seq=seq + 1,
+                next_ids=next_ids,
+                updated_at_override=now_iso,
+            )
+            for _ in range(new_patients):
+                writer.patient(now_ts - NEW_PATIENT_LOOKBACK_DAYS * DAY, now_ts)
+            writer.flush_all()
+            seq = writer.last_change_seq
+            inserted = sum(writer.counts.values())
+
+        conn.executemany(
+            "INSERT OR REPLACE INTO source_metadata (key, value) VALUES (?, ?)",
+            [("last_change_seq", str(seq)), ("last_changes_at", now_iso)],
+        )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+    return SourceChangeStats(
+        updated=updated,
+        deleted=deleted,
+        inserted=inserted,
+        first_change_seq=last_seq + 1,
+        last_change_seq=seq,
+    )

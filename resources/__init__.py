@@ -1,0 +1,82 @@
+"""Build the resource set for one deployment.
+
+Only the chosen environment's resources are built, and every secret is passed as
+``dg.EnvVar`` so it is read at run launch and never shown in the Dagster UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from flowehr_pipelines.config import PSEUDONYMISATION_KEY_ENV, Settings
+from resources.delta_store import DeltaTableStore, LocalStorage, S3Storage
+from resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from resources.pseudonymiser import Pseudonymiser
+from resources.spark import SparkResource
+from resources.sql_source import SqlSourceResource
+
+__all__ = [
+    "DeltaTableStore",
+    "ObjectStore",
+    "Pseudonymiser",
+    "SparkResource",
+    "SqlSourceResource",
+    "build_resources",
+]
+
+
+def _env_or_none(name: str | None) -> Any:
+    return dg.EnvVar(name) if name else None
+
+
+def build_delta_store(settings: Settings) -> DeltaTableStore:
+    if not settings.lake_is_s3:
+        return DeltaTableStore(storage=LocalStorage(root=settings.lake_root))
+    s3 = settings.lake.s3
+    return DeltaTableStore(
+        storage=S3Storage(
+            root=settings.lake_root,
+            region=s3.region,
+            endpoint_url=s3.endpoint_url or None,
+            allow_http=s3.allow_http,
+            access_key_id=_env_or_none(s3.access_key_id_env),
+            secret_access_key=_env_or_none(s3.secret_access_key_env),
+        )
+    )
+
+
+def build_object_store(settings: Settings) -> ObjectStore:
+    if not settings.lake_is_s3:
+        return LocalObjectStore(root=settings.lake_root)
+    s3 = settings.lake.s3
+    bucket, _, prefix = settings.lake_root.removeprefix("s3://").partition("/")
+    return S3ObjectStore(
+        bucket=bucket,
+        prefix=prefix,
+        s3=S3Resource(
+            region_name=s3.region,
+            endpoint_url=s3.endpoint_url or None,
+            use_ssl=not s3.allow_http,
+            aws_access_key_id=_env_or_none(s3.access_key_id_env),
+            aws_secret_access_key=_env_or_none(s3.secret_access_key_env),
+        ),
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Every resource the assets need, keyed as the assets name them."""
+    resources: dict[str, Any] = {
+        "delta": build_delta_store(settings),
+        "objects": build_object_store(settings),
+        "spark": SparkResource(master=settings.spark.master, conf=settings.spark.conf),
+        "pseudonymiser": Pseudonymiser(key=dg.EnvVar(PSEUDONYMISATION_KEY_ENV)),
+    }
+    for connection in settings.data_source_connections:
+        resources[connection.name] = SqlSourceResource(
+            url=settings.source_url(connection),
+            password=_env_or_none(connection.password_env),
+        )
+    return resources

@@ -1,0 +1,236 @@
+"""Parse landed CDC transaction-log lines into typed rows or quarantined lines.
+
+A line is either a record (typed to ``TRANSACTION_HISTORY_SCHEMA``) or a quarantine
+row naming the file, the line number and why: nothing is dropped silently, and one
+bad line never stops a file. Fields the schema does not know are kept as JSON in
+``_extra`` so a new upstream field survives until the schema learns it.
+
+Hand-rolled rather than ``pyarrow.json`` or DuckDB's reader: those reject or null a
+whole batch on one bad value, and lose the line number a quarantine row needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+
+SK_PREFIXES = ("REQUEST_ITEM#", "REQUEST_ITEM_PLAN#", "CLIENT#")
+MAX_LINE_BYTES = 1_000_000
+MAX_QUARANTINED_LINE_CHARS = 4_000
+# Records before this are legacy junk; after "now + 1 day" they are clock errors.
+EARLIEST_TIMESTAMP_MS = int(datetime(2015, 1, 1, tzinfo=UTC).timestamp() * 1000)
+FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
+
+STRING_FIELDS = (
+    "pk",
+    "sk",
+    "clientid",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    "requestid",
+    "requestrefid",
+    "requestitemid",
+    "requestitemrefid",
+    "requestitemplanid",
+    "nhsnumber",
+    "status",
+    "failedreason",
+    "failedreasoncode",
+    "communicationtype",
+    "supplier",
+    "channeltype",
+    "patientodscode",
+    "clientname",
+)
+DATE_FIELDS = ("createddate", "completeddate")
+LIST_FIELDS = ("completedcommunicationtypes", "failedcommunicationtypes")
+INT_FIELDS = ("ordernumber",)
+KNOWN_FIELDS = frozenset((*STRING_FIELDS, *DATE_FIELDS, *LIST_FIELDS, *INT_FIELDS, "timestamp"))
+
+TRANSACTION_HISTORY_SCHEMA = pa.schema(
+    [
+        *[(name, pa.string()) for name in STRING_FIELDS],
+        ("timestamp", pa.int64()),
+        *[(name, pa.timestamp("ms", tz="UTC")) for name in DATE_FIELDS],
+        *[(name, pa.list_(pa.string())) for name in LIST_FIELDS],
+        *[(name, pa.int64()) for name in INT_FIELDS],
+        ("_extra", pa.string()),
+        ("_record_hash", pa.string()),
+        ("_source_file", pa.string()),
+        ("_line_number", pa.int64()),
+        ("change_date", pa.string()),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("_source_file", pa.string()),
+        ("_line_number", pa.int64()),
+        ("reason", pa.string()),
+        ("raw_line", pa.string()),
+        ("_quarantined_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+class RecordError(ValueError):
+    """Why one line cannot be a record."""
+
+
+@dataclass
+class ParsedFile:
+    """The records and quarantined lines of one landed file."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+
+    def records_table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.records, schema=TRANSACTION_HISTORY_SCHEMA)
+
+    def quarantine_table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.quarantined, schema=QUARANTINE_SCHEMA)
+
+
+def parse_iso_datetime(value: str, field_name: str) -> datetime:
+    """ISO 8601 to an aware UTC datetime.
+
+    Raises:
+        RecordError: when the text is not ISO 8601.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordError(f"{field_name} is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _string(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, dict | list):
+        raise RecordError(f"{name} must be text, got {type(value).__name__}")
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        raise RecordError(f"{name} must be text, got {type(value).__name__}")
+    if "\x00" in value:
+        raise RecordError(f"{name} contains a NUL character")
+    return value
+
+
+def to_record(obj: Any, *, now_ms: int) -> dict[str, Any]:
+    """Type one decoded JSON value as a transaction-history record.
+
+    Raises:
+        RecordError: naming the first problem found.
+    """
+    if not isinstance(obj, dict):
+        raise RecordError(f"line is JSON {type(obj).__name__}, not an object")
+    sk = obj.get("sk")
+    if sk is None:
+        raise RecordError("sk is missing")
+    if not isinstance(sk, str) or not sk.startswith(SK_PREFIXES):
+        raise RecordError("sk does not start with a known prefix")
+    timestamp = obj.get("timestamp")
+    if timestamp is None:
+        raise RecordError("timestamp is missing")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise RecordError(
+            f"timestamp must be whole epoch milliseconds, got {type(timestamp).__name__}"
+        )
+    if timestamp < EARLIEST_TIMESTAMP_MS:
+        raise RecordError("timestamp is before 2015")
+    if timestamp > now_ms + FUTURE_TOLERANCE_MS:
+        raise RecordError("timestamp is in the future")
+
+    record: dict[str, Any] = {name: _string(obj.get(name), name) for name in STRING_FIELDS}
+    record["timestamp"] = timestamp
+    for name in DATE_FIELDS:
+        value = obj.get(name)
+        if value is None or value == "":
+            record[name] = None
+        elif not isinstance(value, str):
+            raise RecordError(f"{name} must be an ISO 8601 string, got {type(value).__name__}")
+        else:
+            record[name] = parse_iso_datetime(value, name)
+    for name in LIST_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            record[name] = None
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            record[name] = value
+        else:
+            raise RecordError(f"{name} must be a list of text")
+    for name in INT_FIELDS:
+        value = obj.get(name)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            record[name] = value
+        elif isinstance(value, str) and value.isdigit():
+            record[name] = int(value)
+        else:
+            raise RecordError(f"{name} must be a whole number")
+    extra = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
+    record["_extra"] = json.dumps(extra, sort_keys=True) if extra else None
+    record["change_date"] = datetime.fromtimestamp(timestamp / 1000, tz=UTC).date().isoformat()
+    return record
+
+
+def parse_lines(
+    lines: Iterable[bytes], *, source_file: str, now: datetime, quarantined_at: datetime
+) -> ParsedFile:
+    """Parse a landed file's lines; blank lines are skipped, everything else is kept.
+
+    Args:
+        lines: the file's raw lines (with or without trailing newlines).
+        source_file: the file's key, stored with every row for lineage.
+        now: the ingestion time, to reject timestamps from the future.
+        quarantined_at: stamped on quarantine rows.
+    """
+    now_ms = int(now.timestamp() * 1000)
+    parsed = ParsedFile()
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        try:
+            if len(line) > MAX_LINE_BYTES:
+                raise RecordError(f"line is longer than {MAX_LINE_BYTES} bytes")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RecordError("line is not UTF-8") from None
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            record = to_record(obj, now_ms=now_ms)
+        except RecordError as exc:
+            parsed.quarantined.append(
+                {
+                    "_source_file": source_file,
+                    "_line_number": number,
+                    "reason": str(exc),
+                    "raw_line": line[:MAX_QUARANTINED_LINE_CHARS].decode("utf-8", "replace"),
+                    "_quarantined_at": quarantined_at,
+                }
+            )
+            continue
+        record["_record_hash"] = hashlib.sha256(line).hexdigest()
+        record["_source_file"] = source_file
+        record["_line_number"] = number
+        parsed.records.append(record)
+    return parsed
+
+
+def window_start(as_of: datetime, days: int) -> date:
+    """First change date inside a moving window of ``days`` days ending at ``as_of``."""
+    return date.fromordinal(as_of.astimezone(UTC).date().toordinal() - days + 1)

@@ -1,0 +1,1 @@
+"""Feature-store transforms: DataFrame in, DataFrame out, keyed on the visit and horizon."""

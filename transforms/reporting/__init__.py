@@ -1,0 +1,82 @@
+"""Reporting SQL: projections and aggregations, run on an embedded engine over Arrow.
+
+The SQL lives in ``.sql`` files beside this module, written in DuckDB's dialect and
+kept portable: ``transpile`` turns it into Spark SQL for Databricks with sqlglot.
+Parameters are ``:name`` placeholders filled with validated literals (numbers and
+ISO dates only), because the same text must run on engines with different binding
+syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+
+SQL_DIR = Path(__file__).parent
+_PLACEHOLDER = re.compile(r":([a-z_][a-z0-9_]*)\b")
+
+SqlParam = int | float | date | datetime
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of ``<name>.sql``."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _literal(value: SqlParam) -> str:
+    if isinstance(value, bool):
+        raise TypeError("boolean SQL parameters are not supported")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"TIMESTAMPTZ '{value.isoformat()}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    raise TypeError(f"unsupported SQL parameter type {type(value).__name__}")
+
+
+def render(sql: str, params: dict[str, SqlParam]) -> str:
+    """Fill ``:name`` placeholders; an unknown name is an error, not a silent NULL."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise KeyError(f"SQL parameter :{name} was not given")
+        return _literal(params[name])
+
+    return _PLACEHOLDER.sub(replace, sql)
+
+
+def run_sql(name: str, tables: dict[str, pa.Table], params: dict[str, SqlParam]) -> pa.Table:
+    """Run a named SQL file over Arrow tables on a private DuckDB connection.
+
+    Args:
+        name: the SQL file's stem.
+        tables: Arrow tables, registered under these names.
+        params: values for the file's ``:name`` placeholders.
+
+    Returns:
+        The query result as Arrow.
+    """
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        for table_name, data in tables.items():
+            connection.register(table_name, data)
+        result: pa.Table = connection.sql(render(load_sql(name), params)).to_arrow_table()
+        return result
+    finally:
+        connection.close()
+
+
+def transpile(name: str, dialect: str = "spark") -> str:
+    """The named SQL in another engine's dialect (Spark SQL on Databricks)."""
+    statements = sqlglot.transpile(load_sql(name), read="duckdb", write=dialect, pretty=True)
+    return ";\n".join(statements)
