@@ -16,6 +16,10 @@ import dagster as dg
 from flowehr_pipelines.jobs import ALL_ASSETS_JOB
 
 
+# The summary is the output; step-level DEBUG events stay in the event log and the UI.
+QUIET_CONSOLE: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 @dataclass
 class AssetOutcome:
     """One materialised asset, as the summary shows it."""
@@ -72,7 +76,7 @@ def run_assets(
     result = job.execute_in_process(
         instance=instance,
         asset_selection=resolve_selection(defs, selection),
-        run_config=dict(run_config or {}),
+        run_config={**QUIET_CONSOLE, **(run_config or {})},
         raise_on_error=False,
         tags={"flowehr/launched_by": "flowehr run"},
     )

@@ -167,6 +167,8 @@ def to_record(obj: Any, *, now_ms: int) -> dict[str, Any]:
         if value is None:
             record[name] = None
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            if any("\x00" in v for v in value):
+                raise RecordError(f"{name} contains a NUL character")
             record[name] = value
         else:
             raise RecordError(f"{name} must be a list of text")

@@ -125,13 +125,15 @@ def nhs_number_valid_column(column: Column) -> Column:
     """True where a string column holds a valid NHS number (separators allowed).
 
     The modulus-11 rule is written with Spark column arithmetic so validation runs in
-    the JVM at the same speed as any other filter.
+    the JVM at the same speed as any other filter. Digits are read with ``try_cast``:
+    Spark evaluates every operand of ``&``, and under ANSI mode a plain cast of a
+    letter would fail the whole query instead of marking one row invalid.
     """
     from pyspark.sql import functions as F
 
     digits = F.regexp_replace(column, "[ -]", "")
     weighted = sum(
-        (F.substring(digits, i + 1, 1).cast("int") * w for i, w in enumerate(_WEIGHTS)),
+        (F.substring(digits, i + 1, 1).try_cast("int") * w for i, w in enumerate(_WEIGHTS)),
         F.lit(0),
     )
     check = F.lit(11) - (weighted % 11)
@@ -139,6 +141,6 @@ def nhs_number_valid_column(column: Column) -> Column:
     valid = (
         digits.rlike("^[0-9]{10}$")
         & (expected != 10)
-        & (expected == F.substring(digits, 10, 1).cast("int"))
+        & (expected == F.substring(digits, 10, 1).try_cast("int"))
     )
     return F.coalesce(valid, F.lit(False))

@@ -1,0 +1,51 @@
+# FlowEHR Pipelines: two commands set up a fresh machine.
+#   make run   - create the virtualenv, install, generate demo data if missing,
+#                materialise the whole asset graph in one process, print a summary
+#   make test  - install and run the tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLOWEHR_DATA_DIR ?= $(CURDIR)/data
+export FLOWEHR_DATA_DIR
+export DAGSTER_HOME ?= $(FLOWEHR_DATA_DIR)/dagster_home
+export PYSPARK_PYTHON := $(abspath $(BIN))/python
+export SPARK_LOCAL_IP := 127.0.0.1
+
+.PHONY: install run dev test test-all lint format bench clean-data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# uv resolves and installs from the lock in seconds; pyspark builds once, then is cached.
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/flowehr demo-data --if-missing
+	$(BIN)/flowehr run
+
+dev: install
+	$(BIN)/flowehr demo-data --if-missing
+	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean-data:
+	rm -rf "$(FLOWEHR_DATA_DIR)"

@@ -1,0 +1,79 @@
+"""The code location loads, and its catalogue is complete enough for the UI."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from flowehr_pipelines.definitions import defs
+from flowehr_pipelines.jobs import ALL_ASSETS_JOB, EHR_JOB, REPORTING_JOB
+
+EXPECTED_ASSET_KEYS = {
+    "bronze/ehr/diagnoses",
+    "bronze/ehr/lab_results",
+    "bronze/ehr/observations",
+    "bronze/ehr/patients",
+    "bronze/ehr/visits",
+    "bronze/transaction_history",
+    "gold/features/patient_demographics",
+    "reporting/request_item_status",
+    "reporting/request_item_status_summary",
+    "reports/completed_comms_report",
+    "silver/ehr/patients",
+    "silver/ehr/visits",
+}
+DOMAIN_GROUPS = {"ehr", "features", "reporting", "reports", "housekeeping"}
+
+
+@pytest.fixture
+def definitions() -> dg.Definitions:
+    return defs()
+
+
+def test_defs_load_with_the_expected_asset_keys(definitions: dg.Definitions) -> None:
+    keys = {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert keys >= EXPECTED_ASSET_KEYS
+
+
+def test_every_asset_has_a_description_a_domain_group_and_an_owner(
+    definitions: dg.Definitions,
+) -> None:
+    for spec in definitions.resolve_all_asset_specs():
+        name = spec.key.to_user_string()
+        assert spec.description and len(spec.description) > 20, name
+        assert spec.group_name in DOMAIN_GROUPS, name
+        assert spec.owners, name
+        assert spec.kinds, name
+
+
+def test_jobs_resolve_and_run_in_process(definitions: dg.Definitions) -> None:
+    for name in (ALL_ASSETS_JOB, EHR_JOB, REPORTING_JOB):
+        job = definitions.resolve_job_def(name)
+        assert job.executor_def.name == "in_process", name
+
+
+def test_schedules_run_in_london_time(definitions: dg.Definitions) -> None:
+    schedules = list(definitions.schedules or [])
+    assert schedules
+    for schedule in schedules:
+        assert isinstance(schedule, dg.ScheduleDefinition)
+        assert schedule.execution_timezone == "Europe/London", schedule.name
+        assert schedule.description, schedule.name
+
+
+def test_one_bronze_asset_per_configured_source_table(definitions: dg.Definitions) -> None:
+    from flowehr_pipelines.config import load_settings
+
+    settings = load_settings()
+    keys = {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
+    for connection in settings.data_source_connections:
+        for table in connection.tables:
+            assert f"bronze/{connection.name}/{table.name}" in keys
+
+
+def test_secrets_are_not_in_resource_config(definitions: dg.Definitions) -> None:
+    from tests.conftest import TEST_KEY
+
+    assert definitions.resources is not None
+    for resource in definitions.resources.values():
+        assert TEST_KEY not in repr(resource)

@@ -1,0 +1,229 @@
+"""Parsing landed CDC lines into typed records or quarantine rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from transforms.cdc import (
+    MAX_LINE_BYTES,
+    MAX_QUARANTINED_LINE_CHARS,
+    QUARANTINE_SCHEMA,
+    TRANSACTION_HISTORY_SCHEMA,
+    ParsedFile,
+    parse_lines,
+    window_start,
+)
+
+SOURCE = "transaction_history/2026/03/29/part-0001.jsonl"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+QUARANTINED_AT = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+# 2026-03-29T23:30:00Z: already 30 March in London (BST), still 29 March in UTC.
+TS = int(datetime(2026, 3, 29, 23, 30, tzinfo=UTC).timestamp() * 1000)
+DAY_MS = 86_400_000
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "pk": "REQUEST_ITEM#item-1",
+        "sk": "REQUEST_ITEM#item-1",
+        "timestamp": TS,
+        "requestitemid": "item-1",
+        "clientid": "client-1",
+        "status": "SENDING",
+        "createddate": "2026-03-29T22:00:00.000Z",
+        "completedcommunicationtypes": ["SMS"],
+        "ordernumber": 3,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def line(obj: Any) -> bytes:
+    return json.dumps(obj).encode("utf-8") + b"\n"
+
+
+def parse(*lines: bytes) -> ParsedFile:
+    return parse_lines(lines, source_file=SOURCE, now=NOW, quarantined_at=QUARANTINED_AT)
+
+
+def only_reason(parsed: ParsedFile) -> str:
+    assert parsed.records == []
+    assert len(parsed.quarantined) == 1
+    row = parsed.quarantined[0]
+    assert row["_source_file"] == SOURCE
+    assert row["_quarantined_at"] == QUARANTINED_AT
+    reason: str = row["reason"]
+    return reason
+
+
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "not_json": (b"this is not json\n", "not valid JSON"),
+    "truncated": (line(record())[:40], "not valid JSON"),
+    "json_array": (line([record()]), "line is JSON list, not an object"),
+    "json_number": (b"42\n", "line is JSON int, not an object"),
+    "json_string": (b'"REQUEST_ITEM#x"\n', "line is JSON str, not an object"),
+    "missing_sk": (line(record(sk=_DROP)), "sk is missing"),
+    "null_sk": (line(record(sk=None)), "sk is missing"),
+    "unknown_sk_prefix": (line(record(sk="PATIENT#1")), "sk does not start with a known prefix"),
+    "sk_not_text": (line(record(sk=7)), "sk does not start with a known prefix"),
+    "missing_timestamp": (line(record(timestamp=_DROP)), "timestamp is missing"),
+    "timestamp_as_string": (line(record(timestamp=str(TS))), "epoch milliseconds, got str"),
+    "timestamp_as_float": (line(record(timestamp=TS + 0.5)), "epoch milliseconds, got float"),
+    "timestamp_as_bool": (line(record(timestamp=True)), "epoch milliseconds, got bool"),
+    "timestamp_before_2015": (line(record(timestamp=1_000)), "timestamp is before 2015"),
+    "future_timestamp": (
+        line(record(timestamp=int(NOW.timestamp() * 1000) + 2 * DAY_MS)),
+        "timestamp is in the future",
+    ),
+    "non_iso_createddate": (
+        line(record(createddate="29/03/2026 22:00")),
+        "createddate is not an ISO 8601 date-time",
+    ),
+    "createddate_as_number": (line(record(createddate=TS)), "createddate must be an ISO 8601"),
+    "list_with_non_strings": (
+        line(record(completedcommunicationtypes=["SMS", 3])),
+        "completedcommunicationtypes must be a list of text",
+    ),
+    "list_not_a_list": (
+        line(record(failedcommunicationtypes="SMS")),
+        "failedcommunicationtypes must be a list of text",
+    ),
+    "nul_in_string": (line(record(status="SENT\u0000")), "status contains a NUL character"),
+    "nul_in_list": (
+        line(record(completedcommunicationtypes=["SMS\u0000"])),
+        "completedcommunicationtypes contains a NUL character",
+    ),
+    "object_as_string": (line(record(clientid={"id": 1})), "clientid must be text, got dict"),
+    "bad_ordernumber": (line(record(ordernumber="three")), "ordernumber must be a whole number"),
+    "non_utf8": (b'{"sk": "REQUEST_ITEM#\xff\xfe", "timestamp": 1}\n', "line is not UTF-8"),
+    "over_long": (
+        b'{"sk": "' + b"x" * MAX_LINE_BYTES + b'"}\n',
+        f"line is longer than {MAX_LINE_BYTES} bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_parse_lines_quarantines_malformed_line_with_reason(kind):
+    raw, reason = MALFORMED[kind]
+    parsed = parse(raw)
+    assert reason in only_reason(parsed)
+    assert parsed.quarantined[0]["_line_number"] == 1
+
+
+def test_parse_lines_quarantine_keeps_line_numbers_and_good_neighbours():
+    lines = [line(record(requestitemid=f"item-{i}")) for i in range(5)]
+    lines[1] = b"{not json\n"
+    lines[3] = line(record(sk="UNKNOWN#3"))
+    parsed = parse(*lines)
+    assert [r["_line_number"] for r in parsed.records] == [1, 3, 5]
+    assert [(q["_line_number"], q["reason"][:10]) for q in parsed.quarantined] == [
+        (2, "not valid "),
+        (4, "sk does no"),
+    ]
+
+
+def test_parse_lines_not_json_reason_says_where():
+    reason = only_reason(parse(b'{"sk": "REQUEST_ITEM#1",, }\n'))
+    assert "at column" in reason
+
+
+def test_parse_lines_skips_blank_lines_without_quarantine():
+    parsed = parse(b"\n", line(record()), b"   \r\n", b"", b"\t\n", line(record(status="DONE")))
+    assert parsed.quarantined == []
+    assert [r["_line_number"] for r in parsed.records] == [2, 6]
+
+
+def test_parse_lines_truncates_quarantined_raw_line():
+    raw, _ = MALFORMED["over_long"]
+    parsed = parse(raw)
+    assert len(parsed.quarantined[0]["raw_line"]) == MAX_QUARANTINED_LINE_CHARS
+
+
+def test_parse_lines_quarantined_raw_line_has_no_newline_and_survives_bad_bytes():
+    parsed = parse(b"not json\r\n", MALFORMED["non_utf8"][0])
+    assert parsed.quarantined[0]["raw_line"] == "not json"
+    assert "\ufffd" in parsed.quarantined[1]["raw_line"]
+
+
+def test_parse_lines_keeps_unknown_fields_in_extra():
+    parsed = parse(line(record(newfield={"b": 2, "a": [1]}, zeta="z")))
+    (rec,) = parsed.records
+    assert json.loads(rec["_extra"]) == {"newfield": {"a": [1], "b": 2}, "zeta": "z"}
+    assert rec["_extra"] == json.dumps(json.loads(rec["_extra"]), sort_keys=True)
+
+
+def test_parse_lines_extra_is_null_without_unknown_fields():
+    (rec,) = parse(line(record())).records
+    assert rec["_extra"] is None
+
+
+def test_parse_lines_record_hash_identical_for_identical_lines():
+    raw = line(record())
+    parsed = parse(raw, raw, raw.rstrip(b"\n") + b"\r\n", line(record(status="COMPLETED")))
+    hashes = [r["_record_hash"] for r in parsed.records]
+    assert hashes[0] == hashes[1] == hashes[2] == hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
+    assert hashes[3] != hashes[0]
+
+
+def test_parse_lines_change_date_is_utc_date_of_timestamp():
+    (rec,) = parse(line(record())).records
+    assert rec["change_date"] == "2026-03-29"
+
+
+def test_parse_lines_types_fields():
+    raw = line(
+        record(
+            createddate="2026-03-30T00:15:00+01:00",
+            completeddate="",
+            ordernumber="12",
+            campaignid=17,
+            failedcommunicationtypes=None,
+        )
+    )
+    (rec,) = parse(raw).records
+    assert rec["createddate"] == datetime(2026, 3, 29, 23, 15, tzinfo=UTC)
+    assert rec["completeddate"] is None
+    assert rec["ordernumber"] == 12
+    assert rec["campaignid"] == "17"
+    assert rec["completedcommunicationtypes"] == ["SMS"]
+    assert rec["failedcommunicationtypes"] is None
+    assert rec["timestamp"] == TS
+    assert (rec["_source_file"], rec["_line_number"]) == (SOURCE, 1)
+
+
+def test_parse_lines_accepts_timestamp_within_future_tolerance():
+    soon = int(NOW.timestamp() * 1000) + DAY_MS // 2
+    assert len(parse(line(record(timestamp=soon))).records) == 1
+
+
+def test_parsed_file_tables_follow_schemas():
+    parsed = parse(line(record(extra_field=1)), b"nope\n", line(record(sk="CLIENT#c1")))
+    records = parsed.records_table()
+    quarantine = parsed.quarantine_table()
+    assert records.schema == TRANSACTION_HISTORY_SCHEMA
+    assert quarantine.schema == QUARANTINE_SCHEMA
+    assert records.num_rows == 2
+    assert quarantine.num_rows == 1
+    assert records["createddate"].type == pa.timestamp("ms", tz="UTC")
+
+
+def test_parsed_file_empty_tables_keep_schemas():
+    parsed = parse()
+    assert parsed.records_table().schema == TRANSACTION_HISTORY_SCHEMA
+    assert parsed.quarantine_table().num_rows == 0
+
+
+def test_window_start_counts_as_of_day_in_utc():
+    as_of = datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
+    assert window_start(as_of, 1) == date(2026, 3, 30)
+    assert window_start(as_of, 7) == date(2026, 3, 24)

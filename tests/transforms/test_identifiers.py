@@ -1,0 +1,156 @@
+"""NHS number validation and HMAC-SHA256, in Python and as Spark column expressions."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from transforms.identifiers import (
+    InvalidNhsNumberError,
+    hmac_sha256_column,
+    hmac_sha256_hex,
+    nhs_number_check_digit,
+    nhs_number_problem,
+    nhs_number_valid_column,
+    normalise_nhs_number,
+)
+
+# NHS Digital's worked example of the modulus-11 algorithm.
+NHS_EXAMPLE = "9434765919"
+# 1*10 + 2*9 + ... + 9*2 = 210; 210 % 11 = 1, so 11 - 1 = 10: no valid check digit.
+CHECK_TEN_PREFIX = "123456789"
+# 4*10 + 0*9 + 1*8 + 0*7 + 2*6 + 3*5 + 2*4 + 1*3 + 1*2 = 88 = 8 * 11: check 11 -> 0.
+CHECK_ZERO_PREFIX = "401023211"
+
+RFC4231_CASE_2 = (
+    b"Jefe",
+    "what do ya want for nothing?",
+    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+)
+RFC4231_CASE_6 = (
+    b"\xaa" * 131,
+    "Test Using Larger Than Block-Size Key - Hash Key First",
+    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+)
+
+# Every shape of input the Spark expressions must judge exactly as Python does.
+NHS_SAMPLES: list[str | None] = [
+    NHS_EXAMPLE,
+    "943 476 5919",
+    "943-476-5919",
+    " 9434765919 ",
+    f"{CHECK_ZERO_PREFIX}0",
+    "9434765918",
+    "9434765910",
+    f"{CHECK_TEN_PREFIX}0",
+    f"{CHECK_TEN_PREFIX}9",
+    "943476591",
+    "94347659190",
+    "94347659AB",
+    "ABCDEFGHIJ",
+    "943.476.5919",
+    "943_476_5919",
+    "",
+    "   ",
+    None,
+]
+
+
+def test_nhs_number_check_digit_matches_nhs_digital_example():
+    assert nhs_number_check_digit(NHS_EXAMPLE[:9]) == 9
+
+
+def test_nhs_number_check_digit_eleven_becomes_zero():
+    assert nhs_number_check_digit(CHECK_ZERO_PREFIX) == 0
+
+
+def test_nhs_number_check_digit_ten_has_no_digit():
+    assert nhs_number_check_digit(CHECK_TEN_PREFIX) is None
+
+
+@pytest.mark.parametrize("first_nine", ["94347659", "9434765919", "94347659a", "٩٤٣٤٧٦٥٩١"])
+def test_nhs_number_check_digit_rejects_anything_but_nine_ascii_digits(first_nine):
+    with pytest.raises(InvalidNhsNumberError):
+        nhs_number_check_digit(first_nine)
+
+
+@pytest.mark.parametrize(
+    "value", [NHS_EXAMPLE, "943 476 5919", "943-476-5919", f"{CHECK_ZERO_PREFIX}0"]
+)
+def test_nhs_number_problem_accepts_valid_numbers_with_separators(value):
+    assert nhs_number_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason_fragment"),
+    [
+        (None, "missing"),
+        (9434765919, "must be text"),
+        ("", "empty"),
+        (" - ", "empty"),
+        ("94347659AB", "only digits"),
+        ("943.476.5919", "only digits"),
+        ("٩٤٣٤٧٦٥٩١٩", "only digits"),  # Arabic-Indic digits pass str.isdigit()
+        ("943476591", "10 digits, got 9"),
+        ("94347659190", "10 digits, got 11"),
+        ("9434765918", "check digit is wrong"),
+        (f"{CHECK_TEN_PREFIX}0", "check value 10"),
+        (f"{CHECK_TEN_PREFIX}9", "check value 10"),
+    ],
+)
+def test_nhs_number_problem_names_the_reason(value, reason_fragment):
+    problem = nhs_number_problem(value)
+    assert problem is not None
+    assert reason_fragment in problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9434765918", "943476591", "94347659190", "94347659AB", f"{CHECK_TEN_PREFIX}0", "12345"],
+)
+def test_nhs_number_problem_never_repeats_the_value(value):
+    problem = nhs_number_problem(value)
+    assert problem is not None
+    assert value not in problem
+    assert value.replace(" ", "")[:6] not in problem
+
+
+def test_normalise_nhs_number_strips_separators():
+    assert normalise_nhs_number("943 476-5919") == NHS_EXAMPLE
+
+
+def test_normalise_nhs_number_raises_with_reason_not_value():
+    with pytest.raises(InvalidNhsNumberError, match="check digit") as info:
+        normalise_nhs_number("9434765918")
+    assert "9434765918" not in str(info.value)
+
+
+@pytest.mark.parametrize(("key", "data", "digest"), [RFC4231_CASE_2, RFC4231_CASE_6])
+def test_hmac_sha256_hex_matches_rfc4231(key, data, digest):
+    assert hmac_sha256_hex(key, data) == digest
+
+
+@pytest.mark.parametrize(("key", "data", "digest"), [RFC4231_CASE_2, RFC4231_CASE_6])
+def test_hmac_sha256_column_matches_rfc4231(spark: SparkSession, key, data, digest):
+    df = spark.createDataFrame([(data,)], "v string")
+    assert df.select(hmac_sha256_column(F.col("v"), key)).first()[0] == digest
+
+
+@pytest.mark.parametrize("key", [b"Jefe", b"k" * 64, b"\xaa" * 131])
+def test_hmac_sha256_column_agrees_with_python(spark: SparkSession, key):
+    values = [*NHS_SAMPLES, "é unicode ✓", "x" * 200]
+    df = spark.createDataFrame([(i, v) for i, v in enumerate(values)], "i int, v string")
+    rows = df.select("i", hmac_sha256_column(F.col("v"), key).alias("h")).collect()
+    got = {row.i: row.h for row in rows}
+    expected = {i: None if v is None else hmac_sha256_hex(key, v) for i, v in enumerate(values)}
+    assert got == expected
+
+
+def test_nhs_number_valid_column_agrees_with_python(spark: SparkSession):
+    df = spark.createDataFrame([(i, v) for i, v in enumerate(NHS_SAMPLES)], "i int, v string")
+    rows = df.select("i", nhs_number_valid_column(F.col("v")).alias("ok")).collect()
+    got = {row.i: row.ok for row in rows}
+    expected = {i: nhs_number_problem(v) is None for i, v in enumerate(NHS_SAMPLES)}
+    assert got == expected
+    assert sum(expected.values()) == 5  # the sample list really mixes valid and invalid

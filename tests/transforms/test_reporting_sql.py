@@ -1,0 +1,302 @@
+"""Reporting SQL on DuckDB, its parameters, its Spark translation, and London dates."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from pyspark.sql import SparkSession
+
+from transforms.cdc import TRANSACTION_HISTORY_SCHEMA
+from transforms.reporting import SQL_DIR, load_sql, render, run_sql, transpile
+from transforms.reporting.calendar import local_dates, local_today, local_yesterday
+
+SQL_NAMES = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
+T0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
+WINDOW_START_MS = T0 - 1_000
+
+
+def th_row(item: str | None, offset_ms: int, status: str, hash_: str, **extra: Any) -> dict:
+    return {
+        "sk": f"REQUEST_ITEM#{item}",
+        "requestitemid": item,
+        "clientid": "client-1",
+        "timestamp": T0 + offset_ms,
+        "status": status,
+        "_record_hash": hash_,
+        **extra,
+    }
+
+
+def history(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=TRANSACTION_HISTORY_SCHEMA)
+
+
+def latest(rows: list[dict], window_start_ms: int = WINDOW_START_MS) -> dict[str, dict]:
+    result = run_sql(
+        "request_item_status",
+        {"transaction_history": history(rows)},
+        {"window_start_ms": window_start_ms},
+    )
+    return {row["requestitemid"]: row for row in result.to_pylist()}
+
+
+# Items a..e each exercise one ordering rule; the record that must win has hash "win...".
+ORDERING_ROWS = [
+    # a: the newest record wins whatever its status or hash.
+    th_row("a", 0, "COMPLETED", "ffff"),
+    th_row("a", 5_000, "SENDING", "win-a"),
+    th_row("a", 1_000, "FAILED", "eeee"),
+    # b: a tie on timestamp goes to the terminal status, even with a lower hash.
+    th_row("b", 1_000, "SENDING", "zzzz"),
+    th_row("b", 1_000, "COMPLETED", "win-b"),
+    th_row("b", 1_000, "ENRICHED", "yyyy"),
+    # c: tie on timestamp, both terminal: the higher hash wins.
+    th_row("c", 2_000, "COMPLETED", "aaaa"),
+    th_row("c", 2_000, "FAILED", "win-c"),
+    # d: tie on timestamp, neither terminal: the higher hash wins.
+    th_row("d", 2_000, "SENDING", "win-d"),
+    th_row("d", 2_000, "ENRICHED", "bbbb"),
+    # e: one record only.
+    th_row("e", 3_000, "PENDING_ENRICHMENT", "win-e"),
+]
+
+
+def test_request_item_status_keeps_latest_record_per_item():
+    result = latest(ORDERING_ROWS)
+    assert sorted(result) == ["a", "b", "c", "d", "e"]
+    assert {item: row["status"] for item, row in result.items()} == {
+        "a": "SENDING",
+        "b": "COMPLETED",
+        "c": "FAILED",
+        "d": "SENDING",
+        "e": "PENDING_ENRICHMENT",
+    }
+    assert all(row["_rank"].endswith(f"win-{item}") for item, row in result.items())
+
+
+def test_request_item_status_rank_prefixes_terminal_flag():
+    result = latest(ORDERING_ROWS)
+    assert result["b"]["_rank"] == "1win-b"
+    assert result["d"]["_rank"] == "0win-d"
+    assert result["b"]["_rank"] > "0zzzz"  # a terminal tie-winner also wins the MERGE
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_request_item_status_independent_of_row_order(seed):
+    shuffled = list(ORDERING_ROWS)
+    random.Random(seed).shuffle(shuffled)
+    assert latest(shuffled) == latest(ORDERING_ROWS)
+
+
+def test_request_item_status_ignores_other_records_and_old_ones():
+    rows = [
+        th_row("a", 0, "SENDING", "h1"),
+        # Plans and clients share the feed; they are not request items.
+        {**th_row("a", 9_000, "DELIVERED", "h2"), "sk": "REQUEST_ITEM_PLAN#p1"},
+        {**th_row(None, 9_000, "ACTIVE", "h3"), "sk": "CLIENT#client-1"},
+        # A request item record without its id cannot be projected.
+        th_row(None, 9_000, "SENDING", "h4"),
+        # Before the window: ignored, even though it is the only record of item "old".
+        th_row("old", -10_000, "COMPLETED", "h5"),
+    ]
+    result = latest(rows)
+    assert list(result) == ["a"]
+    assert result["a"]["_rank"] == "0h1"
+
+
+def test_request_item_status_projects_columns():
+    created = datetime(2026, 2, 28, 23, 30, tzinfo=UTC)
+    rows = [
+        th_row(
+            "a",
+            0,
+            "COMPLETED",
+            "h",
+            createddate=created,
+            completedcommunicationtypes=["SMS", "EMAIL"],
+            nhsnumber="9434765919",
+        )
+    ]
+    row = latest(rows)["a"]
+    assert row["createdtime"] == created
+    assert row["completedtime"] is None
+    assert row["completedcommunicationtypes"] == ["SMS", "EMAIL"]
+    assert row["timestamp"] == T0
+
+
+def status_row(client: str, campaign: str | None, created: date, status: str) -> dict:
+    return {
+        "clientid": client,
+        "campaignid": campaign,
+        "sendinggroupid": "sg-1",
+        "createddate": created,
+        "status": status,
+    }
+
+
+def test_request_item_status_summary_counts_per_group():
+    d1, d2, old = date(2026, 3, 2), date(2026, 3, 3), date(2026, 2, 1)
+    items = pa.Table.from_pylist(
+        [
+            status_row("c1", "camp", d1, "COMPLETED"),
+            status_row("c1", "camp", d1, "COMPLETED"),
+            status_row("c1", "camp", d1, "FAILED"),
+            status_row("c1", "camp", d1, "SENDING"),
+            status_row("c1", "camp", d2, "ENRICHED"),
+            status_row("c1", None, d1, "FAILED"),
+            status_row("c1", None, d1, "FAILED"),
+            status_row("c2", "camp", d1, "COMPLETED"),
+            status_row("c2", "camp", old, "COMPLETED"),
+        ]
+    )
+    summary = run_sql(
+        "request_item_status_summary",
+        {"request_item_status": items},
+        {"window_start_date": date(2026, 3, 1)},
+    )
+    counts = {
+        (r["clientid"], r["campaignid"], r["createddate"]): (
+            r["requesteditemcount"],
+            r["completeditemcount"],
+            r["faileditemcount"],
+            r["outstandingitemcount"],
+        )
+        for r in summary.to_pylist()
+    }
+    assert counts == {
+        ("c1", "camp", d1): (4, 2, 1, 1),
+        ("c1", "camp", d2): (1, 0, 0, 1),
+        ("c1", None, d1): (2, 0, 2, 0),
+        ("c2", "camp", d1): (1, 1, 0, 0),
+    }
+    for name in ("requesteditemcount", "outstandingitemcount"):
+        assert summary.schema.field(name).type == pa.int64()
+
+
+def test_completed_comms_report_selects_terminal_items_of_the_day():
+    day = date(2026, 3, 2)
+    items = pa.Table.from_pylist(
+        [
+            {"clientid": "c2", "requestid": "r1", "requestitemid": "i3", "status": "FAILED",
+             "completeddate": day, "completedcommunicationtypes": [],
+             "failedcommunicationtypes": ["SMS", "LETTER"]},
+            {"clientid": "c1", "requestid": "r1", "requestitemid": "i1", "status": "COMPLETED",
+             "completeddate": day, "completedcommunicationtypes": ["NHSAPP", "EMAIL"],
+             "failedcommunicationtypes": None},
+            {"clientid": "c1", "requestid": "r1", "requestitemid": "i2", "status": "SENDING",
+             "completeddate": day, "completedcommunicationtypes": None,
+             "failedcommunicationtypes": None},
+            {"clientid": "c1", "requestid": "r2", "requestitemid": "i4", "status": "COMPLETED",
+             "completeddate": date(2026, 3, 3), "completedcommunicationtypes": ["SMS"],
+             "failedcommunicationtypes": None},
+        ]
+    )  # fmt: skip
+    for name in ("requestrefid", "requestitemrefid", "campaignid", "sendinggroupid",
+                 "failedreason"):  # fmt: skip
+        items = items.append_column(name, pa.nulls(items.num_rows, pa.string()))
+    for name in ("createdtime", "completedtime"):
+        items = items.append_column(name, pa.nulls(items.num_rows, pa.timestamp("ms", tz="UTC")))
+    report = run_sql(
+        "completed_comms_report", {"request_item_status": items}, {"report_date": day}
+    ).to_pylist()
+    assert [(r["clientid"], r["requestitemid"]) for r in report] == [("c1", "i1"), ("c2", "i3")]
+    assert report[0]["completedcommunicationtypes"] == "NHSAPP|EMAIL"
+    assert report[1]["failedcommunicationtypes"] == "SMS|LETTER"
+    assert "nhsnumber" not in report[0]
+
+
+def test_render_fills_placeholders_with_literals():
+    sql = "SELECT :a, :b, :when_day, :at, :a"
+    rendered = render(
+        sql,
+        {"a": 3, "b": 1.5, "when_day": date(2026, 3, 29), "at": datetime(2026, 3, 29, tzinfo=UTC)},
+    )
+    assert rendered == (
+        "SELECT 3, 1.5, DATE '2026-03-29', TIMESTAMPTZ '2026-03-29T00:00:00+00:00', 3"
+    )
+
+
+def test_render_leaves_casts_and_text_without_placeholders_alone():
+    assert render("SELECT '12:30', x::BIGINT", {}) == "SELECT '12:30', x::BIGINT"
+
+
+def test_render_rejects_missing_parameter():
+    with pytest.raises(KeyError, match=":window_start_ms"):
+        render(load_sql("request_item_status"), {})
+
+
+@pytest.mark.parametrize("value", [True, "2026-03-29", None, Decimal("1.5"), b"x"])
+def test_render_rejects_unsupported_parameter_types(value):
+    with pytest.raises(TypeError):
+        render("SELECT :p", {"p": value})
+
+
+@pytest.mark.parametrize("name", SQL_NAMES)
+def test_transpile_gives_spark_sql(name):
+    spark_sql = transpile(name)
+    assert spark_sql.lstrip().startswith(("/*", "SELECT", "WITH"))
+    assert "SELECT" in spark_sql
+    assert '"' not in spark_sql  # Spark quotes identifiers with backticks
+
+
+def test_sql_files_are_all_covered():
+    assert SQL_NAMES == [
+        "completed_comms_report",
+        "request_item_status",
+        "request_item_status_summary",
+    ]
+
+
+def test_transpile_request_item_status_runs_on_spark_like_duckdb(spark: SparkSession):
+    rows = [*ORDERING_ROWS, th_row("old", -10_000, "COMPLETED", "h-old")]
+    spark.createDataFrame(history(rows)).createOrReplaceTempView("transaction_history")
+    got = spark.sql(
+        transpile("request_item_status"), args={"window_start_ms": WINDOW_START_MS}
+    ).collect()
+    on_spark = {row["requestitemid"]: (row["status"], row["_rank"]) for row in got}
+    on_duckdb = {k: (v["status"], v["_rank"]) for k, v in latest(rows).items()}
+    assert on_spark == on_duckdb
+
+
+def test_local_dates_follow_london_across_bst_boundaries():
+    instants = [
+        datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # GMT still: 00:30 on the 29th
+        datetime(2026, 3, 28, 23, 30, tzinfo=UTC),  # GMT
+        datetime(2026, 3, 29, 23, 30, tzinfo=UTC),  # BST: 00:30 on the 30th
+        datetime(2026, 6, 30, 23, 30, tzinfo=UTC),  # BST: 1 July
+        datetime(2026, 10, 24, 23, 30, tzinfo=UTC),  # BST: 25 October
+        datetime(2026, 10, 25, 23, 30, tzinfo=UTC),  # GMT again: 25 October
+        datetime(2026, 12, 31, 23, 30, tzinfo=UTC),  # GMT: still 2026
+        None,
+    ]
+    for unit in ("ms", "us"):
+        timestamps = pa.array(instants, type=pa.timestamp(unit, tz="UTC"))
+        assert local_dates(timestamps, "Europe/London").to_pylist() == [
+            date(2026, 3, 29),
+            date(2026, 3, 28),
+            date(2026, 3, 30),
+            date(2026, 7, 1),
+            date(2026, 10, 25),
+            date(2026, 10, 25),
+            date(2026, 12, 31),
+            None,
+        ]
+
+
+def test_local_dates_accepts_chunked_arrays():
+    chunked = pa.chunked_array(
+        [pa.array([datetime(2026, 6, 30, 23, 30, tzinfo=UTC)], type=pa.timestamp("ms", tz="UTC"))]
+    )
+    assert local_dates(chunked, "Europe/London").to_pylist() == [date(2026, 7, 1)]
+
+
+def test_local_today_and_yesterday_use_the_reporting_zone():
+    now = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)
+    assert local_today("Europe/London", now) == date(2026, 7, 1)
+    assert local_yesterday("Europe/London", now) == date(2026, 6, 30)
+    assert local_today("UTC", now) == date(2026, 6, 30)
