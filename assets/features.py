@@ -1,79 +1,21 @@
-"""Silver EHR tables and the feature store, computed with Spark.
+"""The feature store, computed with Spark from silver tables.
 
-Silver tables are cleaned, typed and pseudonymised; rows that fail validation go to
-``bronze/quarantine_<table>`` with a reason. Feature tables in ``gold/features`` are
-keyed on the hospital visit with a ``horizon_datetime`` and are what researchers read.
+Feature tables in ``gold/features`` are keyed on the hospital visit with a
+``horizon_datetime`` and are what researchers read.
 """
-
-from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
 
 from assets.metadata import delta_table_metadata
+from assets.silver import SILVER_PATIENTS, SILVER_VISITS
 from assets.spark_io import read_spark, to_arrow
 from flowehr_pipelines.config import Settings
 from resources.delta_store import DeltaTableStore
-from resources.pseudonymiser import Pseudonymiser
 from resources.spark import SparkResource
-from transforms.ehr_silver import Split, clean_patients, clean_visits
 from transforms.features.demographics import build_demographics
 
-SOURCE = "ehr"
-SILVER_PATIENTS = dg.AssetKey(["silver", SOURCE, "patients"])
-SILVER_VISITS = dg.AssetKey(["silver", SOURCE, "visits"])
 DEMOGRAPHICS = dg.AssetKey(["gold", "features", "patient_demographics"])
 NO_IDENTIFIERS_CHECK = "no_patient_identifiers"
-
-
-def _write_split(
-    delta: DeltaTableStore, key: dg.AssetKey, split: Split, quarantine_name: str
-) -> dict[str, Any]:
-    quarantine = to_arrow(split.quarantine)
-    delta.overwrite(key.path, to_arrow(split.clean))
-    delta.overwrite(("bronze", SOURCE, f"quarantine_{quarantine_name}"), quarantine)
-    reasons: dict[str, int] = {}
-    for reason in quarantine.column("reason").to_pylist():
-        reasons[reason] = reasons.get(reason, 0) + 1
-    return {
-        **delta_table_metadata(delta, key.path),
-        "quarantined_rows": quarantine.num_rows,
-        "quarantine_reasons": dg.MetadataValue.json(reasons),
-    }
-
-
-@dg.asset(
-    key=SILVER_PATIENTS,
-    deps=[dg.AssetKey(["bronze", SOURCE, "patients"])],
-    group_name="ehr",
-    kinds={"spark", "delta"},
-    owners=["team:data-engineering"],
-    tags={"zone": "silver"},
-)
-def silver_patients(
-    spark: SparkResource, delta: DeltaTableStore, pseudonymiser: Pseudonymiser
-) -> dg.MaterializeResult:
-    """Patients with a keyed pseudonym for the NHS number, birth year and postcode district."""
-    bronze = read_spark(spark.session, delta, ("bronze", SOURCE, "patients"))
-    split = clean_patients(bronze, key=pseudonymiser.key_bytes(), as_of=datetime.now(UTC).date())
-    return dg.MaterializeResult(metadata=_write_split(delta, SILVER_PATIENTS, split, "patients"))
-
-
-@dg.asset(
-    key=SILVER_VISITS,
-    deps=[dg.AssetKey(["bronze", SOURCE, "visits"]), SILVER_PATIENTS],
-    group_name="ehr",
-    kinds={"spark", "delta"},
-    owners=["team:data-engineering"],
-    tags={"zone": "silver"},
-)
-def silver_visits(spark: SparkResource, delta: DeltaTableStore) -> dg.MaterializeResult:
-    """Typed hospital visits linked to their patient's pseudonym; orphans quarantined."""
-    session = spark.session
-    bronze = read_spark(session, delta, ("bronze", SOURCE, "visits"))
-    patients = read_spark(session, delta, SILVER_PATIENTS.path)
-    split = clean_visits(bronze, patients, as_of=datetime.now(UTC).date())
-    return dg.MaterializeResult(metadata=_write_split(delta, SILVER_VISITS, split, "visits"))
 
 
 @dg.asset(
@@ -119,5 +61,5 @@ def patient_demographics(spark: SparkResource, delta: DeltaTableStore) -> dg.Mat
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """Silver EHR tables and feature-store assets."""
-    return dg.Definitions(assets=[silver_patients, silver_visits, patient_demographics])
+    """Feature-store assets."""
+    return dg.Definitions(assets=[patient_demographics])

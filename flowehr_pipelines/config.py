@@ -120,6 +120,31 @@ class ReportingSettings(_Strict):
     clients: list[str] = Field(default_factory=list, description="Empty = every client seen.")
 
 
+class EhrSettings(_Strict):
+    """How EHR source loads are guarded and triggered."""
+
+    lock_stale_after_minutes: int = Field(default=120, gt=0)
+    sensor_interval_seconds: int = Field(default=300, gt=0)
+
+
+class FeatureSettings(_Strict):
+    """The feature store's shape."""
+
+    version: str = "v1"
+
+
+class HousekeepingSettings(_Strict):
+    """OPTIMIZE and VACUUM of staging tables."""
+
+    vacuum_retention_hours: int = Field(default=168, ge=0)
+
+
+class AlertSettings(_Strict):
+    """Where failed checks and runs are announced; no webhook = log only."""
+
+    webhook_url: str | None = None
+
+
 class DemoDataSettings(_Strict):
     """The synthetic data ``make run`` generates on a fresh machine."""
 
@@ -142,6 +167,10 @@ class Settings(_Strict):
     spark: SparkSettings = SparkSettings()
     databricks: DatabricksSettings = DatabricksSettings()
     reporting: ReportingSettings = ReportingSettings()
+    ehr: EhrSettings = EhrSettings()
+    features: FeatureSettings = FeatureSettings()
+    housekeeping: HousekeepingSettings = HousekeepingSettings()
+    alerts: AlertSettings = AlertSettings()
     demo_data: DemoDataSettings = DemoDataSettings()
 
     @property

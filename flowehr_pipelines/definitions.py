@@ -6,7 +6,8 @@ a changed environment takes effect on the next code-location reload.
 
 import dagster as dg
 
-from assets import ehr, features, reporting, reports
+from assets import ehr, features, reporting, reports, silver
+from flowehr_pipelines import ehr_automation, reporting_automation
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.jobs import build_job_defs
 from resources import build_resources
@@ -17,9 +18,12 @@ def defs() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions.merge(
         ehr.build_defs(settings),
+        silver.build_defs(settings),
         features.build_defs(settings),
         reporting.build_defs(settings),
         reports.build_defs(settings),
         build_job_defs(settings),
+        ehr_automation.build_defs(settings),
+        reporting_automation.build_defs(settings),
         dg.Definitions(resources=build_resources(settings)),
     )

@@ -15,7 +15,6 @@ import dagster as dg
 
 from flowehr_pipelines.jobs import ALL_ASSETS_JOB
 
-
 # The summary is the output; step-level DEBUG events stay in the event log and the UI.
 QUIET_CONSOLE: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 

@@ -119,7 +119,9 @@ def test_list_item_error_names_the_index(config_dir: Path) -> None:
     _write(
         config_dir,
         "config.local.yaml",
-        "data_source_connections:\n  - name: Bad-Name\n    tables: [{name: t, primary_key: [id]}]\n",
+        "data_source_connections:\n"
+        "  - name: Bad-Name\n"
+        "    tables: [{name: t, primary_key: [id]}]\n",
     )
     with pytest.raises(ConfigError) as error:
         load_settings()
@@ -139,7 +141,7 @@ def test_missing_base_config_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLOWEHR_CONFIG_DIR", str(tmp_path))
-    with pytest.raises(ConfigError, match="config.yaml: not found"):
+    with pytest.raises(ConfigError, match=r"config\.yaml: not found"):
         load_settings()
 
 

@@ -6,7 +6,9 @@ import dagster as dg
 import pytest
 
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB, EHR_JOB, REPORTING_JOB
+from flowehr_pipelines.ehr_automation import EHR_JOB
+from flowehr_pipelines.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.reporting_automation import REPORTING_JOB
 
 EXPECTED_ASSET_KEYS = {
     "bronze/ehr/diagnoses",
