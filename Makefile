@@ -47,5 +47,12 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Benchmarks are measurements, not tests: results go to docs/bench/ and docs/BENCHMARKS.md.
+BENCH_SCALES ?= S
+BENCH_REPEAT ?= 3
+bench: install
+	for scale in $(BENCH_SCALES); do $(BIN)/python -m bench.run --scale $$scale --repeat $(BENCH_REPEAT) || exit 1; done
+	$(BIN)/python -m bench.report
+
 clean-data:
 	rm -rf "$(FLOWEHR_DATA_DIR)"

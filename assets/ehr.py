@@ -1,27 +1,41 @@
 """Bronze assets for every table of every configured EHR source database.
 
-One factory, ``build_source_table_defs``, is mapped over the ``data_source_connections``
-in config: adding a table or a source is a config change, not code. Each asset loads
-its table into ``bronze/<source>/<table>``: a bulk load the first time, then changelog
-loads of the rows whose ``change_seq`` exceeds the stored changelog number, in bounded
-batches merged by primary key (the newer ``change_seq`` wins; deletes arrive as
-tombstone rows and are kept, flagged, so downstream tables can remove them).
+One factory, ``build_source_defs``, is mapped over the ``data_source_connections`` in
+config: each source becomes one multi-asset with a bronze table per configured table,
+so adding a table or a source is a config change, not code. A source is loaded in one
+step, under the source's lock (``flowehr_pipelines.etl_lock``), so two loads of one
+source never overlap whoever launched them: the schedule, the sensor or a user.
+
+Each table goes to ``bronze/<source>/<table>``: a bulk load the first time, then
+changelog loads of the rows whose ``change_seq`` exceeds the stored changelog number,
+in bounded keyset batches merged by primary key (the newer ``change_seq`` wins; deletes
+arrive as tombstone rows and are kept, flagged, so silver can remove them). A load
+reads up to the source's newest change number *when it starts*: rows changed during
+the load wait for the next one, which also keeps a bulk load's batches disjoint.
+
+The changelog number advances only after a batch's bronze commit, so a load that dies
+mid-way repeats at most one batch (the MERGE absorbs it) and never skips one.
 """
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 
+from assets import quality_checks
 from assets.metadata import delta_table_metadata
-from flowehr_pipelines.config import DataSourceConnection, Settings, SourceTable
+from flowehr_pipelines.config import DataSourceConnection, EhrSettings, Settings, SourceTable
+from flowehr_pipelines.etl_lock import EtlLockStore, LockOwner
 from flowehr_pipelines.etl_state import EtlStateStore
 from resources.delta_store import DeltaTableStore
-from resources.sql_source import SqlSourceResource
-from transforms.quality import duplicate_key_count, null_key_count
+from resources.sql_source import SqlSourceResource, arrow_schema
 
-PRIMARY_KEY_CHECK = "primary_key_unique_not_null"
+LOCK_PURPOSE = "bronze load"
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,45 @@ class LoadResult:
     batches: int
     changelog_before: int | None
     changelog_after: int | None
+    rows_tombstoned: int = 0
+    source_changelog_number: int | None = None
+
+    @property
+    def lag(self) -> int:
+        """Source changes not yet in bronze when the load finished."""
+        if self.source_changelog_number is None:
+            return 0
+        return max(0, self.source_changelog_number - (self.changelog_after or 0))
+
+
+def read_change_batch(
+    source: SqlSourceResource,
+    table: sa.Table,
+    *,
+    change_column: str,
+    after: int,
+    upto: int,
+    limit: int,
+) -> pa.Table:
+    """Rows with ``after < change <= upto``, oldest first, at most ``limit``.
+
+    Keyset pagination on the change column keeps every batch an index range scan,
+    however far into the table the load has got.
+    """
+    change = table.c[change_column]
+    query = sa.select(table).where(change > after, change <= upto).order_by(change).limit(limit)
+    with source.connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    return pa.Table.from_pylist([dict(row) for row in rows], schema=arrow_schema(table))
+
+
+def tombstone_count(batch: pa.Table, deleted_column: str | None) -> int:
+    """Rows of a batch flagged as deleted in the source."""
+    if deleted_column is None or deleted_column not in batch.column_names:
+        return 0
+    flags = batch[deleted_column]
+    deleted = pc.fill_null(pc.not_equal(flags.cast(pa.int64()), 0), False)
+    return int(pc.sum(deleted.cast(pa.int64())).as_py() or 0)
 
 
 def load_source_table(
@@ -44,11 +97,12 @@ def load_source_table(
     source: SqlSourceResource,
     delta: DeltaTableStore,
     log: dg.DagsterLogManager | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Copy new and changed rows of one source table into bronze.
 
-    The changelog number advances after each batch's bronze commit, so a run that dies
-    mid-load resumes from its last committed batch and loses or duplicates nothing.
+    The caller holds the source's lock; ``heartbeat`` is called after every batch so a
+    long load keeps its lock fresh (and stops if the lock was broken).
     """
     bronze = ("bronze", source_name, table.name)
     state = EtlStateStore(delta)
@@ -61,17 +115,24 @@ def load_source_table(
     after = -1 if stored is None else stored.changelog_number
     mode = "bulk" if stored is None and not table_exists else "changelog"
     reflected = source.reflect(table.name)
+    head = source.max_change(reflected, table.change_column)
 
-    rows_read = inserted = updated = batches = 0
+    rows_read = inserted = updated = tombstoned = batches = 0
     rows_total = 0 if stored is None else stored.rows_loaded
-    while True:
-        batch = source.read_changes(
-            reflected, change_column=table.change_column, after=after, limit=table.batch_size
+    while head is not None and after < head:
+        batch = read_change_batch(
+            source,
+            reflected,
+            change_column=table.change_column,
+            after=after,
+            upto=head,
+            limit=table.batch_size,
         )
         if batch.num_rows == 0:
             break
         if mode == "bulk":
-            # Keyset batches of a fresh table never overlap, so a plain append is exact.
+            # Bounded by ``head``, keyset batches of a fresh table never overlap (a row
+            # changed mid-load moves above ``head``), so a plain append is exact.
             delta.append(bronze, batch)
             inserted += batch.num_rows
         else:
@@ -86,6 +147,7 @@ def load_source_table(
         after = int(pc.max(batch[table.change_column]).as_py())
         rows_read += batch.num_rows
         rows_total += batch.num_rows
+        tombstoned += tombstone_count(batch, table.deleted_column)
         batches += 1
         state.set(
             source_name,
@@ -96,8 +158,11 @@ def load_source_table(
         )
         if log:
             log.info(f"{'/'.join(bronze)}: batch {batches}, {rows_read} rows, changelog {after}")
-        if batch.num_rows < table.batch_size:
-            break
+        if heartbeat is not None:
+            heartbeat()
+    if not delta.exists(bronze):
+        # An empty source table still gets a (typed, empty) bronze table downstream can read.
+        delta.append(bronze, arrow_schema(reflected).empty_table())
     return LoadResult(
         mode=mode,
         rows_read=rows_read,
@@ -106,73 +171,97 @@ def load_source_table(
         batches=batches,
         changelog_before=None if stored is None else stored.changelog_number,
         changelog_after=after if after >= 0 else None,
+        rows_tombstoned=tombstoned,
+        source_changelog_number=source.max_change(reflected, table.change_column),
     )
 
 
-def primary_key_check(key: dg.AssetKey, data: pa.Table, keys: list[str]) -> dg.AssetCheckResult:
-    """Blocking check: the primary key is unique and never null."""
-    duplicates = duplicate_key_count(data, keys)
-    nulls = null_key_count(data, keys)
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=PRIMARY_KEY_CHECK,
-        passed=duplicates == 0 and nulls == 0,
-        metadata={"duplicate_keys": duplicates, "null_keys": nulls, "rows": data.num_rows},
-    )
+def load_metadata(
+    delta: DeltaTableStore, key: dg.AssetKey, result: LoadResult, source: SqlSourceResource
+) -> dict[str, Any]:
+    """What a bronze load shows in the UI: counts and changelog numbers, never values."""
+    return {
+        **delta_table_metadata(delta, key.path),
+        "load_mode": result.mode,
+        "rows_read": result.rows_read,
+        "rows_inserted": result.rows_inserted,
+        "rows_updated": result.rows_updated,
+        "rows_deleted": result.rows_tombstoned,
+        "batches": result.batches,
+        "changelog_number_before": result.changelog_before,
+        "changelog_number": result.changelog_after,
+        "source_changelog_number": result.source_changelog_number,
+        "changelog_lag": result.lag,
+        "source": source.display_url(),
+    }
 
 
-def build_source_table_defs(
-    *, connection: DataSourceConnection, table: SourceTable
-) -> dg.AssetsDefinition:
-    """The bronze asset for one source table."""
-    key = dg.AssetKey(["bronze", connection.name, table.name])
-    description = (
-        f"Raw `{table.name}` from the `{connection.name}` source, loaded in bulk and then "
-        f"by changelog number. Restricted: holds patient identifiers. {table.description}"
-    ).strip()
+def bronze_key(connection: DataSourceConnection, table: SourceTable) -> dg.AssetKey:
+    return dg.AssetKey(["bronze", connection.name, table.name])
 
-    @dg.asset(
-        key=key,
-        description=description,
-        group_name="ehr",
-        kinds={"sql", "delta"},
-        owners=["team:data-engineering"],
-        tags={"zone": "bronze", "source": connection.name, "pii": "true"},
-        check_specs=[dg.AssetCheckSpec(PRIMARY_KEY_CHECK, asset=key, blocking=True)],
+
+def build_source_defs(*, connection: DataSourceConnection, ehr: EhrSettings) -> dg.AssetsDefinition:
+    """One multi-asset loading every table of one source, under the source's lock."""
+    specs = [
+        dg.AssetSpec(
+            key=bronze_key(connection, table),
+            description=(
+                f"Raw `{table.name}` from the `{connection.name}` source, loaded in bulk and "
+                f"then by changelog number. Restricted: holds patient identifiers. "
+                f"{table.description}"
+            ).strip(),
+            group_name="ehr",
+            kinds={"sql", "delta"},
+            owners=["team:data-engineering"],
+            tags={"zone": "bronze", "source": connection.name, "pii": "true"},
+            skippable=True,
+        )
+        for table in connection.tables
+    ]
+    stale_after = timedelta(minutes=ehr.lock_stale_after_minutes)
+    heartbeat_every = timedelta(seconds=ehr.lock_heartbeat_seconds)
+
+    @dg.multi_asset(
+        name=f"bronze_{connection.name}",
+        specs=specs,
+        can_subset=True,
+        description=f"Load the `{connection.name}` source's tables into bronze.",
         required_resource_keys={connection.name, "delta"},
         op_tags={"dagster/concurrency_key": f"source_{connection.name}"},
     )
-    def _ingest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _load(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         delta: DeltaTableStore = context.resources.delta
         source: SqlSourceResource = getattr(context.resources, connection.name)
-        result = load_source_table(
-            source_name=connection.name, table=table, source=source, delta=delta, log=context.log
-        )
-        keys = delta.read(key.path, columns=table.primary_key)
-        return dg.MaterializeResult(
-            metadata={
-                **delta_table_metadata(delta, key.path),
-                "load_mode": result.mode,
-                "rows_read": result.rows_read,
-                "rows_inserted": result.rows_inserted,
-                "rows_updated": result.rows_updated,
-                "batches": result.batches,
-                "changelog_number": result.changelog_after,
-                "changelog_number_before": result.changelog_before,
-                "source": source.display_url(),
-            },
-            check_results=[primary_key_check(key, keys, table.primary_key)],
-        )
+        locks = EtlLockStore(delta, stale_after=stale_after)
+        owner = LockOwner.current(context.run_id, LOCK_PURPOSE)
+        with locks.hold(
+            connection.name, owner, log=context.log, heartbeat_every=heartbeat_every
+        ) as beat:
+            for table in connection.tables:
+                key = bronze_key(connection, table)
+                if key not in context.selected_asset_keys:
+                    continue
+                result = load_source_table(
+                    source_name=connection.name,
+                    table=table,
+                    source=source,
+                    delta=delta,
+                    log=context.log,
+                    heartbeat=beat,
+                )
+                yield dg.MaterializeResult(
+                    asset_key=key, metadata=load_metadata(delta, key, result, source)
+                )
 
-    return _ingest
+    return _load
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """Bronze assets for every configured source table."""
+    """Bronze assets for every configured source, with their data-quality checks."""
     return dg.Definitions(
         assets=[
-            build_source_table_defs(connection=connection, table=table)
+            build_source_defs(connection=connection, ehr=settings.ehr)
             for connection in settings.data_source_connections
-            for table in connection.tables
-        ]
+        ],
+        asset_checks=quality_checks.build_bronze_checks(settings),
     )

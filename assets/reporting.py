@@ -4,58 +4,72 @@ pass-2 aggregations upserted with MERGE.
 Ingestion is exactly-once per landed file: each file's Delta commit records the file's
 name and content hash as Delta application transactions (``txn`` actions), in the
 same atomic commit as its rows. A re-run, or the same bytes delivered again under
-another name, finds the marker and adds nothing.
+another name, finds the marker and adds nothing; two overlapping runs cannot both
+commit a file, because the markers are checked against the snapshot the commit is
+made on (Delta's concurrent-transaction check rejects the second).
 
-Projections keep the latest record per key from a moving window and merge with
-``WHEN MATCHED AND s.timestamp > t.timestamp`` (ties broken on terminal state, then
-content hash), so the result depends on neither arrival order, file split nor
-re-delivery; rows outside the window are never touched.
+The staging tables are built from specs (``transforms.reporting.staging``): one
+factory makes every pass-1 projection (latest record per key over a moving window,
+MERGE ``WHEN MATCHED AND s.timestamp > t.timestamp`` with a terminal-state and
+content-hash tie-break and COALESCE on dimensions) and another every pass-2
+aggregation (grouped over the projection's window, MERGE on null-safe dimensions,
+totals through ``greatest``). Pass 2 depends on pass 1 in the asset graph, so a run
+always projects before it aggregates. Rows outside the window are never touched, so
+records expiring from the source or leaving the window never change staging rows.
 """
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from assets import watchdogs
 from assets.metadata import delta_table_metadata
 from flowehr_pipelines.config import Settings
 from resources.delta_store import DeltaTableStore
 from resources.object_store import ObjectStore
 from resources.pseudonymiser import Pseudonymiser
-from transforms.cdc import ParsedFile, parse_lines, window_start
+from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, ParsedFile, parse_lines, window_start
 from transforms.quality import duplicate_key_count, null_key_count
-from transforms.reporting import run_sql
-from transforms.reporting.calendar import local_dates
+from transforms.reporting import run_sql, staging
+from transforms.reporting.staging import (
+    AGGREGATIONS,
+    PROJECTIONS,
+    AggregationSpec,
+    ProjectionSpec,
+    project,
+    projection_merge_clauses,
+)
 
 LANDING_PREFIX = "landing/transaction_history"
 TRANSACTION_HISTORY = dg.AssetKey(["bronze", "transaction_history"])
 QUARANTINE = ("bronze", "quarantine_transaction_history")
-REQUEST_ITEM_STATUS = dg.AssetKey(["reporting", "request_item_status"])
-REQUEST_ITEM_STATUS_SUMMARY = dg.AssetKey(["reporting", "request_item_status_summary"])
 KEY_UNIQUE_CHECK = "key_unique_not_null"
+QUARANTINE_SHARE_CHECK = "quarantine_share"
+# Above this share of a run's lines in quarantine, something upstream has changed.
+QUARANTINE_WARN_SHARE = 0.01
 FLUSH_RECORDS = 250_000
 
-# Dimensions a newer record may omit: keep the stored value rather than null it.
-REQUEST_ITEM_DIMENSIONS = (
-    "clientid",
-    "campaignid",
-    "sendinggroupid",
-    "sendinggroupidversion",
-    "requestid",
-    "requestrefid",
-    "requestitemrefid",
-    "patientodscode",
-    "nhsnumberhash",
-    "createdtime",
-    "createddate",
+
+def staging_key(table: str) -> dg.AssetKey:
+    """The asset key (and Delta path) of a staging table: ``reporting/<table>``."""
+    return dg.AssetKey(["reporting", table])
+
+
+REQUEST_ITEM_STATUS = staging_key(staging.REQUEST_ITEM_STATUS.table)
+REQUEST_ITEM_PLAN_STATUS = staging_key(staging.REQUEST_ITEM_PLAN_STATUS.table)
+CLIENT_LATEST_NAME = staging_key(staging.CLIENT_LATEST_NAME.table)
+REQUEST_ITEM_STATUS_SUMMARY = staging_key(staging.REQUEST_ITEM_STATUS_SUMMARY.table)
+REQUEST_ITEM_PLAN_COMPLETED_SUMMARY = staging_key(staging.REQUEST_ITEM_PLAN_COMPLETED_SUMMARY.table)
+STAGING_KEYS: tuple[dg.AssetKey, ...] = tuple(
+    staging_key(table) for table in [p.table for p in PROJECTIONS] + [a.table for a in AGGREGATIONS]
 )
-SUMMARY_DIMENSIONS = ["clientid", "campaignid", "sendinggroupid", "createddate"]
-SUMMARY_TOTALS = ("requesteditemcount", "completeditemcount", "faileditemcount")
 
 
 class ReportingWindowConfig(dg.Config):
@@ -82,30 +96,49 @@ class IngestStats:
     quarantined: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def quarantine_share(self) -> float:
+        lines = self.records + self.quarantined
+        return self.quarantined / lines if lines else 0.0
 
-def _file_markers(key: str, digest: str) -> tuple[str, str]:
-    return f"landing:{key}", f"sha256:{digest}"
+
+def landing_marker(key: str) -> str:
+    """The Delta app-transaction id that records a landed file as ingested."""
+    return f"landing:{key}"
+
+
+def _file_markers(key: str, digest: str) -> list[str]:
+    return [landing_marker(key), f"sha256:{digest}"]
 
 
 def _applied(dt: DeltaTable | None, marker: str) -> bool:
     return dt is not None and dt.transaction_version(marker) is not None
 
 
-def _commit_batch(
-    delta: DeltaTableStore, batch: list[tuple[list[str], ParsedFile]], now: datetime
-) -> None:
-    """Quarantine first, then records, each commit carrying its files' markers."""
-    for table, rows_of, partition_by in (
-        (QUARANTINE, ParsedFile.quarantine_table, None),
-        (TRANSACTION_HISTORY.path, ParsedFile.records_table, ["change_date"]),
-    ):
-        dt = delta.table(table) if delta.exists(table) else None
-        todo = [(m, p) for m, p in batch if not _applied(dt, m[0])]
-        if not todo:
-            continue
-        data = pa.concat_tables([rows_of(p) for _, p in todo])
-        markers = [marker for m, _ in todo for marker in m]
-        delta.append_marked(table, data, markers=markers, partition_by=partition_by)
+def pending_landing_keys(objects: ObjectStore, delta: DeltaTableStore) -> list[str]:
+    """Landed CDC files not yet ingested into bronze, in key order."""
+    history = (
+        delta.table(TRANSACTION_HISTORY.path) if delta.exists(TRANSACTION_HISTORY.path) else None
+    )
+    return [
+        key
+        for key in objects.list_keys(LANDING_PREFIX)
+        if key.endswith(".jsonl") and not _applied(history, landing_marker(key))
+    ]
+
+
+def _commit_batch(delta: DeltaTableStore, batch: list[tuple[list[str], ParsedFile]]) -> None:
+    """Quarantine first, then records, each commit carrying its files' markers.
+
+    A crash between the two commits leaves the quarantine marked and the records not:
+    the re-run skips the first and writes the second, so nothing is lost or doubled.
+    """
+    delta.append_once(QUARANTINE, [(m, p.quarantine_table()) for m, p in batch])
+    delta.append_once(
+        TRANSACTION_HISTORY.path,
+        [(m, p.records_table()) for m, p in batch],
+        partition_by=["change_date"],
+    )
 
 
 def ingest_landing_files(
@@ -123,11 +156,11 @@ def ingest_landing_files(
         if not key.endswith(".jsonl"):
             continue
         stats.files_seen += 1
-        if _applied(history, f"landing:{key}"):
+        if _applied(history, landing_marker(key)):
             stats.files_already_ingested += 1
             continue
         data = objects.read_bytes(key)
-        markers = list(_file_markers(key, hashlib.sha256(data).hexdigest()))
+        markers = _file_markers(key, hashlib.sha256(data).hexdigest())
         if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
             log.warning(f"{key} repeats an ingested file byte for byte: recorded, not re-ingested")
             stats.duplicate_deliveries += 1
@@ -141,11 +174,26 @@ def ingest_landing_files(
         batch.append((markers, parsed))
         pending += len(parsed.records)
         if pending >= FLUSH_RECORDS:
-            _commit_batch(delta, batch, now)
+            _commit_batch(delta, batch)
             batch, pending = [], 0
     if batch:
-        _commit_batch(delta, batch, now)
+        _commit_batch(delta, batch)
     return stats
+
+
+def quarantine_check(stats: IngestStats) -> dg.AssetCheckResult:
+    """Warn when an unusual share of this run's lines went to quarantine."""
+    return dg.AssetCheckResult(
+        asset_key=TRANSACTION_HISTORY,
+        check_name=QUARANTINE_SHARE_CHECK,
+        passed=stats.quarantine_share <= QUARANTINE_WARN_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "records_quarantined": stats.quarantined,
+            "quarantine_share": round(stats.quarantine_share, 6),
+            "warn_above": QUARANTINE_WARN_SHARE,
+        },
+    )
 
 
 @dg.asset(
@@ -154,6 +202,13 @@ def ingest_landing_files(
     kinds={"delta"},
     owners=["team:data-engineering"],
     tags={"zone": "bronze", "pii": "true"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_SHARE_CHECK,
+            asset=TRANSACTION_HISTORY,
+            description="At most 1% of a run's landed lines are malformed.",
+        )
+    ],
 )
 def transaction_history(
     context: dg.AssetExecutionContext, objects: ObjectStore, delta: DeltaTableStore
@@ -173,28 +228,7 @@ def transaction_history(
     }
     if delta.exists(TRANSACTION_HISTORY.path):
         metadata.update(delta_table_metadata(delta, TRANSACTION_HISTORY.path))
-    return dg.MaterializeResult(metadata=metadata)
-
-
-def project_request_items(
-    history: pa.Table, *, window_start_ms: int, pseudonymiser: Pseudonymiser, tz: str
-) -> pa.Table:
-    """Latest state per request item, NHS number replaced by its keyed hash."""
-    latest = run_sql(
-        "request_item_status",
-        {"transaction_history": history},
-        {"window_start_ms": window_start_ms},
-    )
-    hashes = pa.array(
-        [
-            None if v is None else pseudonymiser.hash_value(v)
-            for v in latest["nhsnumber"].to_pylist()
-        ],
-        type=pa.string(),
-    )
-    projected = latest.drop_columns(["nhsnumber"]).append_column("nhsnumberhash", hashes)
-    projected = projected.append_column("createddate", local_dates(projected["createdtime"], tz))
-    return projected.append_column("completeddate", local_dates(projected["completedtime"], tz))
+    return dg.MaterializeResult(metadata=metadata, check_results=[quarantine_check(stats)])
 
 
 def key_check(key: dg.AssetKey, data: pa.Table, keys: list[str]) -> dg.AssetCheckResult:
@@ -208,103 +242,183 @@ def key_check(key: dg.AssetKey, data: pa.Table, keys: list[str]) -> dg.AssetChec
     )
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    """Landing ingestion, pass-1 projection and pass-2 aggregation."""
+def window_start_ms(start_date: date) -> int:
+    """Epoch milliseconds of the first instant (UTC midnight) of the window's first day."""
+    return (
+        int(datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC).timestamp())
+        * 1000
+    )
+
+
+def read_history_window(delta: DeltaTableStore, start_date: date) -> pa.Table:
+    """Bronze records changed on or after a day; an empty table before the first ingest."""
+    history = delta.read_or_none(
+        TRANSACTION_HISTORY.path, filters=[("change_date", ">=", start_date.isoformat())]
+    )
+    return TRANSACTION_HISTORY_SCHEMA.empty_table() if history is None else history
+
+
+def refresh_projection(
+    spec: ProjectionSpec,
+    *,
+    delta: DeltaTableStore,
+    pseudonymise: Callable[[str], str],
+    as_of: datetime,
+    window_days: int,
+    tz: str,
+    initial_window_days: int | None = None,
+) -> dict[str, Any]:
+    """Project a window of bronze and MERGE it into ``reporting/<table>``.
+
+    Args:
+        spec: which projection.
+        delta: the lake.
+        pseudonymise: keyed hash for identifiers.
+        as_of: when the window ends.
+        window_days: the moving window.
+        tz: the reporting time zone.
+        initial_window_days: the (longer) window of the first load, while the table
+            does not exist yet: NHS Notify's migration load.
+
+    Returns:
+        Counts for the asset's metadata.
+    """
+    target = staging_key(spec.table).path
+    if initial_window_days is not None and not delta.exists(target):
+        window_days = max(window_days, initial_window_days)
+    start = window_start(as_of, window_days)
+    history = read_history_window(delta, start)
+    projected = project(
+        spec,
+        history,
+        window_start_ms=window_start_ms(start),
+        pseudonymise=pseudonymise,
+        tz=tz,
+    )
+    metrics = delta.merge_with_clauses(
+        target,
+        projected,
+        keys=[spec.key],
+        matched=projection_merge_clauses(spec, projected.column_names),
+    )
+    return {
+        "window_start": start.isoformat(),
+        "source_records_in_window": history.num_rows,
+        "keys_in_window": projected.num_rows,
+        "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
+        "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
+    }
+
+
+def refresh_aggregation(
+    spec: AggregationSpec,
+    *,
+    delta: DeltaTableStore,
+    as_of: datetime,
+    window_days: int,
+    initial_window_days: int | None = None,
+) -> dict[str, Any]:
+    """Aggregate a projection's window and MERGE it into ``reporting/<table>``.
+
+    Groups match null-safely (a NULL campaign is a group too); running totals only
+    rise, point-in-time counts are replaced; an unchanged group is not rewritten.
+    The first load (table absent) uses ``initial_window_days`` when it is longer.
+    """
+    if initial_window_days is not None and not delta.exists(staging_key(spec.table).path):
+        window_days = max(window_days, initial_window_days)
+    start = window_start(as_of, window_days)
+    source = delta.read(staging_key(spec.source).path, filters=[(spec.window_column, ">=", start)])
+    summary = run_sql(spec.table, {spec.source: source}, {"window_start_date": start})
+    changed = " OR ".join(
+        [f"s.`{n}` > t.`{n}`" for n in spec.totals]
+        + [f"s.`{n}` IS DISTINCT FROM t.`{n}`" for n in spec.current]
+    )
+    metrics = delta.merge_with_clauses(
+        staging_key(spec.table).path,
+        summary,
+        keys=list(spec.dimensions),
+        matched=[(changed, spec.updates())],
+        null_safe_keys=True,
+    )
+    return {
+        "window_start": start.isoformat(),
+        "source_rows_in_window": source.num_rows,
+        "groups_in_window": summary.num_rows,
+        "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
+        "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
+    }
+
+
+def build_projection_defs(*, spec: ProjectionSpec, settings: Settings) -> dg.Definitions:
+    """One pass-1 projection asset, with its blocking key check."""
+    key = staging_key(spec.table)
     reporting = settings.reporting
 
     @dg.asset(
-        key=REQUEST_ITEM_STATUS,
+        key=key,
         deps=[TRANSACTION_HISTORY],
+        description=spec.description,
         group_name="reporting",
         kinds={"sql", "delta"},
         owners=["team:reporting"],
         tags={"zone": "reporting", "pass": "1"},
-        check_specs=[dg.AssetCheckSpec(KEY_UNIQUE_CHECK, asset=REQUEST_ITEM_STATUS, blocking=True)],
+        check_specs=[dg.AssetCheckSpec(KEY_UNIQUE_CHECK, asset=key, blocking=True)],
     )
-    def request_item_status(
+    def _projection(
         config: ReportingWindowConfig, delta: DeltaTableStore, pseudonymiser: Pseudonymiser
     ) -> dg.MaterializeResult:
-        """Latest status of every request item changed in the projection window (pass 1)."""
-        start = window_start(config.as_of_datetime(), reporting.projection_window_days)
-        history = delta.read(
-            TRANSACTION_HISTORY.path, filters=[("change_date", ">=", start.isoformat())]
-        )
-        window_start_ms = (
-            int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()) * 1000
-        )
-        projected = project_request_items(
-            history,
-            window_start_ms=window_start_ms,
-            pseudonymiser=pseudonymiser,
+        """A pass-1 projection of the CDC log (see the asset's description)."""
+        counts = refresh_projection(
+            spec,
+            delta=delta,
+            pseudonymise=pseudonymiser.hash_value,
+            as_of=config.as_of_datetime(),
+            window_days=reporting.projection_window_days,
             tz=reporting.timezone,
+            initial_window_days=reporting.initial_window_days,
         )
-        updates = {
-            name: (
-                f"coalesce(s.`{name}`, t.`{name}`)"
-                if name in REQUEST_ITEM_DIMENSIONS
-                else f"s.`{name}`"
-            )
-            for name in projected.column_names
-        }
-        metrics = delta.merge(
-            REQUEST_ITEM_STATUS.path,
-            projected,
-            keys=["requestitemid"],
-            matched_condition=(
-                "s.`timestamp` > t.`timestamp` OR "
-                "(s.`timestamp` = t.`timestamp` AND s.`_rank` > t.`_rank`)"
-            ),
-            updates=updates,
-        )
-        stored = delta.read(REQUEST_ITEM_STATUS.path, columns=["requestitemid"])
+        stored = delta.read(key.path, columns=[spec.key])
         return dg.MaterializeResult(
-            metadata={
-                **delta_table_metadata(delta, REQUEST_ITEM_STATUS.path),
-                "window_start": start.isoformat(),
-                "source_records_in_window": history.num_rows,
-                "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
-                "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
-            },
-            check_results=[key_check(REQUEST_ITEM_STATUS, stored, ["requestitemid"])],
+            metadata={**delta_table_metadata(delta, key.path), **counts},
+            check_results=[key_check(key, stored, [spec.key])],
         )
 
+    return dg.Definitions(assets=[_projection])
+
+
+def build_aggregation_defs(*, spec: AggregationSpec, settings: Settings) -> dg.Definitions:
+    """One pass-2 aggregation asset, downstream of the projection it reads."""
+    key = staging_key(spec.table)
+    reporting = settings.reporting
+
     @dg.asset(
-        key=REQUEST_ITEM_STATUS_SUMMARY,
-        deps=[REQUEST_ITEM_STATUS],
+        key=key,
+        deps=[staging_key(spec.source)],
+        description=spec.description,
         group_name="reporting",
         kinds={"sql", "delta"},
         owners=["team:reporting"],
         tags={"zone": "reporting", "pass": "2"},
     )
-    def request_item_status_summary(
-        config: ReportingWindowConfig, delta: DeltaTableStore
-    ) -> dg.MaterializeResult:
-        """Request items per client, campaign, sending group and day; totals never fall (pass 2)."""
-        start = window_start(config.as_of_datetime(), reporting.aggregation_window_days)
-        items = delta.read(REQUEST_ITEM_STATUS.path, filters=[("createddate", ">=", start)])
-        summary = run_sql(
-            "request_item_status_summary",
-            {"request_item_status": items},
-            {"window_start_date": start},
+    def _aggregation(config: ReportingWindowConfig, delta: DeltaTableStore) -> dg.MaterializeResult:
+        """A pass-2 aggregation of a projection (see the asset's description)."""
+        counts = refresh_aggregation(
+            spec,
+            delta=delta,
+            as_of=config.as_of_datetime(),
+            window_days=reporting.aggregation_window_days,
+            initial_window_days=reporting.initial_window_days,
         )
-        updates = {name: f"greatest(t.`{name}`, s.`{name}`)" for name in SUMMARY_TOTALS}
-        updates["outstandingitemcount"] = "s.`outstandingitemcount`"
-        metrics = delta.merge(
-            REQUEST_ITEM_STATUS_SUMMARY.path,
-            summary,
-            keys=SUMMARY_DIMENSIONS,
-            null_safe_keys=True,
-            updates=updates,
-        )
-        return dg.MaterializeResult(
-            metadata={
-                **delta_table_metadata(delta, REQUEST_ITEM_STATUS_SUMMARY.path),
-                "window_start": start.isoformat(),
-                "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
-                "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
-            }
-        )
+        return dg.MaterializeResult(metadata={**delta_table_metadata(delta, key.path), **counts})
 
-    return dg.Definitions(
-        assets=[transaction_history, request_item_status, request_item_status_summary]
+    return dg.Definitions(assets=[_aggregation])
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Landing ingestion, every pass-1 projection and pass-2 aggregation, and the watchdogs."""
+    return dg.Definitions.merge(
+        dg.Definitions(assets=[transaction_history]),
+        *[build_projection_defs(spec=spec, settings=settings) for spec in PROJECTIONS],
+        *[build_aggregation_defs(spec=spec, settings=settings) for spec in AGGREGATIONS],
+        watchdogs.build_defs(settings),
     )

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,27 +176,17 @@ def _state_store(settings: Settings) -> Any:
 @etl.command("head-state")
 @click.option("--source", help="Only this data source connection.")
 def head_state(source: str | None) -> None:
-    """Show each source table's stored changelog number and when it last moved."""
+    """Show each source table's stored changelog number, its lag behind the source, and locks."""
+    from flowehr_pipelines.etl_state import head_state_report
+
     settings = _settings()
     with _friendly_errors():
         if source:
             settings.connection(source)
-        states = _state_store(settings).all(source)
-    if not states:
-        click.echo("no changelog numbers stored: the next load of every table is a bulk load")
-        return
-    rows = [
-        (
-            s.source,
-            s.table_name,
-            str(s.changelog_number),
-            s.load_mode,
-            f"{s.rows_loaded:,}",
-            s.updated_at.astimezone(UTC).isoformat(timespec="seconds"),
-        )
-        for s in states
-    ]
-    click.echo(format_table(("source", "table", "changelog", "mode", "rows", "updated"), rows))
+        report = head_state_report(settings, source)
+    click.echo(format_table(report.header, report.rows))
+    for note in report.notes:
+        click.echo(note)
 
 
 @etl.command("clear-state")
@@ -211,27 +201,46 @@ def clear_state(source: str | None, set_changelog_number: int | None, yes: bool)
     """Clear (or set) stored changelog numbers, forcing a bulk (or partial) reload."""
     if not yes:
         raise UserFacingError("refusing to change ETL state without --yes")
+    from flowehr_pipelines.etl_lock import EtlLockHeldError, maintenance_lock
+
     settings = _settings()
     store = _state_store(settings)
     with _friendly_errors():
         connections = [settings.connection(source)] if source else settings.data_source_connections
         for connection in connections:
-            if set_changelog_number is None:
-                removed = store.clear(connection.name)
-                click.echo(f"{connection.name}: cleared {removed} changelog number(s)")
-                continue
-            for table in connection.tables:
-                store.set(
-                    connection.name,
-                    table.name,
-                    changelog_number=set_changelog_number,
-                    load_mode="manual",
-                    rows_loaded=0,
-                )
-            click.echo(
-                f"{connection.name}: {len(connection.tables)} table(s) set to changelog "
-                f"number {set_changelog_number}"
-            )
+            try:
+                # Held while changing state, so no load of the source runs meanwhile.
+                with maintenance_lock(
+                    settings, connection.name, purpose="clear-state", log=_StderrLog()
+                ):
+                    click.echo(_change_state(store, connection, set_changelog_number))
+            except EtlLockHeldError as exc:
+                raise UserFacingError(f"refusing to change ETL state: {exc}") from None
+
+
+def _change_state(store: Any, connection: Any, changelog_number: int | None) -> str:
+    if changelog_number is None:
+        removed = store.clear(connection.name)
+        return f"{connection.name}: cleared {removed} changelog number(s)"
+    for table in connection.tables:
+        store.set(
+            connection.name,
+            table.name,
+            changelog_number=changelog_number,
+            load_mode="manual",
+            rows_loaded=0,
+        )
+    return (
+        f"{connection.name}: {len(connection.tables)} table(s) set to changelog "
+        f"number {changelog_number}"
+    )
+
+
+class _StderrLog:
+    """Warnings for the user on stderr (a stale lock being broken)."""
+
+    def warning(self, msg: str) -> None:
+        click.echo(f"warning: {msg}", err=True)
 
 
 PUBLISHED_ZONES = (("gold", "features"), ("reporting",))
@@ -278,6 +287,10 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
+
+from flowehr_pipelines.cli_features import features as _features  # noqa: E402
+
+main.add_command(_features)
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping, MutableMapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +46,9 @@ class SourceTable(_Strict):
     deleted_column: str | None = "is_deleted"
     batch_size: int = Field(default=50_000, gt=0)
     description: str = ""
+    nhs_number_column: str | None = Field(
+        default=None, description="Column holding NHS numbers; checked for validity in bronze."
+    )
 
     @field_validator("name")
     @classmethod
@@ -109,6 +113,46 @@ class DatabricksSettings(_Strict):
     new_cluster: dict[str, Any] | None = None
     secret_scope: str = "flowehr"
     workspace_dir: str = "/Shared/flowehr"
+    pseudonymisation_secret_key: str = Field(
+        default="pseudonymisation-key",
+        description="Key in secret_scope holding the pseudonymisation key.",
+    )
+    entrypoint: str | None = Field(
+        default=None,
+        description="python_file of the feature job; default "
+        "<workspace_dir>/transforms/pipes/feature_job.py.",
+    )
+    libraries: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"pypi": {"package": "dagster-pipes==1.13.27"}}],
+        description="Libraries installed on the job cluster (Databricks jobs API format).",
+    )
+    timeout_seconds: int = Field(default=3600, gt=0)
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+
+
+class WatchdogSettings(_Strict):
+    """When a communication counts as overdue or stuck (NHS Notify's watchdog rules).
+
+    A request item plan is overdue when it has no final status this many hours after it
+    was created: ``plan_overdue_hours`` per channel for the first channel tried,
+    ``fallback_plan_overdue_hours`` for a later (fallback) channel, and
+    ``any_plan_overdue_hours`` for any plan at all.
+    """
+
+    plan_overdue_hours: dict[str, int] = Field(
+        default_factory=lambda: {"NHSAPP": 96, "SMS": 96, "EMAIL": 96, "LETTER": 168},
+        description="Per channel (communicationtype), for the first channel of an item.",
+    )
+    fallback_plan_overdue_hours: int = Field(default=240, gt=0)
+    any_plan_overdue_hours: int = Field(default=336, gt=0)
+    item_overdue_hours: int = Field(default=336, gt=0)
+    request_overdue_hours: int = Field(default=336, gt=0)
+    stuck_pending_enrichment_hours: int = Field(default=48, gt=0)
+    stuck_enriched_hours: int = Field(default=144, gt=0)
+    lookback_days: int = Field(default=90, gt=0, description="Older communications are ignored.")
+    error_at: int = Field(
+        default=1, gt=0, description="A watchdog fails with severity ERROR at this many."
+    )
 
 
 class ReportingSettings(_Strict):
@@ -116,8 +160,36 @@ class ReportingSettings(_Strict):
 
     projection_window_days: int = Field(default=7, gt=0)
     aggregation_window_days: int = Field(default=31, gt=0)
+    initial_window_days: int = Field(
+        default=90,
+        gt=0,
+        description="Window of a staging table's first (migration) load, before it exists.",
+    )
     timezone: str = "Europe/London"
     clients: list[str] = Field(default_factory=list, description="Empty = every client seen.")
+    landing_sensor_interval_seconds: int = Field(
+        default=60, gt=0, description="How often the landing sensor lists new CDC files."
+    )
+    report_catch_up_days: int = Field(
+        default=7, gt=0, description="How far back a missing completed comms report is rewritten."
+    )
+    batch_report_lookback_days: int = Field(
+        default=7, gt=0, description="Batches completed this recently get a batch report."
+    )
+    batch_settle_minutes: int = Field(
+        default=120,
+        ge=0,
+        description="A batch is reported only this long after its last item completed.",
+    )
+    automation_running: bool = Field(
+        default=False,
+        description="Start the reporting schedules and landing sensor with the daemon "
+        "(otherwise they are switched on in the UI).",
+    )
+    reports_start_date: date = Field(
+        default=date(2024, 1, 1), description="First day of the daily report partitions."
+    )
+    watchdogs: WatchdogSettings = WatchdogSettings()
 
 
 class EhrSettings(_Strict):
@@ -125,12 +197,26 @@ class EhrSettings(_Strict):
 
     lock_stale_after_minutes: int = Field(default=120, gt=0)
     sensor_interval_seconds: int = Field(default=300, gt=0)
+    lock_heartbeat_seconds: int = Field(
+        default=60, gt=0, description="How often a running load refreshes its lock."
+    )
+    freshness_max_age_days: int = Field(
+        default=3, gt=0, description="Silver event tables warn when their newest event is older."
+    )
 
 
 class FeatureSettings(_Strict):
     """The feature store's shape."""
 
     version: str = "v1"
+    spo2_scale: Literal[1, 2] = Field(
+        default=1, description="NEWS2 SpO2 scale: 1, or 2 for hypercapnic respiratory failure."
+    )
+    horizon_grid_hours: int | None = Field(
+        default=None,
+        gt=0,
+        description="None = a horizon at every charted event; N = every N hours of the stay.",
+    )
 
 
 class HousekeepingSettings(_Strict):
@@ -143,6 +229,11 @@ class AlertSettings(_Strict):
     """Where failed checks and runs are announced; no webhook = log only."""
 
     webhook_url: str | None = None
+    webhook_url_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the webhook URL (preferred: it is a secret).",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class DemoDataSettings(_Strict):

@@ -6,7 +6,7 @@ a changed environment takes effect on the next code-location reload.
 
 import dagster as dg
 
-from assets import ehr, features, reporting, reports, silver
+from assets import ehr, features, housekeeping, reporting, reports, silver
 from flowehr_pipelines import ehr_automation, reporting_automation
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.jobs import build_job_defs
@@ -22,8 +22,10 @@ def defs() -> dg.Definitions:
         features.build_defs(settings),
         reporting.build_defs(settings),
         reports.build_defs(settings),
+        housekeeping.build_defs(settings),
         build_job_defs(settings),
         ehr_automation.build_defs(settings),
         reporting_automation.build_defs(settings),
-        dg.Definitions(resources=build_resources(settings)),
+        # UI-launched materialisations run in process too: one JVM per run, not per step.
+        dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
     )

@@ -3,17 +3,28 @@
 A load reads the number, fetches rows with a greater ``change_seq``, and advances the
 number only after the bronze write has committed, so a crash can repeat a batch
 (which the bronze MERGE absorbs) but never skip one.
+
+``table_lags`` compares the stored numbers with each source table's newest change
+number: the sensor starts a load when any table lags, and ``flowehr etl head-state``
+shows the lag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 
 from resources.delta_store import DeltaTableStore
+
+if TYPE_CHECKING:
+    from flowehr_pipelines.config import Settings, SourceTable
+    from resources.sql_source import SqlSourceResource
 
 ETL_STATE_TABLE = ("internal", "etl_state")
 
@@ -97,5 +108,141 @@ class EtlStateStore:
         return int(metrics.get("num_deleted_rows", 0))
 
 
+@dataclass(frozen=True)
+class TableLag:
+    """How far bronze is behind one source table."""
+
+    source: str
+    table_name: str
+    stored: int | None
+    source_head: int | None
+
+    @property
+    def lag(self) -> int:
+        """Source max ``change_seq`` minus the stored changelog number (0 = up to date)."""
+        if self.source_head is None:
+            return 0
+        return max(0, self.source_head - (self.stored if self.stored is not None else 0))
+
+    @property
+    def has_changes(self) -> bool:
+        return self.lag > 0
+
+
+def source_heads(source: SqlSourceResource, tables: Sequence[SourceTable]) -> dict[str, int | None]:
+    """Each table's newest change number in the source (None when the table is empty).
+
+    Raises:
+        SourceUnavailableError: when the source cannot be reached.
+    """
+    heads: dict[str, int | None] = {}
+    with source.connect() as connection:
+        for table in tables:
+            newest: sa.ColumnElement[Any] = sa.func.max(sa.column(table.change_column))
+            value = connection.execute(sa.select(newest).select_from(sa.table(table.name))).scalar()
+            heads[table.name] = None if value is None else int(value)
+    return heads
+
+
+def table_lags(
+    source_name: str,
+    tables: Sequence[SourceTable],
+    source: SqlSourceResource,
+    state: EtlStateStore,
+) -> list[TableLag]:
+    """Stored against source changelog numbers for every table of one source."""
+    heads = source_heads(source, tables)
+    stored = {s.table_name: s.changelog_number for s in state.all(source_name)}
+    return [
+        TableLag(source_name, table.name, stored.get(table.name), heads[table.name])
+        for table in tables
+    ]
+
+
 def _sql_literal(value: str) -> str:
     return value.replace("'", "''")
+
+
+@dataclass(frozen=True)
+class HeadStateReport:
+    """What ``flowehr etl head-state`` prints: a table of rows, then notes."""
+
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    notes: list[str]
+
+
+def head_state_report(settings: Settings, source: str | None = None) -> HeadStateReport:
+    """Stored changelog numbers, the sources' lag behind them, and each source's lock.
+
+    A source that cannot be reached still gets its stored numbers, with a note saying
+    why its lag is unknown.
+    """
+    import dagster as dg
+
+    from flowehr_pipelines.etl_lock import EtlLockStore
+    from resources import build_delta_store, build_resources
+
+    delta = build_delta_store(settings)
+    state = EtlStateStore(delta)
+    locks = EtlLockStore(
+        delta, stale_after=timedelta(minutes=settings.ehr.lock_stale_after_minutes)
+    )
+    connections = (
+        [settings.connection(source)] if source else list(settings.data_source_connections)
+    )
+    resources = build_resources(settings)
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    now = locks.now()
+    for connection in connections:
+        stored = {s.table_name: s for s in state.all(connection.name)}
+        heads: dict[str, int | None] | None = None
+        try:
+            with dg.build_resources({"source": resources[connection.name]}) as built:
+                heads = source_heads(built.source, connection.tables)
+        except Exception as exc:  # any reason the source cannot answer is worth one line
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            notes.append(f"{connection.name}: source lag unknown: {reason}")
+        for table in connection.tables:
+            s = stored.get(table.name)
+            head = None if heads is None else heads.get(table.name)
+            lag = (
+                "?"
+                if heads is None
+                else str(
+                    TableLag(
+                        connection.name,
+                        table.name,
+                        None if s is None else s.changelog_number,
+                        head,
+                    ).lag
+                )
+            )
+            rows.append(
+                (
+                    connection.name,
+                    table.name,
+                    "-" if s is None else str(s.changelog_number),
+                    "?" if heads is None else ("-" if head is None else str(head)),
+                    lag,
+                    "-" if s is None else s.load_mode,
+                    "-" if s is None else f"{s.rows_loaded:,}",
+                    "-"
+                    if s is None
+                    else s.updated_at.astimezone(UTC).isoformat(timespec="seconds"),
+                )
+            )
+        if not stored:
+            notes.append(f"{connection.name}: no changelog numbers stored: the next load is bulk")
+        holder = locks.holder(connection.name)
+        if holder is None:
+            notes.append(f"{connection.name}: lock free")
+        elif holder.is_stale(now, locks.stale_after):
+            notes.append(
+                f"{connection.name}: STALE lock ({holder.describe(now)}); the next load breaks it"
+            )
+        else:
+            notes.append(f"{connection.name}: locked by {holder.describe(now)}")
+    header = ("source", "table", "changelog", "source head", "lag", "mode", "rows", "updated")
+    return HeadStateReport(header=header, rows=rows, notes=notes)

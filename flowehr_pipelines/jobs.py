@@ -9,6 +9,7 @@ schedules and sensors live beside their domain (``ehr_automation``,
 import dagster as dg
 
 from flowehr_pipelines.config import Settings
+from flowehr_pipelines.reporting_automation import separately_run
 
 ALL_ASSETS_JOB = "all_assets_job"
 
@@ -17,7 +18,9 @@ def build_job_defs(settings: Settings) -> dg.Definitions:
     """The job that materialises everything, as ``flowehr run`` does."""
     all_assets = dg.define_asset_job(
         ALL_ASSETS_JOB,
-        selection=dg.AssetSelection.all(),
+        # Partitioned reports and watchdog checks run separately (flowehr run catches the
+        # reports up after this job; see reporting_automation).
+        selection=dg.AssetSelection.all() - separately_run(),
         description="Materialise the whole graph: EHR sources to features, CDC log to reports.",
         executor_def=dg.in_process_executor,
     )

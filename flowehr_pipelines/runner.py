@@ -46,6 +46,7 @@ class RunSummary:
     checks: list[CheckOutcome] = field(default_factory=list)
     report_paths: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    extra_run_ids: list[str] = field(default_factory=list)  # report partition runs
 
 
 def _plain(value: Any) -> Any:
@@ -70,24 +71,85 @@ def run_assets(
     selection: str | None = None,
     run_config: Mapping[str, Any] | None = None,
 ) -> RunSummary:
-    """Execute the all-assets job (or a selection of it) in this process."""
+    """Execute the all-assets job (or a selection of it) in this process.
+
+    Then, if it succeeded, the partitioned report assets it leaves out: the report
+    partitions due now, exactly as the report schedules would request them (one run
+    per partition range).
+    """
+    keys = resolve_selection(defs, selection)
     job = defs.resolve_job_def(ALL_ASSETS_JOB)
-    result = job.execute_in_process(
-        instance=instance,
-        asset_selection=resolve_selection(defs, selection),
-        run_config={**QUIET_CONSOLE, **(run_config or {})},
-        raise_on_error=False,
-        tags={"flowehr/launched_by": "flowehr run"},
-    )
-    summary = RunSummary(run_id=result.run_id, success=result.success)
+    in_job = set(job.asset_layer.selected_asset_keys)
+    main_keys = None if keys is None else [k for k in keys if k in in_job]
+    summary = RunSummary(run_id="", success=True)
+    if main_keys:
+        # Only the checks the job has for these assets (not, say, the watchdogs).
+        wanted = set(main_keys)
+        checks = {c for c in job.asset_layer.asset_graph.asset_check_keys if c.asset_key in wanted}
+        job = job.get_subset(asset_selection=wanted, asset_check_selection=checks)
+    if keys is None or main_keys:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={**QUIET_CONSOLE, **(run_config or {})},
+            raise_on_error=False,
+            tags={"flowehr/launched_by": "flowehr run"},
+        )
+        _collect(summary, result)
+    if summary.success:
+        for job_name, tags in _due_report_runs(defs, instance, keys):
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance,
+                run_config=QUIET_CONSOLE,
+                raise_on_error=False,
+                tags={**tags, "flowehr/launched_by": "flowehr run"},
+            )
+            _collect(summary, result)
+    return summary
+
+
+def _due_report_runs(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey] | None
+) -> list[tuple[str, dict[str, str]]]:
+    """(job, run tags) of the report partition ranges due now, as the schedules plan them."""
+    from flowehr_pipelines.config import load_settings
+    from flowehr_pipelines.reporting_automation import report_catch_up
+
+    resources = defs.resources or {}
+    if "delta" not in resources or "objects" not in resources:
+        return []
+    with dg.build_resources({"delta": resources["delta"], "objects": resources["objects"]}) as res:
+        plans = report_catch_up(
+            settings=load_settings(),
+            instance=instance,
+            delta=res.delta,
+            objects=res.objects,
+            selected=None if keys is None else set(keys),
+        )
+    return [(plan.job_name, dict(request.tags)) for plan in plans for request in plan.run_requests]
+
+
+def _collect(summary: RunSummary, result: dg.ExecuteInProcessResult) -> None:
+    """Add one run's materialisations, checks and failures to the summary.
+
+    A run over a partition range materialises each partition with the same metadata,
+    so an asset is listed once per run and its report paths once.
+    """
+    if not summary.run_id:
+        summary.run_id = result.run_id
+    else:
+        summary.extra_run_ids.append(result.run_id)
+    summary.success = summary.success and result.success
+    seen: set[str] = set()
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         assert materialization is not None
+        key = materialization.asset_key.to_user_string()
+        if key in seen:
+            continue
+        seen.add(key)
         metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
         rows = metadata.get("dagster/row_count")
-        summary.assets.append(
-            AssetOutcome(materialization.asset_key.to_user_string(), rows, metadata)
-        )
+        summary.assets.append(AssetOutcome(key, rows, metadata))
         summary.report_paths.extend(metadata.get("report_paths") or [])
     for evaluation in result.get_asset_check_evaluations():
         summary.checks.append(
@@ -103,12 +165,12 @@ def run_assets(
             error = event.step_failure_data.error
             message = error.message.strip().splitlines()[0] if error else "failed"
             summary.failures.append(f"{event.step_key}: {message}")
-    return summary
 
 
 def format_summary(summary: RunSummary) -> str:
     """A plain-text summary: tables and rows, checks, report files, failures."""
-    lines = [f"run {summary.run_id}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
+    more = f" (+{len(summary.extra_run_ids)} report run(s))" if summary.extra_run_ids else ""
+    lines = [f"run {summary.run_id}{more}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
     width = max((len(a.key) for a in summary.assets), default=5)
     lines.append(f"{'asset'.ljust(width)}  {'rows':>10}")
     for asset in sorted(summary.assets, key=lambda a: a.key):

@@ -12,6 +12,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from flowehr_pipelines.config import PSEUDONYMISATION_KEY_ENV, Settings
+from resources.databricks import build_feature_job_resource
 from resources.delta_store import DeltaTableStore, LocalStorage, S3Storage
 from resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from resources.pseudonymiser import Pseudonymiser
@@ -74,6 +75,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "spark": SparkResource(master=settings.spark.master, conf=settings.spark.conf),
         "pseudonymiser": Pseudonymiser(key=dg.EnvVar(PSEUDONYMISATION_KEY_ENV)),
     }
+    if settings.compute == "databricks":
+        resources["feature_jobs"] = build_feature_job_resource(settings)
     for connection in settings.data_source_connections:
         resources[connection.name] = SqlSourceResource(
             url=settings.source_url(connection),

@@ -17,7 +17,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from pydantic import Field
 
 TablePath = Sequence[str]
@@ -291,6 +291,324 @@ class DeltaTableStore(dg.ConfigurableResource):
 
     def history(self, table: TablePath, *, limit: int | None = None) -> list[dict[str, Any]]:
         return self.table(table).history(limit)
+
+    def replace_if_version(
+        self, table: TablePath, data: pa.Table, *, expected_version: int | None
+    ) -> bool:
+        """Compare-and-swap: replace a table's contents only if nobody committed since.
+
+        The commit is tried once, at ``expected_version + 1``, with no conflict retries.
+        Delta log entries are written put-if-absent (a no-replace rename locally, a
+        conditional put on S3), so of two writers that read the same version exactly
+        one wins. Small coordination tables (locks) are built on this.
+
+        Args:
+            table: the table path.
+            data: the table's complete new contents.
+            expected_version: the version the caller read; None = the table must not
+                exist yet.
+
+        Returns:
+            True when this write committed, False when another writer got there first.
+        """
+        options = self._cas_options()
+        once = CommitProperties(max_commit_retries=0)
+        try:
+            if expected_version is None:
+                write_deltalake(
+                    self.uri(table),
+                    data,
+                    mode="error",
+                    storage_options=options,
+                    commit_properties=once,
+                )
+            else:
+                snapshot = DeltaTable(
+                    self.uri(table), version=expected_version, storage_options=options
+                )
+                write_deltalake(
+                    snapshot,
+                    data,
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    storage_options=options,
+                    commit_properties=once,
+                )
+        except CommitFailedError:
+            return False
+        except DeltaError:
+            if expected_version is None and self.exists(table):
+                return False  # created by a concurrent writer
+            raise
+        return True
+
+    def _cas_options(self) -> dict[str, str]:
+        options = dict(self.storage.options())
+        if self.storage.provider == "s3":
+            # Put-if-absent log commits; delta-rs 1.x defaults to it, but say so explicitly.
+            options["conditional_put"] = "etag"
+        return options
+
+    def sync(self, table: TablePath, data: pa.Table, *, keys: Sequence[str]) -> dict[str, int]:
+        """Make a table hold exactly ``data``, rewriting only rows that changed.
+
+        A full recomputation written as a diff: one MERGE updates rows whose values
+        differ, inserts new keys and deletes keys no longer present, so an unchanged
+        input commits nothing and the change data feed (enabled here) lists real
+        changes only. A changed column set or type replaces the table instead.
+
+        Args:
+            table: the table path.
+            data: the complete new contents; must be unique on ``keys``.
+            keys: the columns that identify a row.
+
+        Returns:
+            Counts under ``num_target_rows_inserted``, ``..._updated`` and ``..._deleted``.
+        """
+        cdf = {"delta.enableChangeDataFeed": "true"}
+        if self.exists(table):
+            dt = self.table(table)
+            if _same_columns(pa.schema(dt.schema().to_arrow()), data.schema):
+                if dt.metadata().configuration.get("delta.enableChangeDataFeed") != "true":
+                    dt.alter.set_table_properties(cdf)
+                    dt = self.table(table)
+                predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+                values = [c for c in data.column_names if c not in keys]
+                changed = _any_of([f"t.`{c}` IS DISTINCT FROM s.`{c}`" for c in values])
+                merger = dt.merge(data, predicate, source_alias="s", target_alias="t")
+                if changed:
+                    merger = merger.when_matched_update_all(predicate=changed)
+                metrics = (
+                    merger.when_not_matched_insert_all()
+                    .when_not_matched_by_source_delete()
+                    .execute()
+                )
+                return {
+                    name: int(metrics.get(name, 0))
+                    for name in (
+                        "num_target_rows_inserted",
+                        "num_target_rows_updated",
+                        "num_target_rows_deleted",
+                    )
+                }
+            previous = dt.count()
+        else:
+            previous = 0
+        write_deltalake(
+            self.uri(table),
+            data,
+            mode="overwrite",
+            schema_mode="overwrite",
+            configuration=cdf,
+            storage_options=self.storage.options(),
+        )
+        if self.table(table).metadata().configuration.get("delta.enableChangeDataFeed") != "true":
+            self.table(table).alter.set_table_properties(cdf)
+        return {
+            "num_target_rows_inserted": data.num_rows,
+            "num_target_rows_updated": 0,
+            "num_target_rows_deleted": previous,
+        }
+
+    def append_once(
+        self,
+        table: TablePath,
+        batches: Sequence[tuple[Sequence[str], pa.Table]],
+        *,
+        partition_by: list[str] | None = None,
+    ) -> list[str]:
+        """Append each batch unless its first marker is already in the table, atomically.
+
+        The markers are checked and the rows committed against one snapshot, so a
+        concurrent writer that commits the same markers first makes this commit fail
+        (Delta's concurrent-transaction check) instead of duplicating rows; the batches
+        are then re-checked against the new snapshot once.
+
+        Args:
+            table: the table path.
+            batches: (markers, rows) pairs; a batch counts as applied when its first
+                marker is recorded. All markers of written batches are recorded.
+            partition_by: partition columns when the table is created.
+
+        Returns:
+            The first marker of every batch this call wrote.
+        """
+        for attempt in range(2):
+            snapshot = self.table(table) if self.exists(table) else None
+            todo = [
+                (markers, rows)
+                for markers, rows in batches
+                if snapshot is None or snapshot.transaction_version(markers[0]) is None
+            ]
+            if not todo:
+                return []
+            data = pa.concat_tables([rows for _, rows in todo], promote_options="default")
+            properties = CommitProperties(
+                app_transactions=[
+                    Transaction(app_id=marker, version=1)
+                    for markers, _ in todo
+                    for marker in markers
+                ]
+            )
+            try:
+                write_deltalake(
+                    snapshot if snapshot is not None else self.uri(table),
+                    data,
+                    mode="append",
+                    partition_by=partition_by,
+                    schema_mode="merge",
+                    storage_options=self.storage.options(),
+                    commit_properties=properties,
+                )
+            except CommitFailedError:
+                if attempt:
+                    raise
+                continue
+            return [markers[0] for markers, _ in todo]
+        return []
+
+    def merge_with_clauses(
+        self,
+        table: TablePath,
+        data: pa.Table,
+        *,
+        keys: Sequence[str],
+        matched: Sequence[tuple[str | None, dict[str, str]]],
+        null_safe_keys: bool = False,
+        partition_by: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Upsert with several ``WHEN MATCHED AND <condition> THEN UPDATE`` clauses.
+
+        The clauses are tried in order and the first whose condition holds updates
+        the row, as in SQL MERGE; unmatched rows are inserted. Aliases are ``s``
+        (incoming) and ``t`` (table).
+
+        Args:
+            table: the table path.
+            data: incoming rows; must be unique on ``keys``.
+            keys: the columns that identify a row.
+            matched: (condition, column -> SQL expression) pairs, in order.
+            null_safe_keys: match keys with ``IS NOT DISTINCT FROM``.
+            partition_by: partition columns when the table is created.
+
+        Returns:
+            delta-rs merge metrics.
+        """
+        if not self.exists(table):
+            write_deltalake(
+                self.uri(table),
+                data,
+                mode="append",
+                partition_by=partition_by,
+                storage_options=self.storage.options(),
+            )
+            return {
+                "num_source_rows": data.num_rows,
+                "num_target_rows_inserted": data.num_rows,
+                "num_target_rows_updated": 0,
+                "num_target_rows_deleted": 0,
+            }
+        op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
+        predicate = " AND ".join(f"(t.`{k}` {op} s.`{k}`)" for k in keys)
+        merger = self.table(table).merge(
+            data, predicate, source_alias="s", target_alias="t", merge_schema=True
+        )
+        for condition, updates in matched:
+            merger = merger.when_matched_update(updates=updates, predicate=condition)
+        metrics: dict[str, Any] = merger.when_not_matched_insert_all().execute()
+        return metrics
+
+    def stored_file_count(self, table: TablePath) -> int:
+        """Data files physically present under the table (VACUUM removes unreferenced ones)."""
+        fs = self.storage.filesystem(self.uri(table))
+        infos = fs.get_file_info(pa_fs.FileSelector("", recursive=True))
+        return sum(
+            1
+            for info in infos
+            if info.type == pa_fs.FileType.File
+            and info.path.endswith(".parquet")
+            and not info.path.startswith("_delta_log")
+        )
+
+    def replace_groups(
+        self,
+        table: TablePath,
+        data: pa.Table,
+        *,
+        keys: Sequence[str],
+        group_column: str,
+        groups: Sequence[Any],
+    ) -> dict[str, int]:
+        """Make the rows of some groups (say, visits) hold exactly ``data``, in one commit.
+
+        The incremental form of ``sync``: rows of other groups are untouched; rows of
+        the named groups are updated where they differ, inserted where new and deleted
+        where ``data`` no longer has their key. One MERGE, so every version of the table
+        is complete and the counts are real.
+
+        Args:
+            table: the table path; created from ``data`` when missing.
+            data: the new rows of the named groups; unique on ``keys``.
+            keys: the columns that identify a row.
+            group_column: the column naming a row's group.
+            groups: the groups replaced (groups absent from ``data`` lose every row).
+
+        Returns:
+            Counts under ``num_target_rows_inserted``, ``..._updated`` and ``..._deleted``.
+        """
+        counts = dict.fromkeys(
+            ("num_target_rows_inserted", "num_target_rows_updated", "num_target_rows_deleted"), 0
+        )
+        if not self.exists(table):
+            write_deltalake(self.uri(table), data, storage_options=self.storage.options())
+            return {**counts, "num_target_rows_inserted": data.num_rows}
+        if not groups:
+            return counts
+        key_list = list(keys)
+        existing = self.read(table, columns=key_list, filters=[(group_column, "in", list(groups))])
+        incoming_keys = data.select(key_list).cast(existing.schema)
+        doomed = existing.join(incoming_keys, keys=key_list, join_type="left anti")
+        if data.num_rows == 0 and doomed.num_rows == 0:
+            return counts
+        marker = "_replace_groups_delete"
+        source = pa.concat_tables(
+            [
+                data.append_column(marker, pa.array([False] * data.num_rows, pa.bool_())),
+                doomed.append_column(marker, pa.array([True] * doomed.num_rows, pa.bool_())),
+            ],
+            promote_options="default",
+        )
+        values = {c: f"s.`{c}`" for c in data.column_names}
+        changed = _any_of(
+            [f"t.`{c}` IS DISTINCT FROM s.`{c}`" for c in data.column_names if c not in key_list]
+        )
+        keep = f"NOT s.`{marker}`"
+        predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in key_list)
+        metrics = (
+            self.table(table)
+            .merge(source, predicate, source_alias="s", target_alias="t")
+            .when_matched_delete(predicate=f"s.`{marker}`")
+            .when_matched_update(
+                updates=values, predicate=f"{keep} AND ({changed})" if changed else keep
+            )
+            .when_not_matched_insert(updates=values, predicate=keep)
+            .execute()
+        )
+        return {name: int(metrics.get(name, 0)) for name in counts}
+
+
+def _any_of(conditions: Sequence[str]) -> str:
+    """OR the conditions as a balanced tree: a flat chain of many ORs overflows the
+    SQL parser's recursion limit in delta-rs for wide tables."""
+    if len(conditions) <= 2:
+        return " OR ".join(f"({c})" for c in conditions)
+    middle = len(conditions) // 2
+    return f"({_any_of(conditions[:middle])}) OR ({_any_of(conditions[middle:])})"
+
+
+def _same_columns(current: pa.Schema, incoming: pa.Schema) -> bool:
+    """Same column names and types, in any order and ignoring nullability."""
+    return {f.name: str(f.type) for f in current} == {f.name: str(f.type) for f in incoming}
 
 
 def _commit_properties(app_id: str | None, app_version: int | None) -> CommitProperties | None:

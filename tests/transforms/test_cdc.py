@@ -26,6 +26,7 @@ QUARANTINED_AT = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
 # 2026-03-29T23:30:00Z: already 30 March in London (BST), still 29 March in UTC.
 TS = int(datetime(2026, 3, 29, 23, 30, tzinfo=UTC).timestamp() * 1000)
 DAY_MS = 86_400_000
+_DROP = object()  # a field left out of the line altogether
 
 
 def record(**overrides: Any) -> dict[str, Any]:
@@ -42,9 +43,6 @@ def record(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not _DROP}
-
-
-_DROP = object()
 
 
 def line(obj: Any) -> bytes:

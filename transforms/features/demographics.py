@@ -1,9 +1,25 @@
-"""Patient demographics at each visit's admission, for the feature store (pure PySpark)."""
+"""Patient demographics at each visit's admission, for the feature store (pure PySpark).
+
+Only generalised attributes leave silver: an age band beside the age in whole years
+(from the birth year), sex, the postcode district and ethnicity. When two patient
+records share a pseudonym (a merged record), the most recently changed one is used,
+so a visit never gets two rows.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
+from transforms.features.dictionary import (
+    VERSION_COLUMN,
+    FeatureColumn,
+    FeatureOptions,
+    FeatureTableSpec,
+    Inputs,
+    key_columns,
+)
+from transforms.features.incremental import visit_fingerprints
 
 AGE_BANDS: tuple[tuple[int, int | None, str], ...] = (
     (0, 17, "0-17"),
@@ -38,7 +54,9 @@ def build_demographics(visits: DataFrame, patients: DataFrame) -> DataFrame:
         years from the birth year), ``age_band``, ``sex``, ``postcode_district``,
         ``ethnicity``, ``admission_type``.
     """
-    people = patients.select("person_key", "birth_year", "sex", "postcode_district", "ethnicity")
+    people = _one_row_per_person(patients).select(
+        "person_key", "birth_year", "sex", "postcode_district", "ethnicity"
+    )
     age = F.year("admission_datetime") - F.col("birth_year")
     return (
         visits.join(people, on="person_key", how="inner")
@@ -55,3 +73,72 @@ def build_demographics(visits: DataFrame, patients: DataFrame) -> DataFrame:
         )
         .orderBy("visit_id")
     )
+
+
+def _one_row_per_person(patients: DataFrame) -> DataFrame:
+    if "change_seq" not in patients.columns:
+        return patients.dropDuplicates(["person_key"])
+    newest = Window.partitionBy("person_key").orderBy(F.col("change_seq").desc_nulls_last())
+    return (
+        patients.withColumn("_rank", F.row_number().over(newest))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )
+
+
+def build_demographics_features(inputs: Inputs, options: FeatureOptions) -> DataFrame:
+    """:func:`build_demographics` over the named silver inputs."""
+    return build_demographics(inputs["visits"], inputs["patients"])
+
+
+def fingerprint_demographics(inputs: Inputs) -> DataFrame:
+    """A visit changes with its own row and with its patient's row."""
+    visits, patients = inputs["visits"], inputs["patients"]
+    patient_rows = visits.select("visit_id", "person_key").join(
+        patients.select("person_key", "change_seq"), on="person_key"
+    )
+    return visit_fingerprints(visits, patient_rows)
+
+
+_P = "patients"
+DEMOGRAPHICS_COLUMNS: tuple[FeatureColumn, ...] = (
+    *key_columns("Admission time: demographics as recorded for the visit."),
+    FeatureColumn(
+        "age_at_admission",
+        "int",
+        "Age in whole years at admission, from the birth year (may be one year high).",
+        sources=((_P, "birth_year"), ("visits", "admission_datetime")),
+    ),
+    FeatureColumn(
+        "age_band",
+        "string",
+        "Age band at admission: 0-17, 18-39, 40-59, 60-79, 80+.",
+        sources=((_P, "birth_year"), ("visits", "admission_datetime")),
+    ),
+    FeatureColumn("sex", "string", "Recorded sex: F, M or U.", sources=((_P, "sex"),)),
+    FeatureColumn(
+        "postcode_district",
+        "string",
+        "Outward code of the home postcode (e.g. NW1); never the full postcode.",
+        sources=((_P, "postcode_district"),),
+    ),
+    FeatureColumn("ethnicity", "string", "Recorded ethnic group.", sources=((_P, "ethnicity"),)),
+    FeatureColumn(
+        "admission_type",
+        "string",
+        "How the patient was admitted (e.g. emergency, elective).",
+        sources=(("visits", "admission_type"),),
+    ),
+    VERSION_COLUMN,
+)
+
+DEMOGRAPHICS = FeatureTableSpec(
+    name="patient_demographics",
+    description="Age band, sex, postcode district and ethnicity of the patient at each "
+    "visit's admission.",
+    inputs=("visits", "patients"),
+    columns=DEMOGRAPHICS_COLUMNS,
+    build=build_demographics_features,
+    fingerprint=fingerprint_demographics,
+    horizon="admission (one row per visit)",
+)

@@ -1,0 +1,125 @@
+"""Housekeeping of the reporting staging tables: OPTIMIZE, then VACUUM.
+
+Every MERGE into a staging table rewrites the files it touches and every watchdog
+evaluation appends a small file, so the tables collect many small files and many
+unreferenced ones. NHS Notify runs OPTIMIZE and VACUUM over each staging table
+nightly; this asset does the same, with delta-rs (compaction, then deletion of files
+no longer referenced and older than the configured retention), and logs what each
+table looked like before and after to ``internal/reporting_housekeeping``.
+
+It is an asset (group ``housekeeping``) rather than a bare op so that its runs, the
+file counts and their history show in the catalogue; it depends on the staging
+tables so it never runs while a run it is part of is still writing them. Each
+staging table also gets an observation with its before/after file counts.
+Re-running is safe: compaction of a compacted table and a second VACUUM do nothing,
+and the log records a run at most once.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.metadata import delta_table_metadata
+from assets.reporting import STAGING_KEYS
+from assets.watchdogs import WATCHDOG_METRICS
+from flowehr_pipelines.config import Settings
+from resources.delta_store import DeltaTableStore, TablePath
+
+HOUSEKEEPING_LOG = dg.AssetKey(["internal", "reporting_housekeeping"])
+HOUSEKEEPING_LOG_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("table_name", pa.string()),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("active_files_before", pa.int64()),
+        ("active_files_after", pa.int64()),
+        ("stored_files_before", pa.int64()),
+        ("stored_files_after", pa.int64()),
+        ("files_compacted", pa.int64()),
+        ("files_vacuumed", pa.int64()),
+        ("retention_hours", pa.int64()),
+    ]
+)
+
+
+def housekept_tables() -> list[TablePath]:
+    """The staging tables, and the watchdog time series (appended to hourly)."""
+    return [key.path for key in STAGING_KEYS] + [WATCHDOG_METRICS]
+
+
+def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int) -> dict[str, int]:
+    """Compact one table, then vacuum it; file counts before and after.
+
+    "Active" files are those the current version references; "stored" files are the
+    data files present in storage, including ones only old versions reference.
+    """
+    active_before, stored_before = delta.file_count(table), delta.stored_file_count(table)
+    compacted = delta.optimize(table)
+    vacuumed = delta.vacuum(table, retention_hours=retention_hours)
+    return {
+        "active_files_before": active_before,
+        "active_files_after": delta.file_count(table),
+        "stored_files_before": stored_before,
+        "stored_files_after": delta.stored_file_count(table),
+        "files_compacted": int(compacted.get("numFilesRemoved", 0)),
+        "files_vacuumed": len(vacuumed),
+    }
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """The housekeeping asset."""
+    retention = settings.housekeeping.vacuum_retention_hours
+
+    @dg.asset(
+        key=HOUSEKEEPING_LOG,
+        deps=list(STAGING_KEYS),
+        group_name="housekeeping",
+        kinds={"delta"},
+        owners=["team:data-engineering"],
+        tags={"zone": "internal"},
+    )
+    def reporting_housekeeping(
+        context: dg.AssetExecutionContext, delta: DeltaTableStore
+    ) -> dg.MaterializeResult:
+        """OPTIMIZE and VACUUM of every reporting staging table, with file counts before/after."""
+        rows: list[dict[str, Any]] = []
+        by_table: dict[str, dict[str, int]] = {}
+        skipped: list[str] = []
+        for table in housekept_tables():
+            name = "/".join(table)
+            if not delta.exists(table):
+                skipped.append(name)
+                continue
+            counts = by_table[name] = tidy_table(delta, table, retention_hours=retention)
+            rows.append(
+                {
+                    "run_id": context.run.run_id,
+                    "table_name": name,
+                    "finished_at": datetime.now(UTC),
+                    "retention_hours": retention,
+                    **counts,
+                }
+            )
+            if dg.AssetKey(list(table)) in STAGING_KEYS:
+                context.log_event(
+                    dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
+                )
+        log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
+        delta.append_once(HOUSEKEEPING_LOG.path, [([f"housekeeping:{context.run.run_id}"], log)])
+        return dg.MaterializeResult(
+            metadata={
+                **delta_table_metadata(delta, HOUSEKEEPING_LOG.path),
+                "tables_housekept": len(rows),
+                "tables_not_yet_created": dg.MetadataValue.json(skipped),
+                "retention_hours": retention,
+                "active_files_before": sum(r["active_files_before"] for r in rows),
+                "active_files_after": sum(r["active_files_after"] for r in rows),
+                "stored_files_before": sum(r["stored_files_before"] for r in rows),
+                "stored_files_after": sum(r["stored_files_after"] for r in rows),
+                "by_table": dg.MetadataValue.json(by_table),
+            }
+        )
+
+    return dg.Definitions(assets=[reporting_housekeeping])

@@ -1,0 +1,195 @@
+"""Great Expectations 1.x data-quality checks on bronze and silver tables.
+
+``dagster-ge`` does not support GX 1.x, so each check here is a plain
+``@dg.asset_check`` that reads only the columns it needs from Delta, validates them
+with a suite from ``transforms.expectations`` and maps the outcome to an
+``AssetCheckResult``: counts always, a few failing values only for value columns
+(never for keys, NHS numbers or pseudonyms, because the UI shows check metadata).
+
+Factories build the checks from config and from the silver table specs, so every
+table gets the same checks without copied code:
+
+* keys unique and not null: ERROR and blocking, so a broken key stops downstream;
+* NHS number validity in bronze: WARN, because silver quarantines invalid ones;
+* plausible (physiological) ranges in silver: ERROR;
+* freshness of silver event tables: WARN.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from flowehr_pipelines.config import Settings
+from resources.delta_store import DeltaTableStore
+from transforms.expectations import (
+    NHS_VALID_COLUMN,
+    Bound,
+    SuiteResult,
+    freshness_suite,
+    key_suite,
+    nhs_number_problems,
+    nhs_number_suite,
+    range_suite,
+    validate,
+    with_nhs_number_validity,
+)
+
+KEYS_CHECK = "primary_key_unique_not_null"
+NHS_NUMBER_CHECK = "nhs_number_validity"
+RANGES_CHECK = "plausible_values"
+FRESHNESS_CHECK = "freshness"
+
+
+def to_check_result(
+    result: SuiteResult,
+    *,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    metadata: Mapping[str, Any] | None = None,
+) -> dg.AssetCheckResult:
+    """A GX suite outcome as a Dagster check result, with counts and safe examples."""
+    lines = ["| expectation | passed | unexpected | observed / examples |", "|---|---|---|---|"]
+    examples: dict[str, list[Any]] = {}
+    for outcome in result.results:
+        shown = list(outcome.examples) if outcome.examples else outcome.observed_value
+        if outcome.examples:
+            examples[outcome.expectation] = list(outcome.examples)
+        lines.append(
+            f"| `{outcome.expectation}` | {'yes' if outcome.success else '**no**'} | "
+            f"{outcome.unexpected_count:,} | {'' if shown is None else shown} |"
+        )
+    return dg.AssetCheckResult(
+        passed=result.success,
+        severity=severity,
+        metadata={
+            "rows": result.rows,
+            "expectations": len(result.results),
+            "failed_expectations": len(result.failed),
+            "unexpected_values": sum(o.unexpected_count for o in result.failed),
+            "results": dg.MetadataValue.md("\n".join(lines)),
+            **({"failing_examples": dg.MetadataValue.json(examples)} if examples else {}),
+            **(metadata or {}),
+        },
+    )
+
+
+def _suite_name(asset: dg.AssetKey, check: str) -> str:
+    return f"{asset.to_python_identifier()}__{check}"
+
+
+def build_key_check(
+    *, asset: dg.AssetKey, keys: Sequence[str], required: Sequence[str] = ()
+) -> dg.AssetChecksDefinition:
+    """Blocking: the primary key is unique and never null (``required`` never null)."""
+    columns = list(dict.fromkeys([*keys, *required]))
+
+    @dg.asset_check(
+        asset=asset,
+        name=KEYS_CHECK,
+        blocking=True,
+        description=f"Key ({', '.join(keys)}) unique and not null; counts only, no values.",
+    )
+    def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        frame = delta.read(asset.path, columns=columns).to_pandas()
+        suite = key_suite(_suite_name(asset, KEYS_CHECK), keys, required=required)
+        return to_check_result(validate(frame, suite, identifier_columns=columns))
+
+    return _check
+
+
+def build_nhs_number_check(*, asset: dg.AssetKey, column: str) -> dg.AssetChecksDefinition:
+    """WARN: share of invalid NHS numbers (silver quarantines them, so this never blocks)."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=NHS_NUMBER_CHECK,
+        description=(
+            "NHS numbers are ten digits with a valid modulus-11 check digit; warns when any "
+            "is invalid (those rows are quarantined in silver)."
+        ),
+    )
+    def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        data = delta.read(asset.path, columns=[column])
+        problems = nhs_number_problems(data.column(column).to_pylist())
+        frame = with_nhs_number_validity(data.to_pandas(), column)
+        suite = nhs_number_suite(_suite_name(asset, NHS_NUMBER_CHECK))
+        result = validate(frame, suite, identifier_columns=[NHS_VALID_COLUMN])
+        invalid = sum(problems.values())
+        return to_check_result(
+            result,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "invalid_nhs_numbers": invalid,
+                "invalid_share": round(invalid / max(1, data.num_rows), 6),
+                "invalid_by_reason": dg.MetadataValue.json(problems),
+            },
+        )
+
+    return _check
+
+
+def build_range_check(
+    *,
+    asset: dg.AssetKey,
+    ranges: Mapping[str, tuple[Bound, Bound]],
+    allowed_values: Mapping[str, Iterable[Any]] | None = None,
+) -> dg.AssetChecksDefinition:
+    """ERROR: values inside physiologically (or logically) possible bounds."""
+    allowed = {column: list(values) for column, values in (allowed_values or {}).items()}
+    columns = [*ranges, *allowed]
+
+    @dg.asset_check(
+        asset=asset,
+        name=RANGES_CHECK,
+        description=f"Values of {', '.join(columns)} inside possible bounds.",
+    )
+    def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        frame = delta.read(asset.path, columns=columns).to_pandas()
+        suite = range_suite(_suite_name(asset, RANGES_CHECK), ranges, allowed_values=allowed)
+        return to_check_result(validate(frame, suite))
+
+    return _check
+
+
+def build_freshness_check(
+    *, asset: dg.AssetKey, column: str, max_age: timedelta
+) -> dg.AssetChecksDefinition:
+    """WARN: the newest ``column`` value is at most ``max_age`` old."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=FRESHNESS_CHECK,
+        description=f"Newest `{column}` within {max_age.days} day(s) of now; warns otherwise.",
+    )
+    def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        now = datetime.now(UTC)
+        frame = delta.read(asset.path, columns=[column]).to_pandas()
+        suite = freshness_suite(
+            _suite_name(asset, FRESHNESS_CHECK), column, newest_not_before=now - max_age
+        )
+        newest = frame[column].max()
+        age_hours = None
+        if not pd.isna(newest):
+            newest_utc = newest.tz_localize("UTC") if newest.tzinfo is None else newest
+            age_hours = round((now - newest_utc.to_pydatetime()).total_seconds() / 3600, 1)
+        return to_check_result(
+            validate(frame, suite),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"newest_age_hours": age_hours, "max_age_hours": max_age.days * 24},
+        )
+
+    return _check
+
+
+def build_bronze_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
+    """Key checks on every bronze source table; NHS number validity where configured."""
+    checks = []
+    for connection in settings.data_source_connections:
+        for table in connection.tables:
+            key = dg.AssetKey(["bronze", connection.name, table.name])
+            checks.append(build_key_check(asset=key, keys=table.primary_key))
+            if table.nhs_number_column:
+                checks.append(build_nhs_number_check(asset=key, column=table.nhs_number_column))
+    return checks

@@ -1,0 +1,1 @@
+"""Benchmark harness: measurements, not tests. Run with ``make bench``."""

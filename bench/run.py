@@ -1,0 +1,247 @@
+"""Run the benchmarks at a named scale and write ``docs/bench/<scale>.json``.
+
+    python -m bench.run --scale S --repeat 3 [--only e2e,changelog,floor,...]
+
+Each measurement is repeated and reported as the median; every sample is kept in
+the JSON. Data is generated once per scale into ``bench/.data/<scale>`` (same seed,
+same data) and copied to a fresh directory for every repetition, so each run starts
+from the same state. ``bench/report.py`` turns the JSON files into docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.measure import Measurement, run_command, summarise, time_call
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = ROOT / "bench" / ".data"
+RESULTS = ROOT / "docs" / "bench"
+BIN = Path(sys.executable).parent
+
+SCALES: dict[str, dict[str, int]] = {
+    "XS": {"patients": 1_000, "events": 100_000, "days": 30},
+    "S": {"patients": 10_000, "events": 1_000_000, "days": 30},
+    "M": {"patients": 100_000, "events": 10_000_000, "days": 30},
+    "L": {"patients": 1_000_000, "events": 100_000_000, "days": 30},
+}
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FLOWEHR_CONFIG_DIR": str(ROOT),
+        "FLOWEHR_ENV": "local",
+        "FLOWEHR_DATA_DIR": str(data_dir),
+        "DAGSTER_HOME": str(data_dir / "dagster_home"),
+        "FLOWEHR_PSEUDONYMISATION_KEY": "benchmark-key-not-secret-0123456789",
+    }
+
+
+def generate(scale: str) -> Path:
+    """Demo data for a scale, generated once and reused."""
+    spec = SCALES[scale]
+    target = DATA_ROOT / scale
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    start = date.today() - timedelta(days=spec["days"] - 1)
+    command = [
+        str(BIN / "flowehr"),
+        "demo-data",
+        "--patients",
+        str(spec["patients"]),
+        "--days",
+        str(spec["days"]),
+        "--events-per-day",
+        str(spec["events"] // spec["days"]),
+        "--seed",
+        "42",
+        "--start-date",
+        start.isoformat(),
+    ]
+    measured = run_command(
+        command, env=_env(target), cwd=str(ROOT), log_path=str(target / "gen.log")
+    )
+    (target / "generation.json").write_text(json.dumps({"seconds": measured.seconds}))
+    marker.touch()
+    return target
+
+
+def fresh_copy(source: Path, name: str) -> Path:
+    """A private copy of the generated source and landing files (no lake state)."""
+    target = DATA_ROOT / "runs" / name
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "lake").mkdir(parents=True)
+    shutil.copytree(source / "source", target / "source")
+    shutil.copytree(source / "lake" / "landing", target / "lake" / "landing")
+    if (source / "secrets").exists():
+        shutil.copytree(source / "secrets", target / "secrets")
+    return target
+
+
+def step_timings(dagster_home: Path) -> dict[str, float]:
+    """Per-step seconds of the newest run, from the Dagster event log."""
+    code = (
+        "import json, dagster as dg\n"
+        "inst = dg.DagsterInstance.get()\n"
+        "run = inst.get_runs(limit=1)[0]\n"
+        "starts, out = {}, {}\n"
+        "for e in inst.all_logs(run.run_id):\n"
+        "    d = e.dagster_event\n"
+        "    if d is None or d.step_key is None: continue\n"
+        "    if d.event_type_value == 'STEP_START': starts[d.step_key] = e.timestamp\n"
+        "    if d.event_type_value in ('STEP_SUCCESS', 'STEP_FAILURE'):\n"
+        "        out[d.step_key] = round(e.timestamp - starts.get(d.step_key, e.timestamp), 3)\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    timings: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return timings
+
+
+def bench_e2e(scale: str, repeat: int) -> dict[str, Any]:
+    """``flowehr run`` from an empty lake: wall time, peak memory, per-asset timings."""
+    source = generate(scale)
+    samples: list[Measurement] = []
+    steps: list[dict[str, float]] = []
+    for i in range(repeat):
+        data_dir = fresh_copy(source, f"e2e-{scale}-{i}")
+        measured = run_command(
+            [str(BIN / "flowehr"), "run"],
+            env=_env(data_dir),
+            cwd=str(ROOT),
+            log_path=str(data_dir / "run.log"),
+        )
+        samples.append(measured)
+        steps.append(step_timings(data_dir / "dagster_home"))
+    median_steps = {
+        key: sorted(s[key] for s in steps if key in s)[len(steps) // 2] for key in steps[-1]
+    }
+    return {**summarise(samples), "step_seconds_median": median_steps}
+
+
+def bench_changelog(scale: str, repeat: int) -> dict[str, Any]:
+    """A 1% changelog source load against the bulk load of the same tables."""
+    from flowehr_pipelines.synthetic import apply_source_changes
+
+    source = generate(scale)
+    bulk: list[Measurement] = []
+    changelog: list[Measurement] = []
+    for i in range(repeat):
+        data_dir = fresh_copy(source, f"changelog-{scale}-{i}")
+        env = _env(data_dir)
+        select = ["--select", "key:bronze/ehr/*"]
+        bulk.append(
+            run_command(
+                [str(BIN / "flowehr"), "run", *select],
+                env=env,
+                cwd=str(ROOT),
+                log_path=str(data_dir / "bulk.log"),
+            )
+        )
+        apply_source_changes(
+            data_dir / "source" / "ehr.db", seed=100 + i, update_fraction=0.01, delete_fraction=0.0
+        )
+        changelog.append(
+            run_command(
+                [str(BIN / "flowehr"), "run", *select],
+                env=env,
+                cwd=str(ROOT),
+                log_path=str(data_dir / "changelog.log"),
+            )
+        )
+    result = {"bulk": summarise(bulk), "changelog_1pct": summarise(changelog)}
+    result["ratio"] = round(
+        result["changelog_1pct"]["median_seconds"] / result["bulk"]["median_seconds"], 3
+    )
+    return result
+
+
+def bench_floor(scale: str, repeat: int) -> dict[str, Any]:
+    """Plain pyarrow Parquet write and read of the bronze CDC table's bytes."""
+    import pyarrow.parquet as pq
+
+    from flowehr_pipelines.config import load_settings
+    from resources import build_delta_store
+
+    source = generate(scale)
+    data_dir = fresh_copy(source, f"floor-{scale}")
+    run_command(
+        [str(BIN / "flowehr"), "run", "--select", "key:bronze/transaction_history"],
+        env=_env(data_dir),
+        cwd=str(ROOT),
+        log_path=str(data_dir / "run.log"),
+    )
+    os.environ.update(_env(data_dir))
+    table = build_delta_store(load_settings()).read(("bronze", "transaction_history"))
+    target = data_dir / "floor.parquet"
+    writes = [time_call(lambda: pq.write_table(table, target)) for _ in range(repeat)]
+    reads = [time_call(lambda: pq.read_table(target)) for _ in range(repeat)]
+    return {
+        "rows": table.num_rows,
+        "bytes_in_memory": table.nbytes,
+        "parquet_bytes": target.stat().st_size,
+        "write": summarise(writes),
+        "read": summarise(reads),
+    }
+
+
+BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "e2e": bench_e2e,
+    "changelog": bench_changelog,
+    "floor": bench_floor,
+}
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
+        "python": platform.python_version(),
+        "versions": {
+            p: version(p) for p in ("dagster", "pyspark", "deltalake", "duckdb", "pyarrow")
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="S")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default=",".join(BENCHES))
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_path = RESULTS / f"{args.scale}.json"
+    results: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results.update({"scale": args.scale, **SCALES[args.scale], "environment": environment()})
+    for name in args.only.split(","):
+        started = time.perf_counter()
+        print(f"[{args.scale}] {name} ...", flush=True)
+        results[name] = BENCHES[name](args.scale, args.repeat)
+        print(f"[{args.scale}] {name} done in {time.perf_counter() - started:.0f}s", flush=True)
+        out_path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,463 @@
+"""Researcher access to the feature store: catalogue, point-in-time training sets, export.
+
+Design:
+
+* **Read-only, published zones only.** Every read goes through
+  :meth:`FeatureStore.open_table`, which accepts tables under ``gold/features`` and
+  ``reporting`` and raises ``PermissionError`` for anything else (landing, bronze,
+  silver, internal ...). The API has no method that writes to the lake. In a real
+  deployment the researcher's storage credentials are read-only as well (FlowEHR's
+  separate reader identity); this is the application-level guard in front of them.
+* **No Spark.** Tables are read with delta-rs as Arrow and joined with DuckDB, so a
+  researcher's laptop or notebook needs neither a JVM nor a cluster. (The data
+  dictionary lives beside the PySpark transforms; importing it starts nothing.)
+* **Point in time correct.** :meth:`FeatureStore.training_set` joins each spine row to
+  the latest feature row of the same entity whose ``horizon_datetime`` is at or
+  before the row's event time, with DuckDB's ``ASOF LEFT JOIN``; a feature computed
+  after the event can never appear. The horizon used is returned beside the features
+  so the guarantee can be audited.
+* **Versioned.** Any table can be read at an earlier Delta version (time travel), and
+  every row carries the ``feature_version`` it was computed with.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowehr_pipelines.config import Settings, load_settings
+from resources.delta_store import DeltaTableStore
+from transforms.features.dictionary import KEY_COLUMNS, FeatureTableSpec
+from transforms.features.pipeline import FEATURE_TABLES
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (("gold", "features"), ("reporting",))
+FEATURE_ZONE: tuple[str, ...] = ("gold", "features")
+ENTITY_KEYS: tuple[str, ...] = ("visit_id", "person_key")
+Output = Literal["pandas", "polars", "arrow"]
+POLARS_PIN = "polars==2.1.0"
+_UTC = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One data dictionary entry."""
+
+    name: str
+    type: str
+    role: str
+    description: str
+
+
+@dataclass(frozen=True)
+class FeatureTableInfo:
+    """A feature table as the catalogue lists it."""
+
+    name: str
+    description: str
+    horizon: str
+    columns: tuple[ColumnInfo, ...]
+    delta_version: int | None
+    rows: int | None
+    feature_versions: tuple[str, ...]
+
+    @property
+    def path(self) -> str:
+        return "/".join((*FEATURE_ZONE, self.name))
+
+
+def published_path(path: str | Sequence[str]) -> tuple[str, ...]:
+    """Split a table path and check it lies in a published zone.
+
+    Raises:
+        PermissionError: for any path outside ``gold/features`` and ``reporting``, or
+            one that tries to climb out of them.
+    """
+    parts = tuple(path.strip("/").split("/")) if isinstance(path, str) else tuple(path)
+    safe = all(part and part not in (".", "..") and "/" not in part for part in parts)
+    for zone in PUBLISHED_ZONES:
+        if safe and len(parts) > len(zone) and parts[: len(zone)] == zone:
+            return parts
+    shown = "/".join(parts)
+    raise PermissionError(
+        f"'{shown}' is not a published table: researchers may read gold/features and "
+        "reporting only (never landing, bronze, silver or internal)"
+    )
+
+
+class FeatureStore:
+    """Read-only researcher API over the published zones of one lake."""
+
+    def __init__(self, delta: DeltaTableStore) -> None:
+        self._delta = delta
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> FeatureStore:
+        """The store of the configured environment (``FLOWEHR_ENV``)."""
+        from resources import build_delta_store
+
+        return cls(build_delta_store(settings or load_settings()))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def open_table(
+        self,
+        path: str | Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+        filters: Any = None,
+    ) -> pa.Table:
+        """Read a published table as Arrow (optionally at a Delta version).
+
+        Raises:
+            PermissionError: when the path is outside the published zones.
+            FileNotFoundError: when nothing has been published there yet.
+        """
+        parts = published_path(path)
+        if not self._delta.exists(parts):
+            raise FileNotFoundError(f"no table at '{'/'.join(parts)}' yet: run the pipeline first")
+        return self._delta.read(
+            parts, columns=list(columns) if columns else None, version=version, filters=filters
+        )
+
+    def read(
+        self,
+        name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+        output: Output = "arrow",
+    ) -> Any:
+        """One feature table, whole or some columns, as Arrow, pandas or Polars."""
+        spec = self.spec(name)
+        unknown = sorted(set(columns or ()) - set(spec.column_names))
+        if unknown:
+            raise KeyError(f"{name} has no column(s) {', '.join(unknown)}")
+        return convert(
+            self.open_table((*FEATURE_ZONE, name), columns=columns, version=version), output
+        )
+
+    # -- catalogue -------------------------------------------------------------------
+
+    def spec(self, name: str) -> FeatureTableSpec:
+        try:
+            return FEATURE_TABLES[name]
+        except KeyError:
+            known = ", ".join(sorted(FEATURE_TABLES))
+            raise KeyError(f"no feature table '{name}' (known: {known})") from None
+
+    def describe(self, name: str) -> FeatureTableInfo:
+        """A feature table's data dictionary, Delta version, row count and feature versions."""
+        spec = self.spec(name)
+        path = (*FEATURE_ZONE, name)
+        version = rows = None
+        feature_versions: tuple[str, ...] = ()
+        if self._delta.exists(path):
+            dt = self._delta.table(path)
+            version, rows = dt.version(), dt.count()
+            stored = self._delta.read(path, columns=["feature_version"])
+            feature_versions = tuple(sorted(pc.unique(stored["feature_version"]).to_pylist()))
+        return FeatureTableInfo(
+            name=spec.name,
+            description=spec.description,
+            horizon=spec.horizon,
+            columns=tuple(ColumnInfo(c.name, c.type, c.role, c.description) for c in spec.columns),
+            delta_version=version,
+            rows=rows,
+            feature_versions=feature_versions,
+        )
+
+    def list_tables(self) -> list[FeatureTableInfo]:
+        """Every feature table with its data dictionary (published or not yet)."""
+        return [self.describe(name) for name in FEATURE_TABLES]
+
+    # -- training sets ---------------------------------------------------------------
+
+    def resolve_features(self, features: Sequence[str]) -> dict[str, list[str]]:
+        """``table``, ``table.column`` or ``table.pattern*`` to columns per table.
+
+        A bare table name selects its feature and label columns (not keys or metadata).
+        """
+        chosen: dict[str, list[str]] = {}
+        for item in features:
+            table, _, pattern = item.strip().partition(".")
+            spec = self.spec(table)
+            selectable = [c.name for c in spec.columns if c.role in ("feature", "label")]
+            if not pattern:
+                matched = selectable
+            else:
+                matched = [c for c in selectable if fnmatch.fnmatchcase(c, pattern)]
+                if not matched:
+                    raise KeyError(f"{table} has no feature column matching '{pattern}'")
+            columns = chosen.setdefault(table, [])
+            columns.extend(c for c in matched if c not in columns)
+        if not chosen:
+            raise ValueError("choose at least one feature table or column")
+        return chosen
+
+    def training_set(
+        self,
+        spine: Any,
+        features: Sequence[str],
+        *,
+        entity_key: str = "visit_id",
+        event_time: str = "event_time",
+        versions: Mapping[str, int] | None = None,
+        output: Output = "pandas",
+    ) -> Any:
+        """Point-in-time-correct features for each row of a spine.
+
+        Args:
+            spine: rows of ``entity_key`` and ``event_time`` (plus anything else, e.g. a
+                label), as pandas, Polars, Arrow, or a CSV/Parquet path. Naive event
+                times are taken as UTC.
+            features: ``table``, ``table.column`` or ``table.glob*`` items.
+            entity_key: ``visit_id`` or ``person_key``.
+            event_time: the spine's time column.
+            versions: Delta version per table, for a reproducible (time-travelled) read.
+            output: ``pandas``, ``polars`` or ``arrow``.
+
+        Returns:
+            The spine's rows in their order and columns, then each chosen feature, then
+            ``<table>__horizon_datetime``: the horizon whose values were used (null
+            when the entity had no horizon at or before the event). Feature names that
+            clash between tables are prefixed ``<table>__``.
+
+        Raises:
+            KeyError: unknown table or column; ValueError: a spine without the columns.
+        """
+        import duckdb
+
+        if entity_key not in ENTITY_KEYS:
+            raise ValueError(f"entity_key must be one of {', '.join(ENTITY_KEYS)}")
+        chosen = self.resolve_features(features)
+        base = normalise_spine(load_spine(spine), entity_key=entity_key, event_time=event_time)
+        row_id = "__spine_row"
+        spine_table = base.append_column(row_id, pa.array(range(base.num_rows), pa.int64()))
+        seen: dict[str, int] = {}
+        for columns in chosen.values():
+            for column in columns:
+                seen[column] = seen.get(column, 0) + 1
+        taken = set(spine_table.column_names)
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("spine", spine_table)
+            select = [f"s.{_q(c)}" for c in base.column_names]
+            joins = []
+            for i, (table, columns) in enumerate(chosen.items()):
+                version = (versions or {}).get(table)
+                data = self.open_table(
+                    (*FEATURE_ZONE, table),
+                    columns=[entity_key, "horizon_datetime", *columns],
+                    version=version,
+                )
+                alias = f"f{i}"
+                con.register(alias, data)
+                for column in columns:
+                    name = (
+                        column
+                        if seen[column] == 1 and column not in taken
+                        else f"{table}__{column}"
+                    )
+                    select.append(f"{alias}.{_q(column)} AS {_q(name)}")
+                select.append(f"{alias}.horizon_datetime AS {_q(f'{table}__horizon_datetime')}")
+                joins.append(
+                    f"ASOF LEFT JOIN {alias} ON s.{_q(entity_key)} = {alias}.{_q(entity_key)} "
+                    f"AND s.{_q(event_time)} >= {alias}.horizon_datetime"
+                )
+            query = f"SELECT {', '.join(select)} FROM spine s {' '.join(joins)} ORDER BY s.{row_id}"
+            result = con.sql(query).to_arrow_table()
+        finally:
+            con.close()
+        return convert(result, output)
+
+    # -- export ----------------------------------------------------------------------
+
+    def export_to_sql(
+        self,
+        name: str,
+        target: str | Engine,
+        *,
+        table_name: str | None = None,
+        version: int | None = None,
+        batch_size: int = 5_000,
+    ) -> int:
+        """Upsert a feature table into a SQL database (a SQL feature store, as FlowEHR has).
+
+        The SQL table is created when missing, keyed on ``(visit_id, horizon_datetime)``;
+        rows are inserted or updated by key (``ON CONFLICT`` on SQLite and PostgreSQL, a
+        delete-then-insert in one transaction elsewhere, e.g. SQL Server). Rows removed
+        from the feature store are not removed from the SQL copy.
+
+        Args:
+            name: the feature table.
+            target: a SQLAlchemy URL or engine.
+            table_name: the SQL table (default ``features_<name>``).
+            version: export an earlier Delta version.
+            batch_size: rows per statement.
+
+        Returns:
+            The rows written.
+        """
+        import sqlalchemy as sa
+
+        spec = self.spec(name)
+        data = self.open_table((*FEATURE_ZONE, name), version=version)
+        engine = sa.create_engine(target) if isinstance(target, str) else target
+        metadata = sa.MetaData()
+        table = sa.Table(
+            table_name or f"features_{name}",
+            metadata,
+            *(
+                sa.Column(c.name, _sql_type(c.type), primary_key=c.name in KEY_COLUMNS)
+                for c in spec.columns
+            ),
+        )
+        metadata.create_all(engine)
+        dialect = engine.dialect.name
+        naive = dialect == "sqlite"  # SQLite has no time zones: store UTC wall time
+        written = 0
+        with engine.begin() as conn:
+            for batch in data.to_batches(max_chunksize=batch_size):
+                rows = [_sql_row(r, naive=naive) for r in batch.to_pylist()]
+                if not rows:
+                    continue
+                _upsert(conn, table, rows, dialect)
+                written += len(rows)
+        return written
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def convert(table: pa.Table, output: Output) -> Any:
+    """Arrow to the requested frame type.
+
+    Raises:
+        ImportError: for Polars when it is not installed (with the pin to install).
+        ValueError: for an unknown output.
+    """
+    if output == "arrow":
+        return table
+    if output == "pandas":
+        return table.to_pandas()
+    if output == "polars":
+        try:
+            import polars as pl
+        except ImportError:
+            raise ImportError(
+                f"Polars output needs polars, which is not installed: pip install {POLARS_PIN}"
+            ) from None
+        return pl.from_arrow(table)
+    raise ValueError(f"output must be pandas, polars or arrow, not {output!r}")
+
+
+def load_spine(spine: Any) -> pa.Table:
+    """A spine from pandas, Polars, Arrow, or a CSV/Parquet file, as Arrow."""
+    if isinstance(spine, pa.Table):
+        return spine
+    if isinstance(spine, str | Path):
+        path = Path(spine)
+        if not path.exists():
+            raise FileNotFoundError(f"spine file {path} does not exist")
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        import pyarrow.csv as pa_csv
+
+        return pa_csv.read_csv(path)
+    if hasattr(spine, "to_arrow"):  # Polars
+        return spine.to_arrow()
+    import pandas as pd
+
+    if isinstance(spine, pd.DataFrame):
+        return pa.Table.from_pandas(spine, preserve_index=False)
+    raise TypeError(f"cannot use a {type(spine).__name__} as a spine")
+
+
+def normalise_spine(spine: pa.Table, *, entity_key: str, event_time: str) -> pa.Table:
+    """Type the spine's key like the feature tables' and its event time as UTC.
+
+    Raises:
+        ValueError: when a column is missing or an event time cannot be read.
+    """
+    missing = [c for c in (entity_key, event_time) if c not in spine.column_names]
+    if missing:
+        raise ValueError(f"the spine has no column(s) {', '.join(missing)}")
+    key_type = pa.int64() if entity_key == "visit_id" else pa.string()
+    key = spine[entity_key].cast(key_type)
+    times = spine[event_time]
+    if pa.types.is_string(times.type) or pa.types.is_large_string(times.type):
+        import pandas as pd
+
+        parsed = pd.to_datetime(times.to_pandas(), utc=True, format="ISO8601")
+        times = pa.chunked_array([pa.array(parsed, type=_UTC)])
+    elif pa.types.is_date(times.type):
+        times = times.cast(pa.timestamp("us")).cast(_UTC)
+    elif pa.types.is_timestamp(times.type):
+        if times.type.tz is None:
+            times = pc.assume_timezone(times, "UTC")
+        times = times.cast(_UTC)
+    else:
+        raise ValueError(f"spine column {event_time} is {times.type}, not a time")
+    spine = spine.set_column(spine.schema.get_field_index(entity_key), entity_key, key)
+    return spine.set_column(spine.schema.get_field_index(event_time), event_time, times)
+
+
+def _sql_type(spark_type: str) -> Any:
+    import sqlalchemy as sa
+
+    return {
+        "bigint": sa.BigInteger(),
+        "int": sa.Integer(),
+        "double": sa.Float(),
+        "string": sa.String(length=255),
+        "boolean": sa.Boolean(),
+        "timestamp": sa.DateTime(timezone=True),
+    }[spark_type]
+
+
+def _sql_row(row: dict[str, Any], *, naive: bool) -> dict[str, Any]:
+    if not naive:
+        return row
+    return {
+        k: v.replace(tzinfo=None) if hasattr(v, "tzinfo") and v.tzinfo is not None else v
+        for k, v in row.items()
+    }
+
+
+def _upsert(conn: Any, table: Any, rows: list[dict[str, Any]], dialect: str) -> None:
+    import sqlalchemy as sa
+
+    keys = list(KEY_COLUMNS)
+    others = [c.name for c in table.columns if c.name not in keys]
+    if dialect in ("sqlite", "postgresql"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt: Any = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: stmt.excluded[c] for c in others}
+            ),
+            rows,
+        )
+        return
+    match = sa.and_(*(table.c[k] == sa.bindparam(f"key_{k}") for k in keys))
+    conn.execute(table.delete().where(match), [{f"key_{k}": r[k] for k in keys} for r in rows])
+    conn.execute(table.insert(), rows)

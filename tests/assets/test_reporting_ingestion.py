@@ -1,0 +1,166 @@
+"""Landing files to bronze/transaction_history: exactly once per file, bad lines quarantined."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from assets.reporting import (
+    QUARANTINE,
+    TRANSACTION_HISTORY,
+    landing_marker,
+    pending_landing_keys,
+    quarantine_check,
+)
+from resources.delta_store import DeltaTableStore
+from tests.assets.reporting_world import NOW, Lake, client, item, lines, plan
+from transforms.cdc import ParsedFile
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake.at(tmp_path / "lake")
+
+
+def history(lake: Lake) -> pa.Table:
+    return lake.delta.read(TRANSACTION_HISTORY.path)
+
+
+def some_records(n: int, prefix: str = "i") -> list[str]:
+    return lines([item(f"{prefix}{i}", NOW - timedelta(hours=i), "SENDING") for i in range(n)])
+
+
+def test_ingest_is_exactly_once_per_file_across_reruns(lake: Lake):
+    lake.land("part-1", some_records(3, "a"))
+    lake.land("part-2", some_records(2, "b"))
+    first = lake.ingest()
+    assert (first.files_seen, first.files_ingested, first.records) == (2, 2, 5)
+    second = lake.ingest()
+    assert (second.files_ingested, second.files_already_ingested, second.records) == (0, 2, 0)
+    lake.land("part-3", some_records(1, "c"))
+    third = lake.ingest()
+    assert (third.files_ingested, third.files_already_ingested) == (1, 2)
+    assert history(lake).num_rows == 6
+
+
+def test_ingest_records_a_byte_identical_redelivery_without_its_rows(lake: Lake):
+    body = some_records(4)
+    lake.land("part-1", body)
+    lake.ingest()
+    lake.land("part-1-resent", body, day="2026/04/02")
+    stats = lake.ingest()
+    assert (stats.duplicate_deliveries, stats.files_ingested, stats.records) == (1, 0, 0)
+    assert history(lake).num_rows == 4
+    dt = lake.delta.table(TRANSACTION_HISTORY.path)
+    resent = "landing/transaction_history/__year=2026/__month=04/__day=02/part-1-resent.jsonl"
+    assert dt.transaction_version(landing_marker(resent)) is not None
+    assert lake.ingest().files_already_ingested == 2
+
+
+def test_ingest_duplicate_records_in_different_files_are_kept_for_the_projection(lake: Lake):
+    record = lines([item("i1", NOW, "SENDING")])
+    lake.land("part-1", record + some_records(1, "x"))
+    lake.land("part-2", record)
+    lake.ingest()
+    data = history(lake)
+    assert pc.sum(pc.equal(data["requestitemid"], "i1")).as_py() == 2
+
+
+MALFORMED = {
+    "not json": "{this is not json",
+    "truncated": json.dumps(item("t1", NOW, "SENDING"))[:40],
+    "not an object": json.dumps(["REQUEST_ITEM#x", 1]),
+    "missing sk": json.dumps({k: v for k, v in item("m1", NOW, "SENDING").items() if k != "sk"}),
+    "missing timestamp": json.dumps(
+        {k: v for k, v in item("m2", NOW, "SENDING").items() if k != "timestamp"}
+    ),
+    "wrong type": json.dumps({**item("m3", NOW, "SENDING"), "timestamp": "yesterday"}),
+    "non-ISO date": json.dumps({**item("m4", NOW, "SENDING"), "createddate": "06/04/2026 10:00"}),
+}
+
+
+def test_ingest_quarantines_malformed_lines_with_file_line_and_reason(lake: Lake):
+    good = lines([item("ok1", NOW, "SENDING"), plan("p1", NOW, "PENDING"), client("c", NOW, "T")])
+    body = [good[0], *MALFORMED.values(), good[1], good[2]]
+    key = lake.land("part-1", body)
+    stats = lake.ingest()
+    assert (stats.records, stats.quarantined) == (3, len(MALFORMED))
+    assert sum(stats.quarantine_reasons.values()) == len(MALFORMED)
+    quarantined = lake.delta.read(QUARANTINE).to_pylist()
+    assert {q["_source_file"] for q in quarantined} == {key}
+    assert sorted(q["_line_number"] for q in quarantined) == list(range(2, 2 + len(MALFORMED)))
+    assert all(q["reason"] for q in quarantined)
+    reasons = " | ".join(q["reason"] for q in quarantined)
+    for fragment in ("not valid JSON", "not an object", "sk is missing", "timestamp is missing",
+                     "epoch milliseconds", "ISO 8601"):  # fmt: skip
+        assert fragment in reasons
+    # Re-running adds neither records nor quarantine rows.
+    lake.ingest()
+    assert lake.delta.read(QUARANTINE).num_rows == len(MALFORMED)
+    assert history(lake).num_rows == 3
+
+
+def test_quarantine_share_check_warns_above_one_percent(lake: Lake):
+    lake.land("part-1", [*some_records(10), "junk"])
+    check = quarantine_check(lake.ingest())
+    assert not check.passed and check.severity.value == "WARN"
+    lake.land("part-2", [*some_records(200, "z"), "junk"])
+    assert quarantine_check(lake.ingest()).passed
+
+
+def test_bronze_is_partitioned_by_change_date(lake: Lake):
+    lake.land(
+        "part-1",
+        lines([item("i1", NOW, "SENDING"), item("i2", NOW - timedelta(days=2), "SENDING")]),
+    )
+    lake.ingest()
+    dt = lake.delta.table(TRANSACTION_HISTORY.path)
+    assert dt.metadata().partition_columns == ["change_date"]
+    assert {p["change_date"] for p in dt.partitions()} == {"2026-04-06", "2026-04-04"}
+
+
+def test_pending_landing_keys_lists_only_files_not_yet_ingested(lake: Lake):
+    first = lake.land("part-1", some_records(1))
+    assert pending_landing_keys(lake.objects, lake.delta) == [first]
+    lake.ingest()
+    assert pending_landing_keys(lake.objects, lake.delta) == []
+    second = lake.land("part-2", some_records(1, "n"))
+    lake.objects.write_bytes("landing/transaction_history/notes.txt", b"not a CDC file")
+    assert pending_landing_keys(lake.objects, lake.delta) == [second]
+
+
+def test_append_once_rejects_a_commit_made_on_a_snapshot_that_missed_the_marker(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+):
+    """Two ingestions both saw a file as new: the later commit fails and is skipped."""
+    parsed = ParsedFile(
+        records=[
+            {**item("i1", NOW, "SENDING"), "_record_hash": "h", "_source_file": "f",
+             "_line_number": 1, "change_date": "2026-04-06", "createddate": None,
+             "completeddate": None, "_extra": None}
+        ]
+    )  # fmt: skip
+    rows = parsed.records_table()
+    table = TRANSACTION_HISTORY.path
+    lake.delta.append(table, rows.slice(0, 0), partition_by=["change_date"])
+    stale = lake.delta.table(table)  # what the slower writer read before the other committed
+    assert lake.delta.append_once(table, [(["landing:f"], rows)]) == ["landing:f"]
+
+    snapshots = [stale]
+    fresh_table = DeltaTableStore.table
+
+    def slow_reader(self: DeltaTableStore, path: Sequence[str], **kwargs: Any) -> Any:
+        return snapshots.pop() if snapshots else fresh_table(self, path, **kwargs)
+
+    monkeypatch.setattr(DeltaTableStore, "table", slow_reader)
+    assert lake.delta.append_once(table, [(["landing:f"], rows)]) == []
+    assert not snapshots  # the stale snapshot was used, and its commit rejected
+    monkeypatch.undo()
+    assert history(lake).num_rows == 1

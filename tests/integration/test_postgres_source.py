@@ -1,0 +1,85 @@
+"""Source ingestion from a real PostgreSQL database, not only the embedded SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from assets.ehr import load_source_table
+from flowehr_pipelines.config import SourceTable
+from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
+from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.sql_source import SourceUnavailableError, SqlSourceResource
+
+pytestmark = pytest.mark.integration
+
+TABLES = {"patients": "patient_id", "visits": "visit_id"}
+PG_TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION"}
+
+
+def _copy_sqlite_to_postgres(sqlite_path: Path, url: str) -> None:
+    """Mirror the synthetic source's tables into PostgreSQL with native types."""
+    engine = sa.create_engine(url)
+    with sqlite3.connect(sqlite_path) as source, engine.begin() as target:
+        for table in TABLES:
+            columns = source.execute(f"PRAGMA table_info({table})").fetchall()
+            ddl = ", ".join(
+                f'"{name}" {PG_TYPES.get(kind.upper(), "TEXT")}' for _, name, kind, *_ in columns
+            )
+            target.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+            target.execute(sa.text(f'CREATE TABLE "{table}" ({ddl})'))
+            names = [c[1] for c in columns]
+            rows = [
+                dict(zip(names, row, strict=True))
+                for row in source.execute(f"SELECT * FROM {table}")
+            ]
+            placeholders = ", ".join(f":{n}" for n in names)
+            quoted = ", ".join(f'"{n}"' for n in names)
+            target.execute(
+                sa.text(f'INSERT INTO "{table}" ({quoted}) VALUES ({placeholders})'), rows
+            )
+    engine.dispose()
+
+
+def test_postgres_source_loads_bulk_then_changelog_into_bronze(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    sqlite_path = tmp_path / "ehr.db"
+    write_ehr_source(sqlite_path, patients=120, days=5, start_date=date(2026, 1, 1), seed=11)
+    _copy_sqlite_to_postgres(sqlite_path, postgres_url)
+    source = SqlSourceResource(url=postgres_url)
+    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    for table, key in TABLES.items():
+        spec = SourceTable(name=table, primary_key=[key], batch_size=50)
+        first = load_source_table(source_name="ehr", table=spec, source=source, delta=delta)
+        assert first.mode == "bulk" and first.batches > 1
+
+    apply_source_changes(sqlite_path, seed=5, update_fraction=0.1, delete_fraction=0.02)
+    _copy_sqlite_to_postgres(sqlite_path, postgres_url)
+    for table, key in TABLES.items():
+        spec = SourceTable(name=table, primary_key=[key], batch_size=50)
+        again = load_source_table(source_name="ehr", table=spec, source=source, delta=delta)
+        assert again.mode == "changelog"
+        with sqlite3.connect(sqlite_path) as db:
+            expected = dict(db.execute(f"SELECT {key}, change_seq FROM {table}").fetchall())
+        bronze = delta.read(("bronze", "ehr", table), columns=[key, "change_seq"])
+        assert (
+            dict(zip(bronze[key].to_pylist(), bronze["change_seq"].to_pylist(), strict=True))
+            == expected
+        )
+
+
+def test_postgres_wrong_credentials_give_one_line_without_the_password(postgres_url: str) -> None:
+    wrong = postgres_url.replace("/postgres", "/no_such_database")
+    source = SqlSourceResource(url=wrong, password="s3cret-pw")
+    with pytest.raises(SourceUnavailableError) as error:
+        with source.connect():
+            pass
+    message = str(error.value)
+    assert "s3cret-pw" not in message
+    assert "no_such_database" in message
+    assert "\n" not in message

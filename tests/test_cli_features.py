@@ -1,0 +1,102 @@
+"""``flowehr features``: list, describe, training-set and export on a small published lake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from assets.features import feature_key
+from flowehr_pipelines.cli import main
+from flowehr_pipelines.config import load_settings
+from resources import build_delta_store
+from tests.test_researcher import feature_rows, hours, news2_row
+
+
+@pytest.fixture
+def lake() -> None:
+    delta = build_delta_store(load_settings())
+    rows = [news2_row(1, 1, 1), news2_row(1, 5, 7), news2_row(2, 3, 4, "p2")]
+    delta.overwrite(feature_key("news2").path, feature_rows("news2", rows))
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["features", *args], catch_exceptions=False)
+
+
+def test_cli_features_list_shows_every_table(lake: None) -> None:
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["table", "version", "rows", "features"]
+    news2 = next(line for line in lines if line.startswith("news2"))
+    assert news2.split()[1:4] == ["0", "3", "v1"]
+    assert any(line.startswith("outcomes") and " - " in line for line in lines)
+
+
+def test_cli_features_describe_prints_the_data_dictionary(lake: None) -> None:
+    result = invoke("describe", "news2")
+    assert result.exit_code == 0, result.output
+    assert "gold/features/news2" in result.output
+    assert "3 rows" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("news2_total"))
+    assert row.split()[1:3] == ["int", "feature"]
+
+
+def test_cli_features_describe_unknown_table_exits_2(lake: None) -> None:
+    result = invoke("describe", "patients")
+    assert result.exit_code == 2
+    assert "no feature table 'patients'" in result.output
+
+
+def test_cli_features_training_set_writes_point_in_time_rows(lake: None, tmp_path: Path) -> None:
+    spine = tmp_path / "spine.csv"
+    spine.write_text(
+        "visit_id,event_time,label\n"
+        "1,2026-03-01T00:30:00Z,a\n"
+        "1,2026-03-01T04:59:59Z,b\n"
+        "1,2026-03-01T05:00:00Z,c\n"
+        "2,2026-03-02T00:00:00Z,d\n"
+    )
+    out = tmp_path / "out" / "train.parquet"
+    result = invoke(
+        "training-set", "--spine", str(spine), "--features", "news2.news2_total", "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 rows" in result.output and "news2: 3 rows" in result.output
+    table = pq.read_table(out).to_pylist()
+    assert [r["label"] for r in table] == ["a", "b", "c", "d"]
+    assert [r["news2_total"] for r in table] == [None, 1, 7, 4]
+    assert table[2]["news2__horizon_datetime"] == hours(5)
+    assert table[1]["event_time"] == datetime(2026, 3, 1, 4, 59, 59, tzinfo=UTC)
+
+
+def test_cli_features_training_set_reports_a_bad_spine(lake: None, tmp_path: Path) -> None:
+    spine = tmp_path / "spine.csv"
+    spine.write_text("visit,when\n1,2026-03-01T00:30:00Z\n")
+    result = invoke(
+        "training-set",
+        "--spine",
+        str(spine),
+        "--features",
+        "news2",
+        "--out",
+        str(tmp_path / "o.csv"),
+    )
+    assert result.exit_code == 2
+    assert "no column(s) visit_id, event_time" in result.output
+
+
+def test_cli_features_export_upserts_into_sqlite(lake: None, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    result = invoke("export", "news2", "--url", url, "--table-name", "news2_features")
+    assert result.exit_code == 0, result.output
+    assert "3 rows upserted into news2_features" in result.output
+    again = invoke("export", "news2", "--url", url, "--table-name", "news2_features")
+    assert again.exit_code == 0
+    with sa.create_engine(url).connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM news2_features")).scalar() == 3

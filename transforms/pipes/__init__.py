@@ -1,0 +1,1 @@
+"""Entry points that run transforms out of process (Databricks, subprocess) via Dagster Pipes."""

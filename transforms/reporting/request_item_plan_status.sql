@@ -1,0 +1,67 @@
+-- Pass 1 projection: the latest record of each request item plan (one channel of one
+-- request item) in the window. Same rules as request_item_status: newest timestamp
+-- wins, ties prefer a final state (DELIVERED, FAILED, SKIPPED) and then the record's
+-- content hash; dimensions take their latest non-null value. No NHS number: a plan
+-- row needs none.
+WITH candidates AS (
+    SELECT
+        th.*,
+        CASE WHEN th.status IN ('DELIVERED', 'FAILED', 'SKIPPED') THEN 1 ELSE 0 END
+            AS is_terminal
+    FROM transaction_history AS th
+    WHERE th.sk LIKE 'REQUEST_ITEM_PLAN#%'
+      AND th.requestitemplanid IS NOT NULL
+      AND th."timestamp" >= :window_start_ms
+),
+ranked AS (
+    SELECT
+        c.*,
+        ROW_NUMBER() OVER (
+            PARTITION BY c.requestitemplanid
+            ORDER BY c."timestamp" DESC, c.is_terminal DESC, c._record_hash DESC
+        ) AS rn,
+        FIRST_VALUE(c.clientid IGNORE NULLS) OVER everything AS latest_clientid,
+        FIRST_VALUE(c.campaignid IGNORE NULLS) OVER everything AS latest_campaignid,
+        FIRST_VALUE(c.sendinggroupid IGNORE NULLS) OVER everything AS latest_sendinggroupid,
+        FIRST_VALUE(c.sendinggroupidversion IGNORE NULLS) OVER everything
+            AS latest_sendinggroupidversion,
+        FIRST_VALUE(c.requestid IGNORE NULLS) OVER everything AS latest_requestid,
+        FIRST_VALUE(c.requestrefid IGNORE NULLS) OVER everything AS latest_requestrefid,
+        FIRST_VALUE(c.requestitemid IGNORE NULLS) OVER everything AS latest_requestitemid,
+        FIRST_VALUE(c.requestitemrefid IGNORE NULLS) OVER everything AS latest_requestitemrefid,
+        FIRST_VALUE(c.communicationtype IGNORE NULLS) OVER everything
+            AS latest_communicationtype,
+        FIRST_VALUE(c.supplier IGNORE NULLS) OVER everything AS latest_supplier,
+        FIRST_VALUE(c.channeltype IGNORE NULLS) OVER everything AS latest_channeltype,
+        FIRST_VALUE(c.ordernumber IGNORE NULLS) OVER everything AS latest_ordernumber,
+        FIRST_VALUE(c.createddate IGNORE NULLS) OVER everything AS latest_createddate
+    FROM candidates AS c
+    WINDOW everything AS (
+        PARTITION BY c.requestitemplanid
+        ORDER BY c."timestamp" DESC, c.is_terminal DESC, c._record_hash DESC
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
+)
+SELECT
+    requestitemplanid,
+    latest_clientid AS clientid,
+    latest_campaignid AS campaignid,
+    latest_sendinggroupid AS sendinggroupid,
+    latest_sendinggroupidversion AS sendinggroupidversion,
+    latest_requestid AS requestid,
+    latest_requestrefid AS requestrefid,
+    latest_requestitemid AS requestitemid,
+    latest_requestitemrefid AS requestitemrefid,
+    latest_communicationtype AS communicationtype,
+    latest_supplier AS supplier,
+    latest_channeltype AS channeltype,
+    latest_ordernumber AS ordernumber,
+    latest_createddate AS createdtime,
+    completeddate AS completedtime,
+    status,
+    failedreason,
+    failedreasoncode,
+    "timestamp",
+    CAST(is_terminal AS VARCHAR) || _record_hash AS _rank
+FROM ranked
+WHERE rn = 1

@@ -1,0 +1,249 @@
+"""The reporting staging tables as data: what each projection and aggregation is.
+
+Every pass-1 projection follows one recipe (NHS Notify's): take the source records of
+a moving window, keep the latest per key (SQL in ``<table>.sql``), pseudonymise
+identifiers, add Europe/London dates, then MERGE into ``reporting/<table>`` so that a
+row only moves forward in time. Every pass-2 aggregation follows another: group a
+projection over its window and MERGE on the dimensions, null-safely, never letting a
+running total fall. A ``ProjectionSpec`` or ``AggregationSpec`` names what differs
+between tables; the functions here do the rest, and the Dagster assets are built
+from the same specs, so a new staging table is a new spec and a ``.sql`` file.
+
+Why the MERGE is order-independent: ``(timestamp, _rank)`` totally orders a key's
+records (``_rank`` is the terminal flag then the record's content hash), and a row
+is only replaced by a record that is greater in that order. Whatever the arrival
+order, file split or re-delivery, the row ends at the greatest record seen. A
+dimension that the winning record lacks is filled from the stored row (or, when the
+stored row lacks it, from an older record), so schema evolution upstream does not
+blank columns. Dimensions are assumed not to change over an entity's life.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from transforms.reporting import run_sql
+from transforms.reporting.calendar import local_dates
+
+# The columns that order a key's records: a row only ever moves to a greater pair.
+NEWER = "s.`timestamp` > t.`timestamp` OR (s.`timestamp` = t.`timestamp` AND s.`_rank` > t.`_rank`)"
+
+
+@dataclass(frozen=True)
+class ProjectionSpec:
+    """One pass-1 projection: latest record per key from the CDC window.
+
+    Attributes:
+        table: the table name under ``reporting/`` and the stem of its SQL file.
+        key: the column identifying a row.
+        dimensions: columns a newer record may omit; kept rather than nulled.
+        hashed: (source column, pseudonym column) pairs: the source column is
+            replaced by its keyed hash.
+        local_dates: (UTC timestamp column, local date column) pairs to add.
+        description: one sentence for the Dagster UI.
+    """
+
+    table: str
+    key: str
+    dimensions: tuple[str, ...]
+    description: str
+    hashed: tuple[tuple[str, str], ...] = ()
+    local_dates: tuple[tuple[str, str], ...] = ()
+
+    def date_dimensions(self) -> tuple[str, ...]:
+        """Local dates derived from a dimension are dimensions too."""
+        return tuple(d for source, d in self.local_dates if source in self.dimensions)
+
+    def hashed_dimensions(self) -> tuple[str, ...]:
+        return tuple(h for source, h in self.hashed if source in self.dimensions)
+
+    def all_dimensions(self) -> tuple[str, ...]:
+        raw = {source for source, _ in self.hashed}
+        return (
+            tuple(d for d in self.dimensions if d not in raw)
+            + self.hashed_dimensions()
+            + self.date_dimensions()
+        )
+
+
+@dataclass(frozen=True)
+class AggregationSpec:
+    """One pass-2 aggregation over a projection's window.
+
+    Attributes:
+        table: the table name under ``reporting/`` and the stem of its SQL file.
+        source: the projection it reads.
+        dimensions: the group-by columns, matched null-safely in the MERGE.
+        totals: running totals, never reduced (``greatest(t, s)``).
+        current: point-in-time counts, replaced (they may fall, e.g. outstanding).
+        window_column: the local date column the window applies to.
+    """
+
+    table: str
+    source: str
+    dimensions: tuple[str, ...]
+    totals: tuple[str, ...]
+    description: str
+    current: tuple[str, ...] = ()
+    window_column: str = "createddate"
+
+    def updates(self) -> dict[str, str]:
+        """MERGE updates for a matched group."""
+        updates = {name: f"greatest(t.`{name}`, s.`{name}`)" for name in self.totals}
+        updates.update({name: f"s.`{name}`" for name in self.current})
+        return updates
+
+
+REQUEST_ITEM_STATUS = ProjectionSpec(
+    table="request_item_status",
+    key="requestitemid",
+    dimensions=(
+        "clientid",
+        "campaignid",
+        "sendinggroupid",
+        "sendinggroupidversion",
+        "requestid",
+        "requestrefid",
+        "requestitemrefid",
+        "patientodscode",
+        "nhsnumber",
+        "createdtime",
+    ),
+    hashed=(("nhsnumber", "nhsnumberhash"),),
+    local_dates=(("createdtime", "createddate"), ("completedtime", "completeddate")),
+    description="Latest status of every request item changed in the projection window (pass 1).",
+)
+REQUEST_ITEM_PLAN_STATUS = ProjectionSpec(
+    table="request_item_plan_status",
+    key="requestitemplanid",
+    dimensions=(
+        "clientid",
+        "campaignid",
+        "sendinggroupid",
+        "sendinggroupidversion",
+        "requestid",
+        "requestrefid",
+        "requestitemid",
+        "requestitemrefid",
+        "communicationtype",
+        "supplier",
+        "channeltype",
+        "ordernumber",
+        "createdtime",
+    ),
+    local_dates=(("createdtime", "createddate"), ("completedtime", "completeddate")),
+    description=(
+        "Latest status of every request item plan (one channel of an item) changed in the "
+        "projection window (pass 1)."
+    ),
+)
+CLIENT_LATEST_NAME = ProjectionSpec(
+    table="client_latest_name",
+    key="clientid",
+    dimensions=("clientname", "createdtime"),
+    description="The latest name of every client seen in the projection window (pass 1).",
+)
+PROJECTIONS: tuple[ProjectionSpec, ...] = (
+    REQUEST_ITEM_STATUS,
+    REQUEST_ITEM_PLAN_STATUS,
+    CLIENT_LATEST_NAME,
+)
+
+REQUEST_ITEM_STATUS_SUMMARY = AggregationSpec(
+    table="request_item_status_summary",
+    source="request_item_status",
+    dimensions=("clientid", "campaignid", "sendinggroupid", "createddate"),
+    totals=("requesteditemcount", "completeditemcount", "faileditemcount"),
+    current=("outstandingitemcount",),
+    description=(
+        "Request items per client, campaign, sending group and day; totals never fall (pass 2)."
+    ),
+)
+REQUEST_ITEM_PLAN_COMPLETED_SUMMARY = AggregationSpec(
+    table="request_item_plan_completed_summary",
+    source="request_item_plan_status",
+    dimensions=(
+        "clientid",
+        "campaignid",
+        "sendinggroupid",
+        "sendinggroupidversion",
+        "communicationtype",
+        "supplier",
+        "channeltype",
+        "createddate",
+        "completeddate",
+        "status",
+        "failedreason",
+        "failedreasoncode",
+    ),
+    totals=("requestitemcount",),
+    description=(
+        "Delivered and failed request item plans per client, campaign, channel, supplier, "
+        "day and reason; totals never fall (pass 2)."
+    ),
+)
+AGGREGATIONS: tuple[AggregationSpec, ...] = (
+    REQUEST_ITEM_STATUS_SUMMARY,
+    REQUEST_ITEM_PLAN_COMPLETED_SUMMARY,
+)
+
+
+def project(
+    spec: ProjectionSpec,
+    history: pa.Table,
+    *,
+    window_start_ms: int,
+    pseudonymise: Callable[[str], str],
+    tz: str,
+) -> pa.Table:
+    """The latest row per key of a window of transaction history.
+
+    Args:
+        spec: which projection.
+        history: transaction-history records (at least the window's).
+        window_start_ms: records older than this (epoch ms) are ignored.
+        pseudonymise: keyed hash for the ``spec.hashed`` columns.
+        tz: the reporting time zone, for the local date columns.
+
+    Returns:
+        One row per key, with ``timestamp`` and ``_rank`` for the MERGE.
+    """
+    latest = run_sql(
+        spec.table, {"transaction_history": history}, {"window_start_ms": window_start_ms}
+    )
+    for source, target in spec.hashed:
+        hashes = pa.array(
+            [None if v is None else pseudonymise(v) for v in latest[source].to_pylist()],
+            type=pa.string(),
+        )
+        latest = latest.drop_columns([source]).append_column(target, hashes)
+    for source, target in spec.local_dates:
+        latest = latest.append_column(target, local_dates(latest[source], tz))
+    return latest
+
+
+def projection_merge_clauses(
+    spec: ProjectionSpec, columns: list[str]
+) -> list[tuple[str | None, dict[str, str]]]:
+    """The MERGE's WHEN MATCHED clauses for a projection, in order.
+
+    1. A newer record replaces the row; a dimension it lacks keeps the stored value.
+    2. An older record only fills dimensions the stored row lacks.
+    """
+    dimensions = [c for c in spec.all_dimensions() if c in columns]
+    newer = {
+        name: f"coalesce(s.`{name}`, t.`{name}`)" if name in dimensions else f"s.`{name}`"
+        for name in columns
+        if name != spec.key
+    }
+    clauses: list[tuple[str | None, dict[str, str]]] = [(NEWER, newer)]
+    if dimensions:
+        fill_condition = " OR ".join(
+            f"(t.`{d}` IS NULL AND s.`{d}` IS NOT NULL)" for d in dimensions
+        )
+        fill = {d: f"coalesce(t.`{d}`, s.`{d}`)" for d in dimensions}
+        clauses.append((fill_condition, fill))
+    return clauses
