@@ -6,8 +6,6 @@ The same code paths as on a local directory, through the ``ObjectStore`` and
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,40 +24,15 @@ from resources.object_store import S3ObjectStore
 from resources.pseudonymiser import Pseudonymiser
 from tests.assets.reporting_world import Lake, item, lines
 from tests.conftest import TEST_KEY
+from tests.s3_server import moto_server
 
 REGION = "eu-west-2"
-# In a child process: delta-rs keeps the GIL while it waits on the network, so a
-# server thread inside the test process could not answer it.
-_MOTO_SERVER = """
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", _MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 
 from resources.delta_store import DeltaTableStore, S3Storage
 from resources.object_store import LocalObjectStore, S3ObjectStore
+from tests.s3_server import moto_server
 
 REGION = "eu-west-2"
 
@@ -84,42 +83,10 @@ def test_local_object_store_rejects_sibling_with_shared_prefix(tmp_path: Path):
         store.write_bytes("../objects-evil/x.txt", b"x")
 
 
-# The moto server runs in a child process, not a thread of this one: delta-rs's
-# ``DeltaTable.is_deltatable`` keeps the GIL while it waits on the network, so a
-# server thread in the test process could never answer it.
-_MOTO_SERVER = """
-import sys
-
-from moto.server import ThreadedMotoServer
-
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", _MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()  # the server stops when its stdin closes
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
