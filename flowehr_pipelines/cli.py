@@ -243,31 +243,33 @@ class _StderrLog:
         click.echo(f"warning: {msg}", err=True)
 
 
-PUBLISHED_ZONES = (("gold", "features"), ("reporting",))
+PUBLISHED_ZONES = ("gold", "reporting")
 
 
 @main.command("tables")
 def tables() -> None:
     """List the published tables with their Delta version and row count."""
+    from flowehr_pipelines.definitions import defs
     from resources import build_delta_store
 
     settings = _settings()
-    delta = build_delta_store(settings)
     rows = []
     with _friendly_errors():
-        for zone in PUBLISHED_ZONES:
-            root = Path(settings.lake_root, *zone)
-            if settings.lake_is_s3 or not root.is_dir():
+        delta = build_delta_store(settings)
+        # The asset graph names every published table, so this works on S3 as on disk.
+        keys = sorted(
+            key.path
+            for key in defs().resolve_asset_graph().get_all_asset_keys()
+            if key.path[0] in PUBLISHED_ZONES
+        )
+        for path in keys:
+            if not delta.exists(path):
                 continue
-            for child in sorted(root.iterdir()):
-                path = (*zone, child.name)
-                if child.is_dir() and delta.exists(path):
-                    dt = delta.table(path)
-                    count = sum(
-                        v or 0
-                        for v in dt.get_add_actions(flatten=True).column("num_records").to_pylist()
-                    )
-                    rows.append(("/".join(path), str(dt.version()), f"{count:,}"))
+            dt = delta.table(path)
+            count = sum(
+                v or 0 for v in dt.get_add_actions(flatten=True).column("num_records").to_pylist()
+            )
+            rows.append(("/".join(path), str(dt.version()), f"{count:,}"))
     if not rows:
         click.echo("no published tables yet: run `flowehr run` first")
         return

@@ -203,6 +203,10 @@ class EhrSettings(_Strict):
     freshness_max_age_days: int = Field(
         default=3, gt=0, description="Silver event tables warn when their newest event is older."
     )
+    automation_running: bool = Field(
+        default=False,
+        description="Start the nightly schedule and change sensors when the daemon starts.",
+    )
 
 
 class FeatureSettings(_Strict):

@@ -50,6 +50,11 @@ def build_source_sensor(
         job_name=EHR_JOB,
         minimum_interval_seconds=settings.ehr.sensor_interval_seconds,
         required_resource_keys={connection.name, "delta"},
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if settings.ehr.automation_running
+            else dg.DefaultSensorStatus.STOPPED
+        ),
         description=(
             f"Polls the `{connection.name}` source's newest change numbers and requests a "
             "changelog load (and the silver and feature rebuild after it) when they move."
@@ -114,6 +119,13 @@ def build_defs(settings: Settings) -> dg.Definitions:
         cron_schedule="0 3 * * *",
         execution_timezone=settings.reporting.timezone,
         description="Nightly EHR changelog load and feature rebuild at 03:00 UK time.",
+        # Off until switched on, like the reporting automation: `dagster dev` on a
+        # laptop should not start loading sources the moment the daemon comes up.
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING
+            if settings.ehr.automation_running
+            else dg.DefaultScheduleStatus.STOPPED
+        ),
     )
     sensors = [
         build_source_sensor(connection=connection, settings=settings)

@@ -129,3 +129,23 @@ def test_sensor_waits_while_a_live_load_holds_the_lock_but_not_a_stale_one(world
     long_ago = datetime.now(UTC) - stale_after - timedelta(minutes=1)
     EtlLockStore(world.delta, stale_after=stale_after, clock=lambda: long_ago).acquire("ehr", owner)
     assert isinstance(world.tick(), dg.RunRequest)  # the load it requests breaks the lock
+
+
+def test_ehr_automation_starts_stopped_unless_config_turns_it_on() -> None:
+    from flowehr_pipelines.ehr_automation import build_defs
+
+    settings = load_settings()
+    for running, schedule_status, sensor_status in (
+        (False, dg.DefaultScheduleStatus.STOPPED, dg.DefaultSensorStatus.STOPPED),
+        (True, dg.DefaultScheduleStatus.RUNNING, dg.DefaultSensorStatus.RUNNING),
+    ):
+        tuned = settings.model_copy(
+            update={"ehr": settings.ehr.model_copy(update={"automation_running": running})}
+        )
+        automation = build_defs(tuned)
+        for schedule in automation.schedules or []:
+            assert isinstance(schedule, dg.ScheduleDefinition)
+            assert schedule.default_status == schedule_status
+        for sensor in automation.sensors or []:
+            assert isinstance(sensor, dg.SensorDefinition)
+            assert sensor.default_status == sensor_status
