@@ -258,7 +258,7 @@ def tables() -> None:
         delta = build_delta_store(settings)
         # The asset graph names every published table, so this works on S3 as on disk.
         keys = sorted(
-            key.path
+            tuple(key.path)
             for key in defs().resolve_asset_graph().get_all_asset_keys()
             if key.path[0] in PUBLISHED_ZONES
         )
