@@ -376,8 +376,19 @@ def build_feature_table_defs(
         code_version=options.signature,
         required_resource_keys=resources,
         check_specs=[
-            dg.AssetCheckSpec(NO_IDENTIFIERS_CHECK, asset=key, blocking=True),
-            dg.AssetCheckSpec(KEY_CHECK, asset=key, blocking=True),
+            dg.AssetCheckSpec(
+                NO_IDENTIFIERS_CHECK,
+                asset=key,
+                blocking=True,
+                description="No patient identifier column (NHS number, MRN, name, full date "
+                "of birth, postcode, source patient id) reached this published table.",
+            ),
+            dg.AssetCheckSpec(
+                KEY_CHECK,
+                asset=key,
+                blocking=True,
+                description="(visit_id, horizon_datetime) is unique and never null.",
+            ),
         ],
         op_tags={"dagster/concurrency_key": f"delta:{'/'.join(key.path)}"},
     )

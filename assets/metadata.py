@@ -34,8 +34,27 @@ def table_schema(schema: pa.Schema) -> dg.TableSchema:
     )
 
 
+# Zones whose rows are pseudonymous and published, so sample rows may be shown in the UI.
+# Bronze and internal tables hold identifiers: they never get a sample.
+SAMPLED_ZONES = frozenset({"gold", "reporting"})
+SAMPLE_ROWS = 5
+
+
+def sample_rows_markdown(data: pa.Table) -> str:
+    """A Markdown table of a few rows, values cut to 40 characters."""
+    columns = data.column_names
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in data.to_pylist():
+        cells = ("" if row[c] is None else str(row[c])[:40].replace("|", "\\|") for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def delta_table_metadata(delta: DeltaTableStore, table: TablePath) -> dict[str, Any]:
-    """Row count, version, file count, location and schema, read from the Delta log only."""
+    """Row count, version, file count, location and schema, read from the Delta log only.
+
+    Published (pseudonymous) tables also get a few sample rows for the catalogue.
+    """
     dt = delta.table(table)
     actions = dt.get_add_actions(flatten=True)
     records = actions.column("num_records") if "num_records" in actions.column_names else None
@@ -47,4 +66,13 @@ def delta_table_metadata(delta: DeltaTableStore, table: TablePath) -> dict[str, 
         "dagster/uri": dg.MetadataValue.path(delta.uri(table)),
         "delta_version": dg.MetadataValue.int(dt.version()),
         "delta_files": dg.MetadataValue.int(actions.num_rows),
+        **(
+            {
+                "sample_rows": dg.MetadataValue.md(
+                    sample_rows_markdown(delta.head(table, SAMPLE_ROWS))
+                )
+            }
+            if table[0] in SAMPLED_ZONES and rows
+            else {}
+        ),
     }

@@ -362,7 +362,15 @@ def build_projection_defs(*, spec: ProjectionSpec, settings: Settings) -> dg.Def
         kinds={"sql", "delta"},
         owners=["team:reporting"],
         tags={"zone": "reporting", "pass": "1"},
-        check_specs=[dg.AssetCheckSpec(KEY_UNIQUE_CHECK, asset=key, blocking=True)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                KEY_UNIQUE_CHECK,
+                asset=key,
+                blocking=True,
+                description="Each staging row's key is unique and never null, so MERGE "
+                "upserts stay one row per key.",
+            )
+        ],
     )
     def _projection(
         config: ReportingWindowConfig, delta: DeltaTableStore, pseudonymiser: Pseudonymiser

@@ -107,6 +107,13 @@ class DeltaTableStore(dg.ConfigurableResource):
             filesystem=self.storage.filesystem(self.uri(table)),
         )
 
+    def head(self, table: TablePath, rows: int) -> pa.Table:
+        """The first rows of a table, reading no more files than needed."""
+        dataset = self.table(table).to_pyarrow_dataset(
+            filesystem=self.storage.filesystem(self.uri(table))
+        )
+        return dataset.head(rows)
+
     def read_or_none(self, table: TablePath, **kwargs: Any) -> pa.Table | None:
         """Read a table, or None when it has never been written."""
         try:

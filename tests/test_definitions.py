@@ -91,3 +91,17 @@ def test_secrets_are_not_in_resource_config(definitions: dg.Definitions) -> None
     assert definitions.resources is not None
     for resource in definitions.resources.values():
         assert TEST_KEY not in repr(resource)
+
+
+def test_every_asset_check_job_schedule_and_sensor_has_a_description(
+    definitions: dg.Definitions,
+) -> None:
+    graph = definitions.resolve_asset_graph()
+    for check_key in graph.asset_check_keys:
+        assert graph.get_check_spec(check_key).description, check_key.to_user_string()
+    for job in definitions.jobs or []:
+        assert getattr(job, "description", None), job.name
+    for schedule in definitions.schedules or []:
+        assert getattr(schedule, "description", None), schedule.name
+    for sensor in definitions.sensors or []:
+        assert getattr(sensor, "description", None), sensor.name
