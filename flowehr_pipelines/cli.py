@@ -294,5 +294,9 @@ from flowehr_pipelines.cli_features import features as _features  # noqa: E402
 
 main.add_command(_features)
 
+from flowehr_pipelines.cli_docs import docs as _docs  # noqa: E402
+
+main.add_command(_docs)
+
 if __name__ == "__main__":
     main()

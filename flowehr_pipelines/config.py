@@ -249,6 +249,37 @@ class DemoDataSettings(_Strict):
     seed: int = 42
 
 
+class AutomationPolicySettings(_Strict):
+    """Freshness windows and declarative automation of feature and reporting tables."""
+
+    feature_fail_hours: int = Field(
+        default=26,
+        gt=0,
+        description="A feature table fails freshness when not refreshed this long "
+        "(nightly EHR job + slack).",
+    )
+    feature_warn_hours: int | None = Field(
+        default=None, gt=0, description="Optional earlier warning for feature tables."
+    )
+    reporting_warn_hours: int | None = Field(
+        default=2, gt=0, description="A reporting table warns when not refreshed this long."
+    )
+    reporting_fail_hours: int = Field(
+        default=8,
+        gt=0,
+        description="A reporting table fails freshness when not refreshed this long; above "
+        "the 7 h overnight gap (18:00 to 01:00) of the NHS Notify cadence.",
+    )
+    declarative_running: bool = Field(
+        default=False,
+        description="Start the automation condition sensor (eager downstream "
+        "materialisation) with the daemon (otherwise it is switched on in the UI).",
+    )
+    sensor_interval_seconds: int = Field(
+        default=30, gt=0, description="How often the automation condition sensor evaluates."
+    )
+
+
 class Settings(_Strict):
     """Everything one deployment needs, validated."""
 
@@ -267,6 +298,7 @@ class Settings(_Strict):
     housekeeping: HousekeepingSettings = HousekeepingSettings()
     alerts: AlertSettings = AlertSettings()
     demo_data: DemoDataSettings = DemoDataSettings()
+    automation: AutomationPolicySettings = AutomationPolicySettings()
 
     @property
     def lake_root(self) -> str:

@@ -8,12 +8,16 @@ import dagster as dg
 
 from assets import ehr, features, housekeeping, reporting, reports, silver
 from flowehr_pipelines import ehr_automation, reporting_automation
+from flowehr_pipelines.automation_policy import with_automation_policy
+from flowehr_pipelines.catalogue import with_column_schemas
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.jobs import build_job_defs
 from resources import build_resources
 
 
 @dg.definitions
+@with_automation_policy
+@with_column_schemas
 def defs() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions.merge(
