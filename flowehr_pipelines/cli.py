@@ -93,16 +93,24 @@ def demo_data(
     n_days = days or defaults.days
     first = start_date.date() if start_date else date.today() - timedelta(days=n_days - 1)
     the_seed = defaults.seed if seed is None else seed
-    started = time.perf_counter()
+    n_patients = patients or defaults.patients
+    period = f"{first} to {first + timedelta(days=n_days - 1)}, seed {the_seed}"
+    click.echo(f"generating {period}: EHR source for {n_patients:,} patients ...")
     with _friendly_errors():
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         ehr = write_ehr_source(
-            db_path,
-            patients=patients or defaults.patients,
-            days=n_days,
-            start_date=first,
-            seed=the_seed,
+            db_path, patients=n_patients, days=n_days, start_date=first, seed=the_seed
         )
+        ehr_seconds = time.perf_counter() - started
+        rows = ehr.patients + ehr.visits + ehr.observations + ehr.lab_results + ehr.diagnoses
+        click.echo(
+            f"EHR source {db_path}: {ehr.patients:,} patients, {ehr.visits:,} visits, "
+            f"{ehr.observations:,} observations, {ehr.lab_results:,} lab results, "
+            f"{ehr.diagnoses:,} diagnoses ({_rate(rows, ehr_seconds)})"
+        )
+        click.echo("generating CDC landing files ...")
+        started = time.perf_counter()
         cdc = write_cdc_landing(
             Path(settings.landing_root),
             days=n_days,
@@ -110,21 +118,16 @@ def demo_data(
             start_date=first,
             seed=the_seed,
         )
-    elapsed = time.perf_counter() - started
-    rows = ehr.patients + ehr.visits + ehr.observations + ehr.lab_results + ehr.diagnoses
-    click.echo(
-        f"EHR source {db_path}: {ehr.patients:,} patients, {ehr.visits:,} visits, "
-        f"{ehr.observations:,} observations, {ehr.lab_results:,} lab results, "
-        f"{ehr.diagnoses:,} diagnoses"
-    )
+        cdc_seconds = time.perf_counter() - started
     click.echo(
         f"CDC landing {settings.landing_root}: {cdc.records:,} records in {len(cdc.files)} files "
-        f"({cdc.duplicates:,} re-delivered, {sum(cdc.malformed.values()):,} malformed)"
+        f"({cdc.duplicates:,} re-delivered, {sum(cdc.malformed.values()):,} malformed; "
+        f"{_rate(cdc.records, cdc_seconds)})"
     )
-    click.echo(
-        f"{first} to {first + timedelta(days=n_days - 1)}, seed {the_seed}: "
-        f"{(rows + cdc.records) / max(elapsed, 1e-9):,.0f} rows/s in {elapsed:.1f}s"
-    )
+
+
+def _rate(rows: int, seconds: float) -> str:
+    return f"{rows / max(seconds, 1e-9):,.0f} rows/s in {seconds:.1f}s"
 
 
 def _instance(settings: Settings) -> Any:

@@ -26,6 +26,13 @@ class AssetOutcome:
     key: str
     rows: int | None
     metadata: dict[str, Any]
+    seconds: float | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if not self.rows or not self.seconds:
+            return None
+        return self.rows / self.seconds
 
 
 @dataclass
@@ -94,7 +101,7 @@ def run_assets(
             raise_on_error=False,
             tags={"flowehr/launched_by": "flowehr run"},
         )
-        _collect(summary, result)
+        _collect(summary, result, instance)
     if summary.success:
         for job_name, tags in _due_report_runs(defs, instance, keys):
             result = defs.resolve_job_def(job_name).execute_in_process(
@@ -103,7 +110,7 @@ def run_assets(
                 raise_on_error=False,
                 tags={**tags, "flowehr/launched_by": "flowehr run"},
             )
-            _collect(summary, result)
+            _collect(summary, result, instance)
     return summary
 
 
@@ -128,7 +135,24 @@ def _due_report_runs(
     return [(plan.job_name, dict(request.tags)) for plan in plans for request in plan.run_requests]
 
 
-def _collect(summary: RunSummary, result: dg.ExecuteInProcessResult) -> None:
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Seconds each step of a run took, from its event log."""
+    started: dict[str, float] = {}
+    spent: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            spent[event.step_key] = entry.timestamp - started.get(event.step_key, entry.timestamp)
+    return spent
+
+
+def _collect(
+    summary: RunSummary, result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance
+) -> None:
     """Add one run's materialisations, checks and failures to the summary.
 
     A run over a partition range materialises each partition with the same metadata,
@@ -140,6 +164,7 @@ def _collect(summary: RunSummary, result: dg.ExecuteInProcessResult) -> None:
         summary.extra_run_ids.append(result.run_id)
     summary.success = summary.success and result.success
     seen: set[str] = set()
+    timings = step_seconds(instance, result.run_id)
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         assert materialization is not None
@@ -149,7 +174,8 @@ def _collect(summary: RunSummary, result: dg.ExecuteInProcessResult) -> None:
         seen.add(key)
         metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
         rows = metadata.get("dagster/row_count")
-        summary.assets.append(AssetOutcome(key, rows, metadata))
+        seconds = timings.get(event.step_key) if event.step_key else None
+        summary.assets.append(AssetOutcome(key, rows, metadata, seconds))
         summary.report_paths.extend(metadata.get("report_paths") or [])
     for evaluation in result.get_asset_check_evaluations():
         summary.checks.append(
@@ -172,10 +198,13 @@ def format_summary(summary: RunSummary) -> str:
     more = f" (+{len(summary.extra_run_ids)} report run(s))" if summary.extra_run_ids else ""
     lines = [f"run {summary.run_id}{more}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
     width = max((len(a.key) for a in summary.assets), default=5)
-    lines.append(f"{'asset'.ljust(width)}  {'rows':>10}")
+    # A multi-asset step (one source's bronze tables) reports its time on every asset.
+    lines.append(f"{'asset'.ljust(width)}  {'rows':>10}  {'step s':>7}  {'rows/s':>9}")
     for asset in sorted(summary.assets, key=lambda a: a.key):
         rows = "-" if asset.rows is None else f"{asset.rows:,}"
-        lines.append(f"{asset.key.ljust(width)}  {rows:>10}")
+        seconds = "-" if asset.seconds is None else f"{asset.seconds:.1f}"
+        rate = "-" if asset.rows_per_second is None else f"{asset.rows_per_second:,.0f}"
+        lines.append(f"{asset.key.ljust(width)}  {rows:>10}  {seconds:>7}  {rate:>9}")
     if summary.checks:
         lines.append("")
         passed = sum(c.passed for c in summary.checks)
