@@ -67,6 +67,23 @@ def render(results: list[dict[str, Any]]) -> str:
             ]
             for step, seconds in sorted(e2e["step_seconds_median"].items(), key=lambda kv: -kv[1]):
                 lines.append(f"| `{step}` | {seconds:.2f} |")
+        reporting = result.get("reporting")
+        if reporting:
+            counts = ", ".join(
+                f"{table} {sides['product']:,}"
+                for table, sides in reporting["rows_after_cycle"].items()
+            )
+            lines += [
+                "",
+                f"## Reporting cycle at {result['scale']}: product vs DuckDB peer",
+                "",
+                "One incremental cycle (3 projections + 2 aggregations, default windows) after "
+                f"the same initial load; both sides end with the same row counts ({counts}).",
+                "",
+                f"Product (delta-rs MERGE): {_seconds(reporting['product'])}; "
+                f"DuckDB peer (MERGE INTO a DuckDB file): {_seconds(reporting['duckdb_peer'])}; "
+                f"ratio {reporting['ratio']} (target at most 1.0 at M).",
+            ]
         floor = result.get("floor")
         if floor:
             lines += [

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,111 @@ def bench_floor(scale: str, repeat: int) -> dict[str, Any]:
     }
 
 
+def _product_cycle(data_dir: Path, as_of: datetime, *, first: bool) -> None:
+    """Pass 1 (three projections) then pass 2 (two aggregations), in this process."""
+    from assets.reporting import refresh_aggregation, refresh_projection
+    from flowehr_pipelines.config import load_settings
+    from resources import build_delta_store
+    from resources.pseudonymiser import Pseudonymiser
+    from transforms.reporting.staging import AGGREGATIONS, PROJECTIONS
+
+    os.environ.update(_env(data_dir))
+    settings = load_settings()
+    reporting = settings.reporting
+    delta = build_delta_store(settings)
+    pseudonymiser = Pseudonymiser(key=os.environ["FLOWEHR_PSEUDONYMISATION_KEY"])
+    initial = reporting.initial_window_days if first else None
+    for spec in PROJECTIONS:
+        refresh_projection(
+            spec,
+            delta=delta,
+            pseudonymise=pseudonymiser.hash_value,
+            as_of=as_of,
+            window_days=reporting.projection_window_days,
+            tz=reporting.timezone,
+            initial_window_days=initial,
+        )
+    for agg in AGGREGATIONS:
+        refresh_aggregation(
+            agg,
+            delta=delta,
+            as_of=as_of,
+            window_days=reporting.aggregation_window_days,
+            initial_window_days=initial,
+        )
+
+
+def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
+    """One reporting cycle (pass 1 + pass 2, default windows) against the DuckDB peer.
+
+    Both start from the same bronze and the same initial load (untimed); then one
+    incremental cycle each is timed, in the same process, on the same data.
+    """
+    from bench.peer_duckdb import open_database, run_cycle
+    from flowehr_pipelines.config import load_settings
+    from resources import build_delta_store
+    from transforms.reporting.staging import AGGREGATIONS, PROJECTIONS
+
+    source = generate(scale)
+    product: list[Measurement] = []
+    peer: list[Measurement] = []
+    for i in range(repeat):
+        data_dir = fresh_copy(source, f"reporting-{scale}-{i}")
+        run_command(
+            [str(BIN / "flowehr"), "run", "--select", "key:bronze/transaction_history"],
+            env=_env(data_dir),
+            cwd=str(ROOT),
+            log_path=str(data_dir / "ingest.log"),
+        )
+        os.environ.update(_env(data_dir))
+        settings = load_settings()
+        files = build_delta_store(settings).table(("bronze", "transaction_history")).file_uris()
+        as_of = datetime.now(UTC)
+        _product_cycle(data_dir, as_of, first=True)
+        connection = open_database(data_dir / "peer.duckdb")
+        first_window = settings.reporting.initial_window_days
+        run_cycle(
+            connection,
+            files,
+            as_of=as_of,
+            projection_days=first_window,
+            aggregation_days=first_window,
+        )
+        later = as_of + timedelta(hours=1)
+        product.append(time_call(partial(_product_cycle, data_dir, later, first=False)))
+        peer_cycle = partial(
+            run_cycle,
+            connection,
+            files,
+            as_of=later,
+            projection_days=settings.reporting.projection_window_days,
+            aggregation_days=settings.reporting.aggregation_window_days,
+        )
+        peer.append(time_call(peer_cycle))
+        # Same data, same SQL: the two sides must agree, or the comparison means nothing.
+        delta = build_delta_store(settings)
+        tables = [spec.table for spec in PROJECTIONS] + [spec.table for spec in AGGREGATIONS]
+        rows = {}
+        for table in tables:
+            counted = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+            rows[table] = {
+                "product": delta.read(("reporting", table), columns=[]).num_rows,
+                "duckdb_peer": counted[0] if counted else None,
+            }
+        connection.close()
+    result: dict[str, Any] = {
+        "product": summarise(product),
+        "duckdb_peer": summarise(peer),
+        "rows_after_cycle": rows,
+    }
+    result["ratio"] = round(
+        result["product"]["median_seconds"] / result["duckdb_peer"]["median_seconds"], 3
+    )
+    return result
+
+
 BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "reporting": bench_reporting,
     "e2e": bench_e2e,
     "changelog": bench_changelog,
     "floor": bench_floor,

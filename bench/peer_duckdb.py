@@ -1,0 +1,86 @@
+"""The DuckDB peer: one reporting cycle written the way a DuckDB user would write it.
+
+It reads the same bronze Parquet files, runs the product's own projection and
+aggregation SELECTs, and upserts into tables of a DuckDB database file with DuckDB's
+``MERGE INTO``. It lives in ``bench/`` only: it is the bar the product's reporting
+cycle (delta-rs MERGE into Delta tables) is measured against, not product code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from transforms.cdc import window_start
+from transforms.reporting import load_sql, render
+from transforms.reporting.staging import AGGREGATIONS, PROJECTIONS, ProjectionSpec
+
+KEY = "benchmark-key-not-secret-0123456789"
+NEWER = 's."timestamp" > t."timestamp" OR (s."timestamp" = t."timestamp" AND s._rank > t._rank)'
+
+
+def _ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+
+
+def _projection_select(spec: ProjectionSpec, start: date, tz: str) -> str:
+    select = render(load_sql(spec.table), {"window_start_ms": _ms(start)})
+    extra = [
+        f"CAST(timezone('{tz}', {source}) AS DATE) AS {target}"
+        for source, target in spec.local_dates
+    ]
+    extra += [f"sha256('{KEY}' || {source}) AS {target}" for source, target in spec.hashed]
+    hidden = ", ".join(source for source, _ in spec.hashed)
+    exclude = f" EXCLUDE ({hidden})" if hidden else ""
+    return f"SELECT *{exclude}{''.join(', ' + e for e in extra)} FROM ({select})"
+
+
+def run_cycle(
+    connection: duckdb.DuckDBPyConnection,
+    bronze_files: list[str],
+    *,
+    as_of: datetime,
+    projection_days: int,
+    aggregation_days: int,
+    tz: str = "Europe/London",
+) -> None:
+    """Pass 1 then pass 2; the first call (no tables yet) creates the tables."""
+    start = window_start(as_of, projection_days)
+    files = ", ".join(f"'{f}'" for f in bronze_files)
+    connection.execute(
+        "CREATE OR REPLACE TEMP VIEW transaction_history AS SELECT * FROM "
+        f"read_parquet([{files}], hive_partitioning = true, union_by_name = true) "
+        f"WHERE change_date >= '{start.isoformat()}'"
+    )
+    existing = {row[0] for row in connection.execute("SHOW TABLES").fetchall()}
+    for spec in PROJECTIONS:
+        select = _projection_select(spec, start, tz)
+        if spec.table not in existing:
+            connection.execute(f"CREATE TABLE {spec.table} AS {select}")
+            continue
+        connection.execute(
+            f"MERGE INTO {spec.table} AS t USING ({select}) AS s "
+            f"ON t.{spec.key} = s.{spec.key} "
+            f"WHEN MATCHED AND ({NEWER}) THEN UPDATE WHEN NOT MATCHED THEN INSERT"
+        )
+    agg_start = window_start(as_of, aggregation_days)
+    for agg in AGGREGATIONS:
+        select = render(load_sql(agg.table), {"window_start_date": agg_start})
+        if agg.table not in existing:
+            connection.execute(f"CREATE TABLE {agg.table} AS {select}")
+            continue
+        on = " AND ".join(f"t.{d} IS NOT DISTINCT FROM s.{d}" for d in agg.dimensions)
+        sets = [f"{n} = greatest(t.{n}, s.{n})" for n in agg.totals]
+        sets += [f"{n} = s.{n}" for n in agg.current]
+        connection.execute(
+            f"MERGE INTO {agg.table} AS t USING ({select}) AS s ON {on} "
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)} WHEN NOT MATCHED THEN INSERT"
+        )
+
+
+def open_database(path: Path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(str(path))
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
