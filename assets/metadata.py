@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from resources.delta_store import DeltaTableStore, TablePath
+from resources.delta_store import DeltaTableStore, TablePath, logged_row_count
 
 _TYPE_NAMES = {
     pa.string(): "string",
@@ -57,8 +57,7 @@ def delta_table_metadata(delta: DeltaTableStore, table: TablePath) -> dict[str, 
     """
     dt = delta.table(table)
     actions = dt.get_add_actions(flatten=True)
-    records = actions.column("num_records") if "num_records" in actions.column_names else None
-    rows = sum(v for v in records.to_pylist() if v is not None) if records is not None else 0
+    rows = logged_row_count(dt)
     schema = pa.schema(dt.schema().to_arrow())
     return {
         "dagster/row_count": dg.MetadataValue.int(int(rows)),

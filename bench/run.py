@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -95,28 +94,18 @@ def fresh_copy(source: Path, name: str) -> Path:
 
 
 def step_timings(dagster_home: Path) -> dict[str, float]:
-    """Per-step seconds over every run in this Dagster home, from the event log."""
-    code = (
-        "import json, dagster as dg\n"
-        "inst = dg.DagsterInstance.get()\n"
-        "starts, out = {}, {}\n"
-        "for run in inst.get_runs():\n"
-        "  for e in inst.all_logs(run.run_id):\n"
-        "    d = e.dagster_event\n"
-        "    if d is None or d.step_key is None: continue\n"
-        "    key = (run.run_id, d.step_key)\n"
-        "    if d.event_type_value == 'STEP_START': starts[key] = e.timestamp\n"
-        "    if d.event_type_value in ('STEP_SUCCESS', 'STEP_FAILURE'):\n"
-        "        spent = e.timestamp - starts.get(key, e.timestamp)\n"
-        "        out[d.step_key] = round(out.get(d.step_key, 0) + spent, 3)\n"
-        "print(json.dumps(out))\n"
-    )
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    timings: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
-    return timings
+    """Per-step seconds summed over every run in this Dagster home, from the event log."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    from flowehr_pipelines.runner import step_seconds
+
+    totals: dict[str, float] = {}
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+        for run in instance.get_runs():
+            for step, seconds in step_seconds(instance, run.run_id).items():
+                totals[step] = round(totals.get(step, 0.0) + seconds, 3)
+    return totals
 
 
 def bench_e2e(scale: str, repeat: int) -> dict[str, Any]:

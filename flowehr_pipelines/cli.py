@@ -254,6 +254,7 @@ def tables() -> None:
     """List the published tables with their Delta version and row count."""
     from flowehr_pipelines.definitions import defs
     from resources import build_delta_store
+    from resources.delta_store import logged_row_count
 
     settings = _settings()
     rows = []
@@ -269,10 +270,7 @@ def tables() -> None:
             if not delta.exists(path):
                 continue
             dt = delta.table(path)
-            count = sum(
-                v or 0 for v in dt.get_add_actions(flatten=True).column("num_records").to_pylist()
-            )
-            rows.append(("/".join(path), str(dt.version()), f"{count:,}"))
+            rows.append(("/".join(path), str(dt.version()), f"{logged_row_count(dt):,}"))
     if not rows:
         click.echo("no published tables yet: run `flowehr run` first")
         return

@@ -622,3 +622,11 @@ def _commit_properties(app_id: str | None, app_version: int | None) -> CommitPro
     if app_id is None or app_version is None:
         return None
     return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=app_version)])
+
+
+def logged_row_count(dt: DeltaTable) -> int:
+    """Rows in a table's current snapshot, from the file statistics in its log (no scan)."""
+    actions = dt.get_add_actions(flatten=True)
+    if "num_records" not in actions.column_names:
+        return 0
+    return sum(v for v in actions.column("num_records").to_pylist() if v is not None)
