@@ -13,6 +13,11 @@ tables so it never runs while a run it is part of is still writing them. Each
 staging table also gets an observation with its before/after file counts.
 Re-running is safe: compaction of a compacted table and a second VACUUM do nothing,
 and the log records a run at most once.
+
+The ETL coordination tables (``internal/etl_state`` and ``internal/etl_locks``) take a
+commit per state change or lock heartbeat; they are compacted here too, with a log
+checkpoint and log cleanup, by ``compact_coordination_table``, which tolerates a
+concurrent load committing to them meanwhile.
 """
 
 from datetime import UTC, datetime
@@ -25,6 +30,8 @@ from assets.metadata import delta_table_metadata
 from assets.reporting import STAGING_KEYS
 from assets.watchdogs import WATCHDOG_METRICS
 from flowehr_pipelines.config import Settings
+from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE
+from flowehr_pipelines.etl_state import ETL_STATE_TABLE, compact_coordination_table
 from resources.delta_store import DeltaTableStore, TablePath
 
 HOUSEKEEPING_LOG = dg.AssetKey(["internal", "reporting_housekeeping"])
@@ -44,9 +51,13 @@ HOUSEKEEPING_LOG_SCHEMA = pa.schema(
 )
 
 
+COORDINATION_TABLES: tuple[TablePath, ...] = (ETL_STATE_TABLE, ETL_LOCK_TABLE)
+
+
 def housekept_tables() -> list[TablePath]:
-    """The staging tables, and the watchdog time series (appended to hourly)."""
-    return [key.path for key in STAGING_KEYS] + [WATCHDOG_METRICS]
+    """The staging tables, the watchdog time series (appended to hourly), and the ETL
+    coordination tables (a commit per state change or heartbeat)."""
+    return [key.path for key in STAGING_KEYS] + [WATCHDOG_METRICS, *COORDINATION_TABLES]
 
 
 def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int) -> dict[str, int]:
@@ -92,7 +103,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
             if not delta.exists(table):
                 skipped.append(name)
                 continue
-            counts = by_table[name] = tidy_table(delta, table, retention_hours=retention)
+            tidy = compact_coordination_table if table in COORDINATION_TABLES else tidy_table
+            counts = by_table[name] = tidy(delta, table, retention_hours=retention)
             rows.append(
                 {
                     "run_id": context.run.run_id,

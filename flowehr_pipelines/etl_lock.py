@@ -12,6 +12,13 @@ than ``ehr.lock_stale_after_minutes`` belongs to a load that died without releas
 it (a killed process, a lost node); it is reported as stale with its owner and age,
 and the next load breaks it with a warning. A holder whose lock was broken notices
 at its next heartbeat and stops, so a broken lock never leaves two writers running.
+
+A lock whose owner ran on this very host and whose process is provably gone (no such
+pid, or a zombie) is broken at once, with a warning naming the owner: a killed run
+must not block the next one for ``lock_stale_after_minutes``. A pid that is alive is
+trusted even if it was reused by an unrelated process (the staleness timeout then
+frees the lock), and an owner on another host is only ever judged by its heartbeat,
+since a pid means nothing across hosts.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
@@ -108,6 +116,10 @@ class SourceLock:
     def is_stale(self, now: datetime, stale_after: timedelta) -> bool:
         return self.silence(now) > stale_after
 
+    def owner_is_dead(self, host: str | None = None) -> bool:
+        """True when the owner ran on ``host`` (default this host) and its process is gone."""
+        return self.host == (host or socket.gethostname()) and not process_alive(self.pid)
+
     def describe(self, now: datetime) -> str:
         """Owner and age in one line, for errors, warnings and ``head-state``."""
         return (
@@ -115,6 +127,29 @@ class SourceLock:
             f"held for {format_duration(self.age(now))}, "
             f"last heartbeat {format_duration(self.silence(now))} ago"
         )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host and is not a zombie.
+
+    A zombie has exited (only its exit status waits for its parent), so it holds
+    nothing. Signal 0 checks existence without touching the process; a permission
+    error means it exists under another user.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS): existence is all we can tell
+    # The state letter follows the parenthesised command name, which may hold spaces.
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def format_duration(delta: timedelta) -> str:
@@ -175,15 +210,22 @@ class EtlLockStore:
             now = self.now()
             current = locks.get(source)
             if current is not None and current.run_id != owner.run_id:
-                if not current.is_stale(now, self._stale_after):
+                if current.owner_is_dead():
+                    _warn(
+                        log,
+                        f"breaking lock on source '{source}' whose owner process is gone: "
+                        f"{current.describe(now)}",
+                    )
+                elif not current.is_stale(now, self._stale_after):
                     raise EtlLockHeldError(
                         f"source '{source}' is locked by {current.describe(now)}; "
                         f"it is considered stale after {format_duration(self._stale_after)}"
                     )
-                _warn(
-                    log,
-                    f"breaking stale lock on source '{source}': {current.describe(now)}",
-                )
+                else:
+                    _warn(
+                        log,
+                        f"breaking stale lock on source '{source}': {current.describe(now)}",
+                    )
             return {
                 **locks,
                 source: SourceLock(

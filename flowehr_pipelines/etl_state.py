@@ -7,6 +7,12 @@ number only after the bronze write has committed, so a crash can repeat a batch
 ``table_lags`` compares the stored numbers with each source table's newest change
 number: the sensor starts a load when any table lags, and ``flowehr etl head-state``
 shows the lag.
+
+Both coordination tables (this one and ``internal/etl_locks``) take one commit per
+state change or heartbeat, and each commit leaves a small Parquet file and a log entry
+behind. ``compact_coordination_table`` (run by the housekeeping asset) compacts them,
+vacuums the unreferenced files, checkpoints the log and drops log entries older than
+``COORDINATION_LOG_RETENTION``, so reads stay cheap however long the platform runs.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from deltalake.exceptions import CommitFailedError
 
-from resources.delta_store import DeltaTableStore
+from resources.delta_store import DeltaTableStore, TablePath
 
 if TYPE_CHECKING:
     from flowehr_pipelines.config import Settings, SourceTable
     from resources.sql_source import SqlSourceResource
 
 ETL_STATE_TABLE = ("internal", "etl_state")
+# The history of a coordination table is for debugging only: keep a week of log entries.
+COORDINATION_LOG_RETENTION = "interval 7 days"
+LOG_RETENTION_PROPERTY = "delta.logRetentionDuration"
 
 _SCHEMA = pa.schema(
     [
@@ -159,6 +169,42 @@ def table_lags(
     ]
 
 
+def compact_coordination_table(
+    delta: DeltaTableStore, table: TablePath, *, retention_hours: int
+) -> dict[str, int]:
+    """Compact, vacuum and checkpoint a small, often-committed table; counts before/after.
+
+    Safe beside live loads: a compaction that loses a race with a lock or state commit
+    is skipped (the next housekeeping compacts), and the lock's compare-and-swap simply
+    re-reads after a compaction commit. Files are vacuumed only once older than
+    ``retention_hours``, so a reader holding an older snapshot never loses its files.
+    """
+    active_before, stored_before = delta.file_count(table), delta.stored_file_count(table)
+    dt = delta.table(table)
+    if dt.metadata().configuration.get(LOG_RETENTION_PROPERTY) != COORDINATION_LOG_RETENTION:
+        try:
+            dt.alter.set_table_properties({LOG_RETENTION_PROPERTY: COORDINATION_LOG_RETENTION})
+        except CommitFailedError:
+            pass  # a concurrent commit won; the property is set next time
+    compacted = 0
+    try:
+        compacted = int(delta.optimize(table).get("numFilesRemoved", 0))
+    except CommitFailedError:
+        pass
+    vacuumed = delta.vacuum(table, retention_hours=retention_hours)
+    dt = delta.table(table)
+    dt.create_checkpoint()
+    dt.cleanup_metadata()
+    return {
+        "active_files_before": active_before,
+        "active_files_after": delta.file_count(table),
+        "stored_files_before": stored_before,
+        "stored_files_after": delta.stored_file_count(table),
+        "files_compacted": compacted,
+        "files_vacuumed": len(vacuumed),
+    }
+
+
 def _sql_literal(value: str) -> str:
     return value.replace("'", "''")
 
@@ -238,6 +284,11 @@ def head_state_report(settings: Settings, source: str | None = None) -> HeadStat
         holder = locks.holder(connection.name)
         if holder is None:
             notes.append(f"{connection.name}: lock free")
+        elif holder.owner_is_dead():
+            notes.append(
+                f"{connection.name}: DEAD lock ({holder.describe(now)}; its process is gone); "
+                "the next load breaks it"
+            )
         elif holder.is_stale(now, locks.stale_after):
             notes.append(
                 f"{connection.name}: STALE lock ({holder.describe(now)}); the next load breaks it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from flowehr_pipelines.etl_lock import (
     LockOwner,
     SourceLock,
     format_duration,
+    process_alive,
 )
 from flowehr_pipelines.etl_state import EtlStateStore
 from flowehr_pipelines.synthetic import write_ehr_source
@@ -126,6 +128,70 @@ def test_etl_lock_stale_lock_is_reported_then_broken_with_a_warning(
     assert locks.holder("ehr") == new
     assert not locks.release(dead)  # the dead load cannot release the new holder's lock
     assert locks.holder("ehr") == new
+
+
+def exited_pid() -> int:
+    """The pid of a process on this host that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_etl_lock_of_a_dead_process_on_this_host_is_broken_at_once_naming_the_owner(
+    locks: EtlLockStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    here = socket.gethostname()
+    pid = exited_pid()
+    dead = locks.acquire("ehr", owner("run-killed", host=here, pid=pid))
+    assert held(locks).owner_is_dead()
+    with caplog.at_level(logging.WARNING):
+        new = locks.acquire("ehr", owner("run-next"))  # no time has passed: not stale
+    assert (
+        f"breaking lock on source 'ehr' whose owner process is gone: bronze load run "
+        f"run-killed on host {here} (pid {pid})"
+    ) in caplog.text
+    assert locks.holder("ehr") == new
+    assert not locks.release(dead)
+
+
+def test_etl_lock_of_a_zombie_process_is_broken_at_once(locks: EtlLockStore) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        stat = Path(f"/proc/{child.pid}/stat")
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "child did not exit"
+            time.sleep(0.05)
+        locks.acquire("ehr", owner("run-zombie", host=socket.gethostname(), pid=child.pid))
+        assert locks.acquire("ehr", owner("run-next")).run_id == "run-next"
+    finally:
+        child.wait()
+
+
+def test_etl_lock_of_a_live_process_on_this_host_waits_for_staleness(
+    locks: EtlLockStore, clock: Clock
+) -> None:
+    live = owner("run-live", host=socket.gethostname(), pid=os.getpid())
+    locks.acquire("ehr", live)
+    assert not held(locks).owner_is_dead()
+    with pytest.raises(EtlLockHeldError, match="run-live"):
+        locks.acquire("ehr", owner("run-next"))
+    clock.now += STALE_AFTER + timedelta(seconds=1)
+    assert locks.acquire("ehr", owner("run-next")).run_id == "run-next"
+
+
+def test_etl_lock_of_another_host_is_judged_by_heartbeat_only(locks: EtlLockStore) -> None:
+    # The pid is dead here, but it names a process on another machine.
+    locks.acquire("ehr", owner("run-remote", host="worker-9", pid=exited_pid()))
+    assert not held(locks).owner_is_dead()
+    with pytest.raises(EtlLockHeldError, match="run-remote"):
+        locks.acquire("ehr", owner("run-next"))
+
+
+def test_process_alive_tells_live_from_gone() -> None:
+    assert process_alive(os.getpid())
+    assert not process_alive(exited_pid())
+    assert not process_alive(0)
 
 
 def test_etl_lock_heartbeat_keeps_a_long_load_fresh(locks: EtlLockStore, clock: Clock) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -11,6 +13,13 @@ import dagster as dg
 from assets.housekeeping import HOUSEKEEPING_LOG, build_defs, housekept_tables, tidy_table
 from assets.reporting import STAGING_KEYS, staging_key
 from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE, EtlLockStore, LockOwner
+from flowehr_pipelines.etl_state import (
+    COORDINATION_LOG_RETENTION,
+    ETL_STATE_TABLE,
+    EtlStateStore,
+    compact_coordination_table,
+)
 from tests.assets.reporting_world import NOW, Lake, item, lines
 
 ITEMS = ("reporting", "request_item_status")
@@ -62,7 +71,11 @@ def test_housekeeping_asset_covers_every_staging_table_and_logs_once_per_run(tmp
     assert result.success
     metadata = values(result)
     assert metadata["tables_housekept"] == len(STAGING_KEYS)
-    assert metadata["tables_not_yet_created"] == ["internal/watchdog_metrics"]
+    assert metadata["tables_not_yet_created"] == [
+        "internal/watchdog_metrics",
+        "internal/etl_state",
+        "internal/etl_locks",
+    ]
     # Items only: the plan and client tables (and the plan summary) exist but are empty.
     non_empty = sum(1 for k in STAGING_KEYS if lake.delta.read(k.path).num_rows)
     assert non_empty == 2
@@ -86,6 +99,62 @@ def test_housekeeping_asset_covers_every_staging_table_and_logs_once_per_run(tmp
 
 def test_housekept_tables_are_the_staging_tables_and_the_watchdog_series():
     tables = housekept_tables()
-    assert [tuple(t) for t in tables[:-1]] == [tuple(k.path) for k in STAGING_KEYS]
-    assert tuple(tables[-1]) == ("internal", "watchdog_metrics")
+    assert [tuple(t) for t in tables[: len(STAGING_KEYS)]] == [tuple(k.path) for k in STAGING_KEYS]
+    assert [tuple(t) for t in tables[len(STAGING_KEYS) :]] == [
+        ("internal", "watchdog_metrics"),
+        ("internal", "etl_state"),
+        ("internal", "etl_locks"),
+    ]
     assert staging_key("client_latest_name") in STAGING_KEYS
+
+
+def test_coordination_tables_are_compacted_vacuumed_and_their_log_trimmed(tmp_path: Path):
+    """Every state change and lock heartbeat is a commit; compaction leaves one file."""
+    lake = Lake.at(tmp_path / "lake")
+    state = EtlStateStore(lake.delta)
+    locks = EtlLockStore(lake.delta, stale_after=timedelta(hours=2))
+    for n in range(12):
+        state.set("ehr", f"t{n % 4}", changelog_number=n, load_mode="changelog", rows_loaded=n)
+        locks.release(locks.acquire("ehr", LockOwner("run", "host", 1, "load")))
+    week_ago = time.time() - 8 * 24 * 3600
+    for table in (ETL_STATE_TABLE, ETL_LOCK_TABLE):
+        assert lake.delta.stored_file_count(table) > 10
+        log = Path(lake.delta.uri(table), "_delta_log")
+        counts = compact_coordination_table(lake.delta, table, retention_hours=0)
+        assert counts["stored_files_after"] <= 1 < counts["stored_files_before"]
+        assert counts["active_files_after"] <= 1
+        assert list(log.glob("*.checkpoint.parquet")), "a checkpoint keeps reads cheap"
+        configuration = lake.delta.table(table).metadata().configuration
+        assert configuration["delta.logRetentionDuration"] == COORDINATION_LOG_RETENTION
+        entries_before = len(list(log.glob("*.json")))
+        assert entries_before > 12
+        for entry in log.iterdir():  # a week passes: the history ages past the retention
+            os.utime(entry, (week_ago, week_ago))
+    for n in range(3):
+        state.set("ehr", f"t{n}", changelog_number=20 + n, load_mode="changelog", rows_loaded=n)
+        locks.release(locks.acquire("ehr", LockOwner("run", "host", 1, "load")))
+    expected_state = lake.delta.read(ETL_STATE_TABLE).sort_by("table_name")
+    for table in (ETL_STATE_TABLE, ETL_LOCK_TABLE):
+        compact_coordination_table(lake.delta, table, retention_hours=0)
+        log = Path(lake.delta.uri(table), "_delta_log")
+        assert len(list(log.glob("*.json"))) < 12, "log entries older than the retention go"
+    assert lake.delta.read(ETL_STATE_TABLE).sort_by("table_name") == expected_state
+    assert locks.holder("ehr") is None
+    # The lock's compare-and-swap carries on from the compacted table's version.
+    lock = locks.acquire("ehr", LockOwner("run-2", "host", 1, "load"))
+    assert locks.holder("ehr") == lock
+    state.set("ehr", "t0", changelog_number=99, load_mode="changelog", rows_loaded=1)
+    assert state.get("ehr", "t0").changelog_number == 99  # type: ignore[union-attr]
+
+
+def test_housekeeping_asset_compacts_the_coordination_tables_it_finds(tmp_path: Path):
+    lake = fragmented(tmp_path)
+    EtlStateStore(lake.delta).set(
+        "ehr", "patients", changelog_number=1, load_mode="bulk", rows_loaded=1
+    )
+    [asset] = cast(list[dg.AssetsDefinition], build_defs(load_settings()).assets)
+    result = dg.materialize([asset], resources={"delta": lake.delta})
+    assert result.success
+    metadata = values(result)
+    assert "internal/etl_state" in metadata["by_table"]
+    assert metadata["tables_not_yet_created"] == ["internal/watchdog_metrics", "internal/etl_locks"]
