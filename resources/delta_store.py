@@ -48,7 +48,16 @@ class S3Storage(dg.Config):
     secret_access_key: str | None = None
 
     def options(self) -> dict[str, str]:
-        opts = {"AWS_REGION": self.region, "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+        """delta-rs storage options.
+
+        delta-rs 1.6 writes each log commit as one PUT with ``If-None-Match: *`` (S3
+        conditional writes; ``conditional_put: etag`` is object_store's default, set
+        here so it stays on), so of two writers committing the same version exactly one
+        wins and no DynamoDB locking provider is needed. Commits involve no rename, so
+        ``AWS_S3_ALLOW_UNSAFE_RENAME`` is not set. A store that ignores ``If-None-Match``
+        would make concurrent commits unsafe: use one that honours it (AWS S3, MinIO, R2).
+        """
+        opts = {"AWS_REGION": self.region, "conditional_put": "etag"}
         if self.endpoint_url:
             opts["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.allow_http:
