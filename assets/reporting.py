@@ -35,7 +35,8 @@ from flowehr_pipelines.config import Settings
 from resources.delta_store import DeltaTableStore
 from resources.object_store import ObjectStore
 from resources.pseudonymiser import Pseudonymiser
-from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, ParsedFile, parse_lines, window_start
+from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, ParsedFile, window_start
+from transforms.cdc_fast import parse_landed_file
 from transforms.quality import duplicate_key_count, null_key_count
 from transforms.reporting import run_sql, staging
 from transforms.reporting.staging import (
@@ -166,13 +167,13 @@ def ingest_landing_files(
             stats.duplicate_deliveries += 1
             batch.append((markers, ParsedFile()))
             continue
-        parsed = parse_lines(data.splitlines(), source_file=key, now=now, quarantined_at=now)
+        parsed = parse_landed_file(data, source_file=key, now=now, quarantined_at=now)
         stats.files_ingested += 1
-        stats.records += len(parsed.records)
+        stats.records += parsed.record_count
         stats.quarantined += len(parsed.quarantined)
         stats.quarantine_reasons.update(q["reason"].split(" (")[0] for q in parsed.quarantined)
         batch.append((markers, parsed))
-        pending += len(parsed.records)
+        pending += parsed.record_count
         if pending >= FLUSH_RECORDS:
             _commit_batch(delta, batch)
             batch, pending = [], 0

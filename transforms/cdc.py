@@ -19,10 +19,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SK_PREFIXES = ("REQUEST_ITEM#", "REQUEST_ITEM_PLAN#", "CLIENT#")
 MAX_LINE_BYTES = 1_000_000
 MAX_QUARANTINED_LINE_CHARS = 4_000
+UTF8_BOM = b"\xef\xbb\xbf"
 # Records before this are legacy junk; after "now + 1 day" they are clock errors.
 EARLIEST_TIMESTAMP_MS = int(datetime(2015, 1, 1, tzinfo=UTC).timestamp() * 1000)
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
@@ -86,13 +88,33 @@ class RecordError(ValueError):
 
 @dataclass
 class ParsedFile:
-    """The records and quarantined lines of one landed file."""
+    """The records and quarantined lines of one landed file.
+
+    Records come as dicts from the per-line path and as ready-built tables from the
+    vectorised path (``transforms.cdc_fast``); ``records_table`` merges both in line
+    order, so the result does not depend on which path took which line.
+    """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
+    record_tables: list[pa.Table] = field(default_factory=list)
+
+    @property
+    def record_count(self) -> int:
+        return len(self.records) + sum(t.num_rows for t in self.record_tables)
 
     def records_table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.records, schema=TRANSACTION_HISTORY_SCHEMA)
+        table = pa.Table.from_pylist(self.records, schema=TRANSACTION_HISTORY_SCHEMA)
+        if not self.record_tables:
+            return table
+        parts = [t for t in (table, *self.record_tables) if t.num_rows]
+        if len(parts) <= 1:
+            return parts[0] if parts else table
+        merged = pa.concat_tables(parts)
+        numbers = merged.column("_line_number")
+        if pc.all(pc.less(numbers[:-1], numbers[1:])).as_py():
+            return merged
+        return merged.sort_by("_line_number")
 
     def quarantine_table(self) -> pa.Table:
         return pa.Table.from_pylist(self.quarantined, schema=QUARANTINE_SCHEMA)
@@ -124,7 +146,27 @@ def _string(value: Any, name: str) -> str | None:
         raise RecordError(f"{name} must be text, got {type(value).__name__}")
     if "\x00" in value:
         raise RecordError(f"{name} contains a NUL character")
+    if not value.isascii():
+        _check_encodable(value, name)
     return value
+
+
+def _check_encodable(value: str, name: str) -> None:
+    """A JSON escape can decode to a lone surrogate, which no UTF-8 table can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(f"{name} contains an unpaired UTF-16 surrogate") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys repeat is ambiguous: which value did the sender mean?"""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise RecordError(f"field '{key[:50]}' appears more than once in the object")
+        obj[key] = value
+    return obj
 
 
 def to_record(obj: Any, *, now_ms: int) -> dict[str, Any]:
@@ -169,6 +211,9 @@ def to_record(obj: Any, *, now_ms: int) -> dict[str, Any]:
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             if any("\x00" in v for v in value):
                 raise RecordError(f"{name} contains a NUL character")
+            for item in value:
+                if not item.isascii():
+                    _check_encodable(item, name)
             record[name] = value
         else:
             raise RecordError(f"{name} must be a list of text")
@@ -197,10 +242,31 @@ def parse_lines(
         now: the ingestion time, to reject timestamps from the future.
         quarantined_at: stamped on quarantine rows.
     """
-    now_ms = int(now.timestamp() * 1000)
     parsed = ParsedFile()
-    for number, raw in enumerate(lines, start=1):
+    parse_numbered_lines(
+        enumerate(lines, start=1),
+        parsed,
+        source_file=source_file,
+        now=now,
+        quarantined_at=quarantined_at,
+    )
+    return parsed
+
+
+def parse_numbered_lines(
+    numbered: Iterable[tuple[int, bytes]],
+    parsed: ParsedFile,
+    *,
+    source_file: str,
+    now: datetime,
+    quarantined_at: datetime,
+) -> None:
+    """The per-line path: add each (line number, raw line) to ``parsed``, one at a time."""
+    now_ms = int(now.timestamp() * 1000)
+    for number, raw in numbered:
         line = raw.rstrip(b"\r\n")
+        if number == 1:
+            line = line.removeprefix(UTF8_BOM)  # a byte-order mark is encoding, not data
         if not line.strip():
             continue
         try:
@@ -211,7 +277,7 @@ def parse_lines(
             except UnicodeDecodeError:
                 raise RecordError("line is not UTF-8") from None
             try:
-                obj = json.loads(text)
+                obj = json.loads(text, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 raise RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
             record = to_record(obj, now_ms=now_ms)
@@ -230,7 +296,6 @@ def parse_lines(
         record["_source_file"] = source_file
         record["_line_number"] = number
         parsed.records.append(record)
-    return parsed
 
 
 def window_start(as_of: datetime, days: int) -> date:

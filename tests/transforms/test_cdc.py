@@ -10,7 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from flowehr_pipelines.synthetic import write_cdc_landing
+from transforms import cdc_fast
 from transforms.cdc import (
+    EARLIEST_TIMESTAMP_MS,
     MAX_LINE_BYTES,
     MAX_QUARANTINED_LINE_CHARS,
     QUARANTINE_SCHEMA,
@@ -19,6 +22,7 @@ from transforms.cdc import (
     parse_lines,
     window_start,
 )
+from transforms.cdc_fast import parse_landed_file
 
 SOURCE = "transaction_history/2026/03/29/part-0001.jsonl"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -225,3 +229,149 @@ def test_window_start_counts_as_of_day_in_utc():
     as_of = datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
     assert window_start(as_of, 1) == date(2026, 3, 30)
     assert window_start(as_of, 7) == date(2026, 3, 24)
+
+
+# -- the vectorised path gives exactly what the per-line path gives ------------------
+
+# Lines the per-line rules accept or reject in ways the fast path must not second-guess.
+EDGE_LINES: dict[str, bytes] = {
+    "byte_order_mark": b"\xef\xbb\xbf" + line(record()),
+    "two_objects_on_one_line": line(record()).rstrip(b"\n") + b" " + line(record()),
+    "json_null": b"null\n",
+    "empty_object": b"{}\n",
+    "duplicate_key_last_wins": line(record()).replace(b'{"pk"', b'{"status": "FIRST", "pk"'),
+    "escaped_key": b'{"s\\u006b": "CLIENT#c", "timestamp": %d}\n' % TS,
+    "unknown_null_field": line(record(newfield=None)),
+    "unknown_nested_field": line(record(zeta={"b": [1, 2.5]}, alpha=True)),
+    "int_in_text_field": line(record(sendinggroupidversion=4)),
+    "negative_zero_in_text_field": line(record(sendinggroupidversion=0)).replace(b": 0", b": -0"),
+    "float_in_text_field": line(record(sendinggroupidversion=1.50)),
+    "huge_int_in_text_field": line(record(campaignid=2**70)),
+    "bool_in_text_field": line(record(campaignid=False)),
+    "lone_surrogate": b'{"sk": "CLIENT#\\ud800x", "timestamp": %d}\n' % TS,
+    "raw_tab_in_string": line(record(status="A")).replace(b'"A"', b'"A\tB"'),
+    "escaped_nul": line(record(clientname="a\u0000b")),
+    "unicode_text": line(record(clientname="Caf\u00e9 \u2603 \U0001f600")),
+    "leading_whitespace": b"  " + line(record()),
+    "form_feed_after": line(record()).rstrip(b"\n") + b"\x0c\n",
+    "timestamp_exponent": line(record(timestamp=1)).replace(b": 1,", b": %de0," % TS),
+    "timestamp_huge": line(record(timestamp=2**70)),
+    "timestamp_null": line(record(timestamp=None)),
+    "ordernumber_digits": line(record(ordernumber="0042")),
+    "ordernumber_float": line(record(ordernumber=3.0)),
+    "ordernumber_null": line(record(ordernumber=None)),
+    "date_empty": line(record(completeddate="")),
+    "date_offset": line(record(createddate="2026-03-30T00:15:00.4+01:00")),
+    "date_one_fraction_digit": line(record(createddate="2026-03-29T22:00:00.5Z")),
+    "date_microseconds": line(record(createddate="2026-03-29T22:00:00.123999Z")),
+    "date_naive": line(record(createddate="2026-03-29T22:00:00")),
+    "date_only": line(record(createddate="2026-03-29")),
+    "date_space_separator": line(record(createddate="2026-03-29 22:00:00Z")),
+    "date_february_30": line(record(createddate="2026-02-30T10:00:00Z")),
+    "date_leap_second": line(record(createddate="2026-03-29T23:59:60Z")),
+    "date_with_trailing_z_and_text": line(record(createddate="2026-03-29T22:00:00Zjunk")),
+    "list_with_null_item": line(record(completedcommunicationtypes=["SMS", None])),
+    "list_empty": line(record(failedcommunicationtypes=[])),
+    "list_of_lists": line(record(failedcommunicationtypes=[["SMS"]])),
+    "timestamp_at_future_edge": line(record(timestamp=int(NOW.timestamp() * 1000) + DAY_MS)),
+    "timestamp_at_2015": line(record(timestamp=EARLIEST_TIMESTAMP_MS)),
+    "sk_client": line(record(sk="CLIENT#c1", pk="CLIENT#c1")),
+    "sk_plan": line(record(sk="REQUEST_ITEM_PLAN#p1")),
+    "sk_prefix_lower_case": line(record(sk="request_item#1")),
+}  # fmt: skip
+
+
+def parse_fast(data: bytes) -> ParsedFile:
+    return parse_landed_file(data, source_file=SOURCE, now=NOW, quarantined_at=QUARANTINED_AT)
+
+
+def assert_same_as_per_line(data: bytes) -> ParsedFile:
+    """Both paths over one file: identical record tables and quarantine rows."""
+    expected = parse_lines(
+        data.splitlines(), source_file=SOURCE, now=NOW, quarantined_at=QUARANTINED_AT
+    )
+    fast = parse_fast(data)
+    expected_table, fast_table = expected.records_table(), fast.records_table()
+    assert fast_table.schema == expected_table.schema
+    assert fast_table.to_pylist() == expected_table.to_pylist()
+    assert fast.quarantined == expected.quarantined
+    assert fast.record_count == len(expected.records)
+    return fast
+
+
+def mixed_file(good_every: int = 1) -> bytes:
+    """Good lines (with int-valued text fields, as landed) around every kind of bad line."""
+    rows: list[bytes] = []
+    bad = [raw for raw, _ in MALFORMED.values()] + list(EDGE_LINES.values())
+    for i, raw in enumerate(bad):
+        for j in range(good_every):
+            rows.append(
+                line(record(requestitemid=f"item-{i}-{j}", sendinggroupidversion=j, ordernumber=j))
+            )
+        rows.append(raw if raw.endswith(b"\n") else raw + b"\n")
+        if i % 7 == 0:
+            rows.append(b"\n" if i % 2 else b"  \r\n")
+    return b"".join(rows)
+
+
+@pytest.mark.parametrize("block_lines", [2048, 16, 3])
+def test_fast_path_matches_per_line_path_on_every_kind_of_bad_line(monkeypatch, block_lines):
+    monkeypatch.setattr(cdc_fast, "BLOCK_LINES", block_lines)
+    fast = assert_same_as_per_line(mixed_file(good_every=5))
+    assert fast.record_tables, "the good lines should have taken the fast path"
+    assert fast.quarantined, "the bad lines should have been quarantined"
+
+
+@pytest.mark.parametrize("kind", sorted(EDGE_LINES))
+def test_fast_path_matches_per_line_path_on_edge_line(kind):
+    good = line(record(sendinggroupidversion="v1"))
+    assert_same_as_per_line(good + EDGE_LINES[kind] + good)
+    assert_same_as_per_line(EDGE_LINES[kind] + good)  # first in its block
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_fast_path_quarantines_malformed_line_with_per_line_reason(kind):
+    raw, reason = MALFORMED[kind]
+    fast = assert_same_as_per_line(line(record()) + raw)
+    assert [q["_line_number"] for q in fast.quarantined] == [2]
+    assert reason in fast.quarantined[0]["reason"]
+
+
+def test_fast_path_keeps_a_text_field_that_switches_between_number_and_text():
+    lines = [line(record(sendinggroupidversion=i if i % 3 else f"v{i}")) for i in range(40)]
+    assert_same_as_per_line(b"".join(lines))
+
+
+def test_fast_path_handles_non_utf8_file_and_trailing_line_without_newline():
+    data = line(record()) + MALFORMED["non_utf8"][0] + line(record(status="DONE")).rstrip(b"\n")
+    assert_same_as_per_line(data)
+    assert_same_as_per_line(data.replace(b"\n", b"\r\n"))
+    assert_same_as_per_line(data.replace(b"\n", b"\r"))
+
+
+def test_fast_path_empty_and_blank_files():
+    for data in (b"", b"\n\n", b" \r\n\t\n"):
+        fast = assert_same_as_per_line(data)
+        assert fast.records_table().num_rows == 0
+        assert fast.records_table().schema == TRANSACTION_HISTORY_SCHEMA
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_fast_path_matches_per_line_path_on_generated_landing_files(tmp_path, monkeypatch, seed):
+    """Property-style: whatever the generator lands, both paths agree line for line."""
+    monkeypatch.setattr(cdc_fast, "BLOCK_LINES", 64)
+    stats = write_cdc_landing(
+        tmp_path,
+        days=2,
+        events_per_day=400,
+        start_date=date(2026, 5, 1),
+        seed=seed,
+        lines_per_file=300,
+        malformed_rate=0.05,
+    )
+    assert sum(stats.malformed.values()) > 0
+    files = sorted(tmp_path.rglob("*.jsonl"))
+    assert files
+    for path in files:
+        fast = assert_same_as_per_line(path.read_bytes())
+        assert fast.record_tables
