@@ -1,0 +1,128 @@
+"""Idempotency: materialising everything twice leaves every table and report as it was.
+
+The whole graph, including the report partitions due now, runs twice as ``flowehr run``
+does (``run_assets``) on small demo data. Every Delta table in every zone must hold
+the same rows after the second run (bookkeeping columns aside, each named with its
+reason in ``tests.reliability.lake``), and every report file must be byte-identical
+and untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.definitions import defs
+from flowehr_pipelines.runner import RunSummary, run_assets
+from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
+from tests.conftest import REPO_ROOT, TEST_KEY
+from tests.reliability import lake
+
+pytestmark = pytest.mark.reliability
+
+ZONES = ("bronze", "silver", "gold", "reporting", "internal")
+ARTIFACT = REPO_ROOT / "test-artifacts" / "reliability" / "idempotency.json"
+
+
+@dataclass
+class TwoRuns:
+    lake_root: Path
+    first: RunSummary
+    second: RunSummary
+    tables_after_first: dict[str, str]
+    tables_after_second: dict[str, str]
+    reports_after_first: dict[str, lake.ReportFile]
+    reports_after_second: dict[str, lake.ReportFile]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> TwoRuns:
+    data_dir = tmp_path_factory.mktemp("idempotency")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWEHR_DATA_DIR", str(data_dir))
+        mp.setenv("FLOWEHR_ENV", "ci")
+        mp.setenv("FLOWEHR_PSEUDONYMISATION_KEY", TEST_KEY)
+        mp.delenv("FLOWEHR_LAKE_ROOT", raising=False)
+        settings = load_settings()
+        start = date.today() - timedelta(days=3)
+        source_db = data_dir / "source" / "ehr.db"
+        source_db.parent.mkdir(parents=True)
+        write_ehr_source(source_db, patients=120, days=4, start_date=start, seed=11)
+        write_cdc_landing(
+            Path(settings.landing_root), days=4, events_per_day=300, start_date=start, seed=11
+        )
+        lake_root = Path(settings.lake_root)
+        definitions = defs()
+        instance = dg.DagsterInstance.ephemeral()
+        first = run_assets(definitions, instance)
+        tables_first = lake.table_hashes(lake_root)
+        reports_first = lake.report_files(lake_root)
+        second = run_assets(definitions, instance)
+        runs = TwoRuns(
+            lake_root,
+            first,
+            second,
+            tables_first,
+            lake.table_hashes(lake_root),
+            reports_first,
+            lake.report_files(lake_root),
+        )
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(
+        json.dumps(
+            {
+                "tables_compared": len(runs.tables_after_first),
+                "run_log_tables": sorted(lake.RUN_LOG_TABLES),
+                "report_files_compared": len(runs.reports_after_first),
+                "tables_differing": lake.differing(
+                    runs.tables_after_first, runs.tables_after_second
+                ),
+            },
+            indent=2,
+        )
+    )
+    return runs
+
+
+def test_both_runs_succeed(two_runs: TwoRuns) -> None:
+    assert two_runs.first.success, two_runs.first.failures
+    assert two_runs.second.success, two_runs.second.failures
+
+
+def test_every_zone_and_the_quarantine_tables_are_compared(two_runs: TwoRuns) -> None:
+    names = set(two_runs.tables_after_first) | set(lake.RUN_LOG_TABLES)
+    assert names == set(lake.delta_tables(two_runs.lake_root))
+    assert {name.split("/")[0] for name in names} >= set(ZONES)
+    assert any("quarantine" in name for name in names)
+    assert {"internal/etl_state", "internal/etl_locks"} <= names
+
+
+def test_second_run_leaves_every_table_unchanged(two_runs: TwoRuns) -> None:
+    changed = lake.differing(two_runs.tables_after_first, two_runs.tables_after_second)
+    assert changed == [], f"tables changed by a re-run: {changed}"
+
+
+def test_no_lock_is_left_held(two_runs: TwoRuns) -> None:
+    assert lake.row_counts(two_runs.lake_root, ["internal/etl_locks"]) == {"internal/etl_locks": 0}
+
+
+def test_run_logs_record_the_same_work_each_run(two_runs: TwoRuns) -> None:
+    entries = lake.run_log_entries(
+        two_runs.lake_root, "internal/reporting_housekeeping", ["table_name", "retention_hours"]
+    )
+    assert len(entries) == 2
+    first, second = entries.values()
+    assert first == second and first
+
+
+def test_reports_are_byte_identical_and_not_rewritten(two_runs: TwoRuns) -> None:
+    assert two_runs.reports_after_first, "the demo data should yield reports"
+    assert any(name.endswith(".csv") for name in two_runs.reports_after_first)
+    assert two_runs.reports_after_second == two_runs.reports_after_first
+    assert lake.temp_files(two_runs.lake_root) == []
