@@ -60,6 +60,77 @@ class LoadResult:
         return max(0, self.source_changelog_number - (self.changelog_after or 0))
 
 
+LOAD_QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_table", pa.string()),
+        ("record_key", pa.string()),
+        ("change_seq", pa.int64()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """One keyset batch: rows that fit the table's types, the rest, and where it ended."""
+
+    rows: pa.Table
+    rejected: pa.Table
+    last_change: int | None
+
+
+def load_quarantine_path(source_name: str, table: str) -> tuple[str, ...]:
+    """Source rows bronze cannot type (text in a number column): kept here with a reason."""
+    return ("bronze", source_name, f"load_quarantine_{table}")
+
+
+def type_problem(row: dict[str, Any], schema: pa.Schema) -> str | None:
+    """Why a row's values do not fit the schema (names the column, never the value)."""
+    for field in schema:
+        value = row.get(field.name)
+        try:
+            pa.array([value], type=field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError):
+            return f"{field.name}: expected {field.type}, got {type(value).__name__}"
+    return None
+
+
+def typed_rows(
+    rows: list[dict[str, Any]], schema: pa.Schema, *, table: SourceTable
+) -> tuple[pa.Table, pa.Table]:
+    """Rows as Arrow; a row with a value of the wrong type is set aside with a reason.
+
+    SQLite (and a loosely typed replica) can hold text in a number column; one such
+    value must not fail the load of every table of the source.
+    """
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), LOAD_QUARANTINE_SCHEMA.empty_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError):
+        pass
+    good, bad = [], []
+    for row in rows:
+        problem = type_problem(row, schema)
+        if problem is None:
+            good.append(row)
+            continue
+        key = "|".join(
+            "(missing)" if row.get(k) is None else str(row[k]) for k in table.primary_key
+        )
+        change = row.get(table.change_column)
+        bad.append(
+            {
+                "source_table": table.name,
+                "record_key": key,
+                "change_seq": change if isinstance(change, int) else None,
+                "reason": f"wrong type in source: {problem}",
+            }
+        )
+    return (
+        pa.Table.from_pylist(good, schema=schema),
+        pa.Table.from_pylist(bad, schema=LOAD_QUARANTINE_SCHEMA),
+    )
+
+
 def read_change_batch(
     source: SqlSourceResource,
     table: sa.Table,
@@ -68,7 +139,8 @@ def read_change_batch(
     after: int,
     upto: int,
     limit: int,
-) -> pa.Table:
+    spec: SourceTable | None = None,
+) -> ChangeBatch:
     """Rows with ``after < change <= upto``, oldest first, at most ``limit``.
 
     Keyset pagination on the change column keeps every batch an index range scan,
@@ -77,8 +149,13 @@ def read_change_batch(
     change = table.c[change_column]
     query = sa.select(table).where(change > after, change <= upto).order_by(change).limit(limit)
     with source.connect() as connection:
-        rows = connection.execute(query).mappings().all()
-    return pa.Table.from_pylist([dict(row) for row in rows], schema=arrow_schema(table))
+        rows = [dict(row) for row in connection.execute(query).mappings().all()]
+    spec = spec or SourceTable(
+        name=table.name, primary_key=[c.name for c in table.primary_key] or [change_column]
+    )
+    good, rejected = typed_rows(rows, arrow_schema(table), table=spec)
+    changes = [r[change_column] for r in rows if isinstance(r.get(change_column), int)]
+    return ChangeBatch(good, rejected, max(changes) if changes else None)
 
 
 def tombstone_count(batch: pa.Table, deleted_column: str | None) -> int:
@@ -120,22 +197,35 @@ def load_source_table(
     rows_read = inserted = updated = tombstoned = batches = 0
     rows_total = 0 if stored is None else stored.rows_loaded
     while head is not None and after < head:
-        batch = read_change_batch(
+        fetched = read_change_batch(
             source,
             reflected,
             change_column=table.change_column,
             after=after,
             upto=head,
             limit=table.batch_size,
+            spec=table,
         )
-        if batch.num_rows == 0:
+        if fetched.last_change is None:
             break
-        if mode == "bulk":
+        batch = fetched.rows
+        if fetched.rejected.num_rows:
+            delta.merge(
+                load_quarantine_path(source_name, table.name),
+                fetched.rejected,
+                keys=["record_key", "change_seq"],
+            )
+            if log:
+                log.warning(
+                    f"{'/'.join(bronze)}: {fetched.rejected.num_rows} row(s) with a value of "
+                    "the wrong type set aside in load_quarantine"
+                )
+        if mode == "bulk" and batch.num_rows:
             # Bounded by ``head``, keyset batches of a fresh table never overlap (a row
             # changed mid-load moves above ``head``), so a plain append is exact.
             delta.append(bronze, batch)
             inserted += batch.num_rows
-        else:
+        elif batch.num_rows:
             metrics = delta.merge(
                 bronze,
                 batch,
@@ -144,7 +234,7 @@ def load_source_table(
             )
             inserted += int(metrics.get("num_target_rows_inserted", 0))
             updated += int(metrics.get("num_target_rows_updated", 0))
-        after = int(pc.max(batch[table.change_column]).as_py())
+        after = fetched.last_change
         rows_read += batch.num_rows
         rows_total += batch.num_rows
         tombstoned += tombstone_count(batch, table.deleted_column)

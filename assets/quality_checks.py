@@ -80,21 +80,32 @@ def _suite_name(asset: dg.AssetKey, check: str) -> str:
 
 
 def build_key_check(
-    *, asset: dg.AssetKey, keys: Sequence[str], required: Sequence[str] = ()
+    *,
+    asset: dg.AssetKey,
+    keys: Sequence[str],
+    required: Sequence[str] = (),
+    blocking: bool = True,
 ) -> dg.AssetChecksDefinition:
-    """Blocking: the primary key is unique and never null (``required`` never null)."""
+    """The primary key is unique and never null (``required`` never null).
+
+    Blocking on silver. On bronze (``blocking=False``, WARN) a repeated or missing key is
+    the source's fault: silver quarantines those rows, so one bad row must not stop them.
+    """
     columns = list(dict.fromkeys([*keys, *required]))
+    severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
 
     @dg.asset_check(
         asset=asset,
         name=KEYS_CHECK,
-        blocking=True,
+        blocking=blocking,
         description=f"Key ({', '.join(keys)}) unique and not null; counts only, no values.",
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
         frame = delta.read(asset.path, columns=columns).to_pandas()
         suite = key_suite(_suite_name(asset, KEYS_CHECK), keys, required=required)
-        return to_check_result(validate(frame, suite, identifier_columns=columns))
+        return to_check_result(
+            validate(frame, suite, identifier_columns=columns), severity=severity
+        )
 
     return _check
 
@@ -189,7 +200,7 @@ def build_bronze_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
     for connection in settings.data_source_connections:
         for table in connection.tables:
             key = dg.AssetKey(["bronze", connection.name, table.name])
-            checks.append(build_key_check(asset=key, keys=table.primary_key))
+            checks.append(build_key_check(asset=key, keys=table.primary_key, blocking=False))
             if table.nhs_number_column:
                 checks.append(build_nhs_number_check(asset=key, column=table.nhs_number_column))
     return checks

@@ -160,7 +160,16 @@ def ingest_landing_files(
         if _applied(history, landing_marker(key)):
             stats.files_already_ingested += 1
             continue
-        data = objects.read_bytes(key)
+        try:
+            data = objects.read_bytes(key)
+        except FileNotFoundError:
+            # Listed, then gone (moved or expired by the sender): not marked, so it is
+            # ingested if it comes back; the quarantine row says it was seen.
+            log.warning(f"{key} vanished before it could be read: quarantined, not marked")
+            stats.quarantined += 1
+            stats.quarantine_reasons["file vanished before it was read"] += 1
+            delta.append(QUARANTINE, vanished_row(key, now))
+            continue
         markers = _file_markers(key, hashlib.sha256(data).hexdigest())
         if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
             log.warning(f"{key} repeats an ingested file byte for byte: recorded, not re-ingested")
@@ -180,6 +189,18 @@ def ingest_landing_files(
     if batch:
         _commit_batch(delta, batch)
     return stats
+
+
+def vanished_row(key: str, now: datetime) -> pa.Table:
+    """The quarantine row of a landed file that was listed but could not be read."""
+    row = {
+        "_source_file": key,
+        "_line_number": 0,
+        "reason": "file vanished before it was read",
+        "raw_line": "",
+        "_quarantined_at": now,
+    }
+    return ParsedFile(quarantined=[row]).quarantine_table()
 
 
 def quarantine_check(stats: IngestStats) -> dg.AssetCheckResult:

@@ -216,7 +216,13 @@ def write_split(delta: DeltaTableStore, table: SilverTable, split: Split) -> dic
     clean = to_arrow(split.clean)
     quarantine = to_arrow(split.quarantine)
     metrics = delta.sync(key.path, clean, keys=[table.key])
-    delta.sync(("bronze", SOURCE, f"quarantine_{table.name}"), quarantine, keys=["record_key"])
+    # A source can repeat a key (all copies are quarantined), so the change number is
+    # part of a quarantine row's identity.
+    delta.sync(
+        ("bronze", SOURCE, f"quarantine_{table.name}"),
+        quarantine,
+        keys=["record_key", "change_seq"],
+    )
     return {
         **delta_table_metadata(delta, key.path),
         "rows_inserted": metrics["num_target_rows_inserted"],

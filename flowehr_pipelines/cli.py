@@ -36,7 +36,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        raise UserFacingError(str(exc)) from None
+        raise UserFacingError(" ".join(str(exc).split())) from None
 
 
 @contextmanager
@@ -152,6 +152,7 @@ def run(selection: str | None) -> None:
     settings = _settings()
     with _friendly_errors():
         definitions = defs()
+        _check_sources(settings, definitions, selection)
         instance = _instance(settings)
         started = time.perf_counter()
         summary = run_assets(definitions, instance, selection=selection)
@@ -162,6 +163,37 @@ def run(selection: str | None) -> None:
     )
     if not summary.success:
         sys.exit(EXIT_FAILED)
+
+
+def _check_sources(settings: Settings, definitions: Any, selection: str | None) -> None:
+    """Connect once to each source the run loads, so a bad URL or password is one line.
+
+    Without it the run starts, the bronze step fails inside Dagster and the user reads a
+    step failure (with its stack trace) among the run's logs.
+
+    Raises:
+        SourceUnavailableError: naming the source (password masked) and the reason.
+    """
+    from flowehr_pipelines.runner import resolve_selection
+    from resources.sql_source import SourceUnavailableError, SqlSourceResource
+
+    keys = resolve_selection(definitions, selection)
+    for connection in settings.data_source_connections:
+        bronze = ("bronze", connection.name)
+        if keys is not None and not any(tuple(k.path[:2]) == bronze for k in keys):
+            continue
+        password = os.environ.get(connection.password_env) if connection.password_env else None
+        url = settings.source_url(connection)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            raise SourceUnavailableError(
+                f"source '{connection.name}' has no database at {url.removeprefix('sqlite:///')}"
+                " (run `flowehr demo-data` first)"
+            )
+        source = SqlSourceResource(url=url, password=password)
+        try:
+            source.scalar("SELECT 1")
+        finally:
+            source.engine.dispose()
 
 
 @main.group("etl")
@@ -275,6 +307,31 @@ def tables() -> None:
         click.echo("no published tables yet: run `flowehr run` first")
         return
     click.echo(format_table(("table", "version", "rows"), rows))
+
+
+@main.command("privacy-scan")
+def privacy_scan() -> None:
+    """Search the published zones for the sources' patient identifiers; exit 1 on a leak.
+
+    Findings name the table or file, the column and the kind of identifier, never the value.
+    """
+    from flowehr_pipelines.privacy_scan import scan_lake
+
+    settings = _settings()
+    with _friendly_errors():
+        known, result = scan_lake(settings)
+    if not known.count:
+        click.echo("warning: no identifiers found in the sources; shapes only", err=True)
+    for finding in result.findings:
+        click.echo(f"LEAK {finding.describe()}")
+    scanned = f"{len(result.tables)} table(s) and {len(result.files)} file(s)"
+    if result.findings:
+        click.echo(f"{len(result.findings)} leak(s) in {scanned} of the published zones", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(
+        f"no patient identifiers in {scanned} of the published zones "
+        f"({known.count:,} source identifier values compared)"
+    )
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

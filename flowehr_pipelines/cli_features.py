@@ -2,8 +2,11 @@
 
 ``list`` and ``describe`` print the data dictionary; ``training-set`` writes a
 point-in-time-correct training set for a spine file; ``export`` upserts a feature table
-into a SQL database. All of them only read published tables (see
-``flowehr_pipelines.researcher``); problems print one line and exit 2.
+into a SQL database; ``head`` prints the first rows of any published table. All of them
+use the researcher's own reader (``FeatureStore.for_researcher``): the lake root and read
+credentials from the environment, never the pipeline's config, secret key or source
+database, and only published tables (see ``flowehr_pipelines.researcher``). Problems
+print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ class _Problem(click.ClickException):
 
 @contextmanager
 def _store() -> Iterator[Any]:
-    """The researcher API for the configured environment, with one-line errors."""
+    """The researcher's read-only API, with one-line errors."""
     from deltalake.exceptions import DeltaError
 
     from flowehr_pipelines.config import ConfigError
     from flowehr_pipelines.researcher import FeatureStore
 
     try:
-        yield FeatureStore.from_settings()
+        yield FeatureStore.for_researcher()
     except KeyError as exc:
         raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
     except (
@@ -167,6 +170,18 @@ def training_set(
     click.echo(f"{out_path}: {result.num_rows:,} rows, {result.num_columns} columns")
     for table, count in matched.items():
         click.echo(f"  {table}: {count:,} rows with a horizon at or before the event")
+
+
+@features.command("head")
+@click.argument("path")
+@click.option("--rows", default=10, show_default=True, type=click.IntRange(min=1))
+def head(path: str, rows: int) -> None:
+    """Print the first rows of a published table, e.g. reporting/request_item_status."""
+    with _store() as store:
+        table = store.open_table(path).slice(0, rows)
+    header = tuple(table.column_names)
+    body = [tuple("" if v is None else str(v) for v in row.values()) for row in table.to_pylist()]
+    click.echo(_table(header, body) if body else f"{path}: no rows")
 
 
 @features.command("export")

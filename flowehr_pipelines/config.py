@@ -387,7 +387,8 @@ def _describe_validation_error(exc: ValidationError, sources: Mapping[str, Path]
         key = ".".join(str(part) for part in error["loc"])
         dotted = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
         lines.append(f"{source_of(dotted, sources)}: key '{dotted}': {error['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    # One line: the CLI prints it as a single error, however many keys are wrong.
+    return "invalid configuration: " + "; ".join(lines)
 
 
 def _check_pseudonymisation_key(settings: Settings, env: Mapping[str, str]) -> None:

@@ -2,12 +2,15 @@
 
 Design:
 
-* **Read-only, published zones only.** Every read goes through
-  :meth:`FeatureStore.open_table`, which accepts tables under ``gold/features`` and
-  ``reporting`` and raises ``PermissionError`` for anything else (landing, bronze,
-  silver, internal ...). The API has no method that writes to the lake. In a real
-  deployment the researcher's storage credentials are read-only as well (FlowEHR's
-  separate reader identity); this is the application-level guard in front of them.
+* **Read-only, published zones only.** Every read goes through :class:`PublishedLake`,
+  which accepts tables under ``gold/features`` and ``reporting`` and raises
+  ``PermissionError`` for anything else (landing, bronze, silver, internal, and paths
+  that climb out of a published zone with ``..``). The API has no method that writes.
+* **Its own identity.** :meth:`FeatureStore.for_researcher` needs only the lake root
+  and the storage's read credentials (``ReaderSettings``, from the environment): no
+  config files and their ``${...}`` tokens, no pseudonymisation key, no source database.
+  On S3 the credentials are a read-only identity limited to the published prefixes
+  (docs/DEPLOYMENT.md), so the storage refuses what this guard refuses.
 * **No Spark.** Tables are read with delta-rs as Arrow and joined with DuckDB, so a
   researcher's laptop or notebook needs neither a JVM nor a cluster. (The data
   dictionary lives beside the PySpark transforms; importing it starts nothing.)
@@ -23,6 +26,7 @@ Design:
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowehr_pipelines.config import Settings, load_settings
-from resources.delta_store import DeltaTableStore
+from resources.delta_store import DeltaTableStore, LocalStorage, S3Storage
 from transforms.features.dictionary import KEY_COLUMNS, FeatureTableSpec
 from transforms.features.pipeline import FEATURE_TABLES
 
@@ -93,15 +97,78 @@ def published_path(path: str | Sequence[str]) -> tuple[str, ...]:
     )
 
 
-class FeatureStore:
-    """Read-only researcher API over the published zones of one lake."""
+@dataclass(frozen=True)
+class ReaderSettings:
+    """All a researcher's reader needs: where the lake is and how to reach its storage.
+
+    From the environment: ``FLOWEHR_LAKE_ROOT`` (a directory or ``s3://bucket/prefix``;
+    default ``$FLOWEHR_DATA_DIR/lake``), ``AWS_REGION``, ``FLOWEHR_S3_ENDPOINT`` and
+    ``FLOWEHR_S3_ALLOW_HTTP``. S3 credentials come from the standard AWS chain
+    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile or an instance role).
+    """
+
+    lake_root: str
+    region: str = "eu-west-2"
+    endpoint_url: str | None = None
+    allow_http: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReaderSettings:
+        env = os.environ if env is None else env
+        root = env.get("FLOWEHR_LAKE_ROOT") or str(
+            Path(env.get("FLOWEHR_DATA_DIR") or "./data") / "lake"
+        )
+        root = root.rstrip("/") if root.startswith("s3://") else str(Path(root).resolve())
+        return cls(
+            lake_root=root,
+            region=env.get("AWS_REGION") or "eu-west-2",
+            endpoint_url=env.get("FLOWEHR_S3_ENDPOINT") or None,
+            allow_http=(env.get("FLOWEHR_S3_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
+        )
+
+    def delta_store(self) -> DeltaTableStore:
+        if not self.lake_root.startswith("s3://"):
+            return DeltaTableStore(storage=LocalStorage(root=self.lake_root))
+        return DeltaTableStore(
+            storage=S3Storage(
+                root=self.lake_root,
+                region=self.region,
+                endpoint_url=self.endpoint_url,
+                allow_http=self.allow_http,
+            )
+        )
+
+
+class PublishedLake:
+    """The published zones of a lake, read-only: every path is checked before use."""
 
     def __init__(self, delta: DeltaTableStore) -> None:
         self._delta = delta
 
+    def exists(self, path: str | Sequence[str]) -> bool:
+        return self._delta.exists(published_path(path))
+
+    def table(self, path: str | Sequence[str], *, version: int | None = None) -> Any:
+        return self._delta.table(published_path(path), version=version)
+
+    def read(self, path: str | Sequence[str], **kwargs: Any) -> pa.Table:
+        return self._delta.read(published_path(path), **kwargs)
+
+
+class FeatureStore:
+    """Read-only researcher API over the published zones of one lake."""
+
+    def __init__(self, delta: DeltaTableStore) -> None:
+        self._lake = PublishedLake(delta)
+
+    @classmethod
+    def for_researcher(cls, env: Mapping[str, str] | None = None) -> FeatureStore:
+        """The researcher's reader: lake root and read credentials only (no config, no key)."""
+        return cls(ReaderSettings.from_env(env).delta_store())
+
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> FeatureStore:
-        """The store of the configured environment (``FLOWEHR_ENV``)."""
+        """The store of the configured environment (``FLOWEHR_ENV``), for engineers."""
         from resources import build_delta_store
 
         return cls(build_delta_store(settings or load_settings()))
@@ -123,9 +190,9 @@ class FeatureStore:
             FileNotFoundError: when nothing has been published there yet.
         """
         parts = published_path(path)
-        if not self._delta.exists(parts):
+        if not self._lake.exists(parts):
             raise FileNotFoundError(f"no table at '{'/'.join(parts)}' yet: run the pipeline first")
-        return self._delta.read(
+        return self._lake.read(
             parts, columns=list(columns) if columns else None, version=version, filters=filters
         )
 
@@ -161,10 +228,10 @@ class FeatureStore:
         path = (*FEATURE_ZONE, name)
         version = rows = None
         feature_versions: tuple[str, ...] = ()
-        if self._delta.exists(path):
-            dt = self._delta.table(path)
+        if self._lake.exists(path):
+            dt = self._lake.table(path)
             version, rows = dt.version(), dt.count()
-            stored = self._delta.read(path, columns=["feature_version"])
+            stored = self._lake.read(path, columns=["feature_version"])
             feature_versions = tuple(sorted(pc.unique(stored["feature_version"]).to_pylist()))
         return FeatureTableInfo(
             name=spec.name,

@@ -111,9 +111,13 @@ class S3ObjectStore(ObjectStore):
         return any(obj["Key"] == self._key(key) for obj in response.get("Contents", []))
 
     def read_bytes(self, key: str) -> bytes:
-        body: bytes = (
-            self._client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        )
+        client = self._client()
+        try:
+            response = client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except client.exceptions.NoSuchKey:
+            # The same error a local store raises, so callers handle one kind of "gone".
+            raise FileNotFoundError(f"no object {self.uri(key)}") from None
+        body: bytes = response["Body"].read()
         return body
 
     def write_bytes(self, key: str, data: bytes) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.identifiers import hmac_sha256_column, nhs_number_valid_column
@@ -123,6 +123,14 @@ def split_rows(
     Returns:
         Clean rows projected to ``columns``; quarantine rows with ``QUARANTINE_COLUMNS``.
     """
+    # A source without key constraints (a replica, a view) can repeat or omit a key:
+    # neither copy can be trusted to be the row, so all of them are quarantined.
+    copies = F.count(F.lit(1)).over(Window.partitionBy(F.col(key)))
+    rules = [
+        Rule("primary key is missing", F.col(key).isNull()),
+        Rule("duplicate primary key: more than one source row has this key", copies > 1),
+        *rules,
+    ]
     reason: Column = F.lit(None).cast("string")
     for rule in reversed(rules):
         reason = F.when(F.coalesce(rule.fails, F.lit(False)), F.lit(rule.reason)).otherwise(reason)
@@ -130,7 +138,7 @@ def split_rows(
     clean = checked.where(F.col("_reason").isNull()).select(*columns)
     quarantine = checked.where(F.col("_reason").isNotNull()).select(
         F.lit(source_table).alias("source_table"),
-        F.col(key).cast("string").alias("record_key"),
+        F.coalesce(F.col(key).cast("string"), F.lit("(missing)")).alias("record_key"),
         F.col("change_seq").cast("long").alias("change_seq"),
         F.col("_reason").alias("reason"),
     )
