@@ -10,11 +10,16 @@ their Dagster asset key (``["bronze", "ehr", "patients"]``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -115,6 +120,40 @@ class DeltaTableStore(dg.ConfigurableResource):
             filters=filters,
             filesystem=self.storage.filesystem(self.uri(table)),
         )
+
+    def dataset(
+        self,
+        table: TablePath,
+        *,
+        where: Any = None,
+        version: int | None = None,
+        added_after: int | None = None,
+    ) -> pa_ds.Dataset:
+        """A lazy view of a table: read only the files and columns a query needs.
+
+        ``where`` (tuple filters or a SQL predicate) prunes files by partition values
+        and file statistics before anything is opened; the caller then reads just the
+        columns it uses. Scan filters on string columns need care: see
+        ``_without_statistics_guarantees``.
+
+        Args:
+            table: the table path.
+            where: file pruning predicate.
+            version: read this version (default: the latest).
+            added_after: only files added after this version (and still live): the
+                new data of an append-only table since a reader last looked.
+
+        Raises:
+            DeltaError: when ``added_after`` names a version whose log is gone.
+        """
+        dt = self.table(table, version=version)
+        filesystem = self.storage.filesystem(self.uri(table))
+        pruned = dt.to_pyarrow_dataset(file_pruning_predicate=where, filesystem=filesystem)
+        seen: set[str] = set()
+        if added_after is not None:
+            earlier = self.table(table, version=added_after).get_add_actions(flatten=True)
+            seen = {unquote(path) for path in earlier.column("path").to_pylist()}
+        return _without_statistics_guarantees(dt, pruned, filesystem, skip=seen)
 
     def head(self, table: TablePath, rows: int) -> pa.Table:
         """The first rows of a table, reading no more files than needed."""
@@ -492,6 +531,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         matched: Sequence[tuple[str | None, dict[str, str]]],
         null_safe_keys: bool = False,
         partition_by: list[str] | None = None,
+        markers: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Upsert with several ``WHEN MATCHED AND <condition> THEN UPDATE`` clauses.
 
@@ -506,10 +546,14 @@ class DeltaTableStore(dg.ConfigurableResource):
             matched: (condition, column -> SQL expression) pairs, in order.
             null_safe_keys: match keys with ``IS NOT DISTINCT FROM``.
             partition_by: partition columns when the table is created.
+            markers: app-transaction id -> version recorded in the same commit (say,
+                which source version this upsert covers); when no row changes, they
+                are committed alone, and when they are recorded already, nothing is.
 
         Returns:
             delta-rs merge metrics.
         """
+        properties = _markers(markers)
         if not self.exists(table):
             write_deltalake(
                 self.uri(table),
@@ -517,6 +561,7 @@ class DeltaTableStore(dg.ConfigurableResource):
                 mode="append",
                 partition_by=partition_by,
                 storage_options=self.storage.options(),
+                commit_properties=properties,
             )
             return {
                 "num_source_rows": data.num_rows,
@@ -524,15 +569,43 @@ class DeltaTableStore(dg.ConfigurableResource):
                 "num_target_rows_updated": 0,
                 "num_target_rows_deleted": 0,
             }
+        dt = self.table(table)
+        source_rows = data.num_rows
+        data = _rows_that_act(
+            dt,
+            data,
+            self.storage.filesystem(self.uri(table)),
+            keys=keys,
+            conditions=[condition for condition, _ in matched],
+            null_safe_keys=null_safe_keys,
+        )
+        if data.num_rows == 0:
+            # Nothing to insert or update: no scan of the target's files, and no commit
+            # unless there are new markers to record.
+            if markers and any(dt.transaction_version(k) != v for k, v in markers.items()):
+                dt.create_write_transaction(
+                    [], mode="append", schema=dt.schema(), commit_properties=properties
+                )
+            return {
+                "num_source_rows": source_rows,
+                "num_target_rows_inserted": 0,
+                "num_target_rows_updated": 0,
+                "num_target_rows_deleted": 0,
+            }
         op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
         predicate = " AND ".join(f"(t.`{k}` {op} s.`{k}`)" for k in keys)
-        merger = self.table(table).merge(
-            data, predicate, source_alias="s", target_alias="t", merge_schema=True
+        merger = dt.merge(
+            data,
+            predicate,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=True,
+            commit_properties=properties,
         )
         for condition, updates in matched:
             merger = merger.when_matched_update(updates=updates, predicate=condition)
         metrics: dict[str, Any] = merger.when_not_matched_insert_all().execute()
-        return metrics
+        return {**metrics, "num_source_rows": source_rows}
 
     def stored_file_count(self, table: TablePath) -> int:
         """Data files physically present under the table (VACUUM removes unreferenced ones)."""
@@ -613,6 +686,111 @@ class DeltaTableStore(dg.ConfigurableResource):
         return {name: int(metrics.get(name, 0)) for name in counts}
 
 
+def _without_statistics_guarantees(
+    dt: DeltaTable,
+    dataset: pa_ds.FileSystemDataset,
+    filesystem: pa_fs.FileSystem,
+    *,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> pa_ds.FileSystemDataset:
+    """The same files, each guaranteed only its partition values.
+
+    delta-rs attaches every file's min/max statistics to its fragment as a guarantee.
+    Files written by a delta-rs MERGE store strings as ``string_view``, and a pushed-down
+    string filter simplified against those guarantees fails in pyarrow ("no kernel
+    matching (string, string_view)"). The files are already pruned by statistics when
+    the dataset is built, and Parquet row-group statistics still apply in the scan, so
+    only the partition values (which supply the partition columns) are kept. Files
+    whose path is in ``skip`` are left out.
+    """
+    columns = dt.metadata().partition_columns
+    schema = dataset.schema
+    values: dict[str, dict[str, Any]] = {}
+    if columns:
+        actions = dt.get_add_actions(flatten=True)
+        paths = actions.column("path").to_pylist()
+        for c in columns:
+            for path, value in zip(
+                paths, actions.column(f"partition.{c}").to_pylist(), strict=True
+            ):
+                values.setdefault(unquote(path), {})[c] = value
+    fmt = dataset.format
+    fragments = []
+    for fragment in dataset.get_fragments():
+        if unquote(fragment.path) in skip:
+            continue
+        guarantee = None
+        for c, value in values.get(unquote(fragment.path), {}).items():
+            term = (
+                pc.field(c).is_null()
+                if value is None
+                else pc.field(c) == pa.scalar(value).cast(schema.field(c).type)
+            )
+            guarantee = term if guarantee is None else guarantee & term
+        if columns and guarantee is None:
+            raise DeltaError(f"{fragment.path} is not in the table's log listing")
+        fragments.append(
+            fmt.make_fragment(fragment.path, filesystem, partition_expression=guarantee)
+        )
+    return pa_ds.FileSystemDataset(fragments, schema, fmt, filesystem)
+
+
+_TARGET_COLUMN = re.compile(r"\bt\.`([^`]+)`")
+
+
+def _rows_that_act(
+    dt: DeltaTable,
+    data: pa.Table,
+    filesystem: pa_fs.FileSystem,
+    *,
+    keys: Sequence[str],
+    conditions: Sequence[str | None],
+    null_safe_keys: bool,
+) -> pa.Table:
+    """The source rows a MERGE would insert or update; the others change nothing.
+
+    A matched row whose every ``WHEN MATCHED`` condition is false is a no-op in the
+    MERGE, so dropping it beforehand changes no result. The test runs in DuckDB over
+    only the key and condition columns of the target (a projected Arrow scan), which
+    costs far less than delta-rs joining every column of both sides; the MERGE then
+    runs on the rows that act, or not at all. Falls back to the whole source when a
+    condition names a column the target lacks (schema evolution) or a clause is
+    unconditional.
+    """
+    if data.num_rows == 0 or any(c is None for c in conditions):
+        return data
+    wanted = list(
+        dict.fromkeys([*keys, *_TARGET_COLUMN.findall(" ".join(c or "" for c in conditions))])
+    )
+    target_columns = set(dt.schema().to_arrow().names)
+    if not set(wanted) <= target_columns or not set(keys) <= set(data.column_names):
+        return data
+    op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
+    on = " AND ".join(f's."{k}" {op} t."{k}"' for k in keys)
+    acts = " OR ".join(f"({c})".replace("`", '"') for c in conditions if c)
+    columns = ", ".join(f'"{c}"' for c in wanted)
+    indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.register("s", indexed)
+        target = _without_statistics_guarantees(
+            dt, dt.to_pyarrow_dataset(filesystem=filesystem), filesystem
+        )
+        # Read the few columns here: pushed-down filters fail on string_view files.
+        connection.register("target", target.to_table(columns=wanted))
+        rows = connection.sql(
+            f"SELECT DISTINCT s.__row FROM s LEFT JOIN "
+            f"(SELECT {columns}, TRUE AS __matched FROM target) AS t ON {on} "
+            f"WHERE t.__matched IS NULL OR {acts or 'FALSE'}"
+        ).to_arrow_table()
+    except duckdb.Error:
+        return data  # a condition DuckDB cannot evaluate: let the MERGE decide every row
+    finally:
+        connection.close()
+    return data.take(rows.sort_by("__row").column("__row"))
+
+
 def _any_of(conditions: Sequence[str]) -> str:
     """OR the conditions as a balanced tree: a flat chain of many ORs overflows the
     SQL parser's recursion limit in delta-rs for wide tables."""
@@ -625,6 +803,14 @@ def _any_of(conditions: Sequence[str]) -> str:
 def _same_columns(current: pa.Schema, incoming: pa.Schema) -> bool:
     """Same column names and types, in any order and ignoring nullability."""
     return {f.name: str(f.type) for f in current} == {f.name: str(f.type) for f in incoming}
+
+
+def _markers(markers: dict[str, int] | None) -> CommitProperties | None:
+    if not markers:
+        return None
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=k, version=v) for k, v in markers.items()]
+    )
 
 
 def _commit_properties(app_id: str | None, app_version: int | None) -> CommitProperties | None:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pa_ds
 import sqlglot
 
 SQL_DIR = Path(__file__).parent
 _PLACEHOLDER = re.compile(r":([a-z_][a-z0-9_]*)\b")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 SqlParam = int | float | date | datetime
 
@@ -54,26 +56,45 @@ def render(sql: str, params: dict[str, SqlParam]) -> str:
     return _PLACEHOLDER.sub(replace, sql)
 
 
-def run_sql(name: str, tables: dict[str, pa.Table], params: dict[str, SqlParam]) -> pa.Table:
+def run_sql(
+    name: str, tables: dict[str, pa.Table | pa_ds.Dataset], params: dict[str, SqlParam]
+) -> pa.Table:
     """Run a named SQL file over Arrow tables on a private DuckDB connection.
 
     Args:
         name: the SQL file's stem.
-        tables: Arrow tables, registered under these names.
+        tables: Arrow tables or lazy datasets, registered under these names; of a
+            dataset only the columns the SQL names are read (see ``_scan``).
         params: values for the file's ``:name`` placeholders.
 
     Returns:
         The query result as Arrow.
     """
+    sql = render(load_sql(name), params)
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
         for table_name, data in tables.items():
-            connection.register(table_name, data)
-        result: pa.Table = connection.sql(render(load_sql(name), params)).to_arrow_table()
+            connection.register(table_name, _scan(data, sql))
+        result: pa.Table = connection.sql(sql).to_arrow_table()
         return result
     finally:
         connection.close()
+
+
+def _scan(data: pa.Table | pa_ds.Dataset, sql: str) -> pa.Table:
+    """A dataset's columns that the SQL names (every word of it is a candidate), read.
+
+    The reporting SQL names every column it outputs (``*`` only inside CTEs whose
+    later use is explicit), so a column whose name never appears is never needed.
+    Read here rather than pushed down by DuckDB: pyarrow has no comparison kernel for
+    the ``string_view`` columns that delta-rs MERGE writes, so a pushed-down string
+    filter fails; the files were already pruned when the dataset was made.
+    """
+    if isinstance(data, pa.Table):
+        return data
+    words = set(_WORD.findall(sql))
+    return data.to_table(columns=[n for n in data.schema.names if n in words])
 
 
 def transpile(name: str, dialect: str = "spark") -> str:
