@@ -13,8 +13,15 @@ table gets the same checks without copied code:
 * NHS number validity in bronze: WARN, because silver quarantines invalid ones;
 * plausible (physiological) ranges in silver: ERROR;
 * freshness of silver event tables: WARN.
+
+Great Expectations takes seconds to import. ``flowehr run`` starts that import on a
+background thread when the run has GX checks (``import_great_expectations_in_background``)
+so it overlaps the ingestion steps; each check waits for it before touching GX.
 """
 
+import importlib
+import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +48,37 @@ KEYS_CHECK = "primary_key_unique_not_null"
 NHS_NUMBER_CHECK = "nhs_number_validity"
 RANGES_CHECK = "plausible_values"
 FRESHNESS_CHECK = "freshness"
+GX_CHECK_NAMES = frozenset({KEYS_CHECK, NHS_NUMBER_CHECK, RANGES_CHECK, FRESHNESS_CHECK})
+# What the checks' first use of GX imports; importing it early is all the warm-up does.
+GX_MODULES = ("great_expectations", "great_expectations.data_context.types.base")
+
+_log = logging.getLogger(__name__)
+_gx_import_lock = threading.Lock()
+_gx_import: threading.Thread | None = None
+
+
+def import_great_expectations_in_background() -> None:
+    """Start importing Great Expectations on a daemon thread, once per process."""
+    global _gx_import
+    with _gx_import_lock:
+        if _gx_import is None:
+            _gx_import = threading.Thread(target=_import_gx, name="gx-import", daemon=True)
+            _gx_import.start()
+
+
+def wait_for_great_expectations_import() -> None:
+    """Block until a background import (if any) is done, so two threads never import GX."""
+    thread = _gx_import
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
+def _import_gx() -> None:
+    try:
+        for module in GX_MODULES:
+            importlib.import_module(module)
+    except Exception:  # the check, importing it again, reports the real error
+        _log.warning("importing Great Expectations in the background failed", exc_info=True)
 
 
 def to_check_result(
@@ -101,6 +139,7 @@ def build_key_check(
         description=f"Key ({', '.join(keys)}) unique and not null; counts only, no values.",
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        wait_for_great_expectations_import()
         frame = delta.read(asset.path, columns=columns).to_pandas()
         suite = key_suite(_suite_name(asset, KEYS_CHECK), keys, required=required)
         return to_check_result(
@@ -122,6 +161,7 @@ def build_nhs_number_check(*, asset: dg.AssetKey, column: str) -> dg.AssetChecks
         ),
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        wait_for_great_expectations_import()
         data = delta.read(asset.path, columns=[column])
         problems = nhs_number_problems(data.column(column).to_pylist())
         frame = with_nhs_number_validity(data.to_pandas(), column)
@@ -157,6 +197,7 @@ def build_range_check(
         description=f"Values of {', '.join(columns)} inside possible bounds.",
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        wait_for_great_expectations_import()
         frame = delta.read(asset.path, columns=columns).to_pandas()
         suite = range_suite(_suite_name(asset, RANGES_CHECK), ranges, allowed_values=allowed)
         return to_check_result(validate(frame, suite))
@@ -175,6 +216,7 @@ def build_freshness_check(
         description=f"Newest `{column}` within {max_age.days} day(s) of now; warns otherwise.",
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
+        wait_for_great_expectations_import()
         now = datetime.now(UTC)
         frame = delta.read(asset.path, columns=[column]).to_pandas()
         suite = freshness_suite(

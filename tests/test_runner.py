@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from flowehr_pipelines.runner import AssetOutcome, CheckOutcome, RunSummary, format_summary
+import dagster as dg
+import pytest
+
+from flowehr_pipelines.definitions import defs
+from flowehr_pipelines.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.runner import (
+    AssetOutcome,
+    CheckOutcome,
+    RunSummary,
+    format_summary,
+    slow_dependencies,
+)
 
 
 def test_run_summary_shows_rows_seconds_and_rate_per_asset() -> None:
@@ -32,3 +43,32 @@ def test_run_summary_lists_failures_and_says_failed() -> None:
     text = format_summary(summary)
     assert text.startswith("run r2: FAILED")
     assert "step_a: boom" in text
+
+
+@pytest.fixture
+def all_assets() -> tuple[dg.Definitions, dg.JobDefinition]:
+    definitions = defs()
+    return definitions, definitions.resolve_job_def(ALL_ASSETS_JOB)
+
+
+def _subset(job: dg.JobDefinition, group: str) -> dg.JobDefinition:
+    keys = {k for k in job.asset_layer.selected_asset_keys if k.path[0] == group}
+    graph = job.asset_layer.asset_graph
+    checks = {c for c in graph.asset_check_keys if c.asset_key in keys}
+    return job.get_subset(asset_selection=keys, asset_check_selection=checks)
+
+
+def test_full_run_starts_spark_and_great_expectations_early(all_assets) -> None:
+    definitions, job = all_assets
+    assert slow_dependencies(definitions, job) == {"spark", "great_expectations"}
+
+
+def test_reporting_only_run_starts_neither_spark_nor_great_expectations(all_assets) -> None:
+    definitions, job = all_assets
+    assert slow_dependencies(definitions, _subset(job, "reporting")) == set()
+
+
+def test_silver_run_starts_spark_and_bronze_run_only_great_expectations(all_assets) -> None:
+    definitions, job = all_assets
+    assert slow_dependencies(definitions, _subset(job, "silver")) >= {"spark"}
+    assert slow_dependencies(definitions, _subset(job, "bronze")) == {"great_expectations"}
