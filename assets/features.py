@@ -45,7 +45,12 @@ from transforms.features.pipeline import (
     compute_feature_update,
     input_watermarks,
 )
-from transforms.quality import duplicate_key_count, null_key_count
+from transforms.quality import (
+    IDENTIFIER_COLUMN_NAMES,
+    duplicate_key_count,
+    null_key_count,
+    refuse_identifiers,
+)
 
 SOURCE = "ehr"
 FEATURE_ZONE: tuple[str, ...] = ("gold", "features")
@@ -53,18 +58,8 @@ STATE_ZONE: tuple[str, ...] = ("internal", "feature_state")
 STAGING_ZONE: tuple[str, ...] = ("internal", "feature_staging")
 NO_IDENTIFIERS_CHECK = "no_patient_identifiers"
 KEY_CHECK = "feature_key_unique_not_null"
-IDENTIFIER_COLUMNS: frozenset[str] = frozenset(
-    {
-        "nhs_number",
-        "nhsnumber",
-        "mrn",
-        "given_name",
-        "family_name",
-        "date_of_birth",
-        "postcode",
-        "patient_id",
-    }
-)
+# Every name the pre-write guard refuses (NHS number, MRN, names, DOB, postcode, patient id).
+IDENTIFIER_COLUMNS: frozenset[str] = IDENTIFIER_COLUMN_NAMES
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "bigint": pa.int64(),
     "int": pa.int32(),
@@ -256,9 +251,15 @@ def commit_update(
 
     Returns:
         ``rows_inserted``, ``rows_updated``, ``rows_deleted`` and ``visits_recomputed``.
+
+    Raises:
+        IdentifierLeakError: when the rows carry an identifier column or NHS numbers;
+            nothing is written then.
     """
     table = feature_key(spec.name).path
     rows = computed.rows.select(arrow_schema(spec).names).cast(arrow_schema(spec))
+    # Before the commit: the blocking check after it would find the column already published.
+    refuse_identifiers(rows, destination="/".join(table))
     state = computed.state.select(STATE_SCHEMA.names).cast(STATE_SCHEMA)
     if computed.full_rebuild:
         previous = delta.table(table).count() if delta.exists(table) else 0

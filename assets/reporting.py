@@ -40,7 +40,7 @@ from resources.object_store import ObjectStore
 from resources.pseudonymiser import Pseudonymiser
 from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, ParsedFile, window_start
 from transforms.cdc_fast import parse_landed_file
-from transforms.quality import duplicate_key_count, null_key_count
+from transforms.quality import duplicate_key_count, null_key_count, refuse_identifiers
 from transforms.reporting import run_sql, staging
 from transforms.reporting.staging import (
     AGGREGATIONS,
@@ -380,6 +380,8 @@ def refresh_projection(
         pseudonymise=pseudonymise,
         tz=tz,
     )
+    # Column names only: a schema check costs nothing at any scale.
+    refuse_identifiers(projected, destination="/".join(target), values=False)
     metrics = delta.merge_with_clauses(
         target,
         projected,
@@ -451,6 +453,7 @@ def refresh_aggregation(
         source_path, where=[(spec.window_column, ">=", start)], version=source_version
     )
     summary = run_sql(spec.table, {spec.source: source}, {"window_start_date": start})
+    refuse_identifiers(summary, destination=spec.table, values=False)
     changed = " OR ".join(
         [f"s.`{n}` > t.`{n}`" for n in spec.totals]
         + [f"s.`{n}` IS DISTINCT FROM t.`{n}`" for n in spec.current]
