@@ -48,10 +48,12 @@ format: install
 	$(BIN)/ruff format .
 
 # Benchmarks are measurements, not tests: results go to docs/bench/ and docs/BENCHMARKS.md.
-BENCH_SCALES ?= S
+# M takes tens of minutes and ~8 GB of disk; L does not fit (see docs/BENCHMARKS.md).
+BENCH_SCALES ?= S M
 BENCH_REPEAT ?= 3
 bench: install
 	for scale in $(BENCH_SCALES); do $(BIN)/python -m bench.run --scale $$scale --repeat $(BENCH_REPEAT) || exit 1; done
+	$(BIN)/python -m bench.run --windows --repeat $(BENCH_REPEAT)
 	$(BIN)/python -m bench.report
 
 clean-data:

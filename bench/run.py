@@ -1,6 +1,7 @@
 """Run the benchmarks at a named scale and write ``docs/bench/<scale>.json``.
 
     python -m bench.run --scale S --repeat 3 [--only e2e,changelog,floor,...]
+    python -m bench.run --windows      # window scaling: 7, 90 and 365 days of history
 
 Each measurement is repeated and reported as the median; every sample is kept in
 the JSON. Data is generated once per scale into ``bench/.data/<scale>`` (same seed,
@@ -49,9 +50,14 @@ def _env(data_dir: Path) -> dict[str, str]:
     }
 
 
-def generate(scale: str) -> Path:
+# Window scaling: the same small daily volume, only the length of history differs.
+WINDOW_HISTORIES = (7, 90, 365)
+WINDOW_SPEC = {"patients": 1_000, "events_per_day": 2_000}
+
+
+def generate(scale: str, spec: dict[str, int] | None = None) -> Path:
     """Demo data for a scale, generated once and reused."""
-    spec = SCALES[scale]
+    spec = spec or SCALES[scale]
     target = DATA_ROOT / scale
     marker = target / ".complete"
     if marker.exists():
@@ -67,7 +73,7 @@ def generate(scale: str) -> Path:
         "--days",
         str(spec["days"]),
         "--events-per-day",
-        str(spec["events"] // spec["days"]),
+        str(spec.get("events_per_day") or spec["events"] // spec["days"]),
         "--seed",
         "42",
         "--start-date",
@@ -91,6 +97,11 @@ def fresh_copy(source: Path, name: str) -> Path:
     if (source / "secrets").exists():
         shutil.copytree(source / "secrets", target / "secrets")
     return target
+
+
+def discard(data_dir: Path) -> None:
+    """Remove a repetition's private copy: at M each copy is ~8 GB."""
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def step_timings(dagster_home: Path) -> dict[str, float]:
@@ -123,6 +134,8 @@ def bench_e2e(scale: str, repeat: int) -> dict[str, Any]:
         )
         samples.append(measured)
         steps.append(step_timings(data_dir / "dagster_home"))
+        if i < repeat - 1:
+            discard(data_dir)  # the last copy stays: the feature benchmark reads its silver
     median_steps = {
         key: sorted(s[key] for s in steps if key in s)[len(steps) // 2] for key in steps[-1]
     }
@@ -173,6 +186,7 @@ def bench_changelog(scale: str, repeat: int) -> dict[str, Any]:
         started = time.perf_counter()
         rows["changelog_1pct"] = _load_all_tables(data_dir)
         changelog.append(Measurement(seconds=time.perf_counter() - started))
+        discard(data_dir)
     result: dict[str, Any] = {
         "bulk": summarise(bulk),
         "changelog_1pct": summarise(changelog),
@@ -204,6 +218,7 @@ def bench_floor(scale: str, repeat: int) -> dict[str, Any]:
     target = data_dir / "floor.parquet"
     writes = [time_call(lambda: pq.write_table(table, target)) for _ in range(repeat)]
     reads = [time_call(lambda: pq.read_table(target)) for _ in range(repeat)]
+    discard(data_dir)
     return {
         "rows": table.num_rows,
         "bytes_in_memory": table.nbytes,
@@ -247,11 +262,71 @@ def _product_cycle(data_dir: Path, as_of: datetime, *, first: bool) -> None:
         )
 
 
+LANDING = Path("lake") / "landing" / "transaction_history"
+
+
+def _hold_back_last_landing_file(data_dir: Path) -> tuple[Path, Path]:
+    """Move the newest landed CDC file aside: it arrives between the two cycles."""
+    newest = sorted((data_dir / LANDING).rglob("*.jsonl"))[-1]
+    held = data_dir / "held" / newest.relative_to(data_dir)
+    held.parent.mkdir(parents=True, exist_ok=True)
+    newest.rename(held)
+    return held, newest
+
+
+def _ingest_in_process(data_dir: Path) -> None:
+    """Land pending CDC files into bronze (the untimed step before an incremental cycle)."""
+    import logging
+
+    from assets.reporting import ingest_landing_files
+    from flowehr_pipelines.config import load_settings
+    from resources import build_delta_store, build_object_store
+
+    os.environ.update(_env(data_dir))
+    settings = load_settings()
+    ingest_landing_files(
+        objects=build_object_store(settings),
+        delta=build_delta_store(settings),
+        now=datetime.now(UTC),
+        log=logging.getLogger("bench"),  # type: ignore[arg-type]
+    )
+
+
+def _prepare_incremental(data_dir: Path) -> tuple[datetime, list[str]]:
+    """Bronze without the newest file, the first (migration) load of both sides, then
+    the newest file ingested: the state an incremental cycle starts from.
+
+    Returns:
+        The initial cycle's as-of time and bronze's files before the new one.
+    """
+    held, landed = _hold_back_last_landing_file(data_dir)
+    run_command(
+        [str(BIN / "flowehr"), "run", "--select", "key:bronze/transaction_history"],
+        env=_env(data_dir),
+        cwd=str(ROOT),
+        log_path=str(data_dir / "ingest.log"),
+    )
+    as_of = datetime.now(UTC)
+    _product_cycle(data_dir, as_of, first=True)
+    held.rename(landed)
+    return as_of, _bronze_files(data_dir)
+
+
+def _bronze_files(data_dir: Path) -> list[str]:
+    from flowehr_pipelines.config import load_settings
+    from resources import build_delta_store
+
+    os.environ.update(_env(data_dir))
+    return build_delta_store(load_settings()).table(("bronze", "transaction_history")).file_uris()
+
+
 def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
     """One reporting cycle (pass 1 + pass 2, default windows) against the DuckDB peer.
 
-    Both start from the same bronze and the same initial load (untimed); then one
-    incremental cycle each is timed, in the same process, on the same data.
+    Both start from the same bronze and the same initial load (untimed); then the
+    newest landed file is ingested (untimed) and one incremental cycle each is timed,
+    in the same process, on the same data. The peer re-projects its whole window each
+    cycle, as a DuckDB user's MERGE would.
     """
     from bench.peer_duckdb import open_database, run_cycle
     from flowehr_pipelines.config import load_settings
@@ -263,26 +338,19 @@ def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
     peer: list[Measurement] = []
     for i in range(repeat):
         data_dir = fresh_copy(source, f"reporting-{scale}-{i}")
-        run_command(
-            [str(BIN / "flowehr"), "run", "--select", "key:bronze/transaction_history"],
-            env=_env(data_dir),
-            cwd=str(ROOT),
-            log_path=str(data_dir / "ingest.log"),
-        )
-        os.environ.update(_env(data_dir))
+        as_of, before = _prepare_incremental(data_dir)
         settings = load_settings()
-        files = build_delta_store(settings).table(("bronze", "transaction_history")).file_uris()
-        as_of = datetime.now(UTC)
-        _product_cycle(data_dir, as_of, first=True)
         connection = open_database(data_dir / "peer.duckdb")
         first_window = settings.reporting.initial_window_days
         run_cycle(
             connection,
-            files,
+            before,
             as_of=as_of,
             projection_days=first_window,
             aggregation_days=first_window,
         )
+        _ingest_in_process(data_dir)
+        files = _bronze_files(data_dir)
         later = as_of + timedelta(hours=1)
         product.append(time_call(partial(_product_cycle, data_dir, later, first=False)))
         peer_cycle = partial(
@@ -305,6 +373,7 @@ def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
                 "duckdb_peer": counted[0] if counted else None,
             }
         connection.close()
+        discard(data_dir)
     result: dict[str, Any] = {
         "product": summarise(product),
         "duckdb_peer": summarise(peer),
@@ -313,6 +382,58 @@ def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
     result["ratio"] = round(
         result["product"]["median_seconds"] / result["duckdb_peer"]["median_seconds"], 3
     )
+    result["rows_agree"] = all(sides["product"] == sides["duckdb_peer"] for sides in rows.values())
+    return result
+
+
+def bench_windows(repeat: int) -> dict[str, Any]:
+    """One incremental reporting cycle with 7, 90 and 365 days of history.
+
+    Every history has the same daily volume (``WINDOW_SPEC``), so only its length
+    differs; the cycle (default windows) should cost the same for all three.
+    """
+    results: dict[str, Any] = {"spec": WINDOW_SPEC, "histories": {}}
+    for days in WINDOW_HISTORIES:
+        source = generate(f"history-{days}d", {**WINDOW_SPEC, "days": days})
+        samples = []
+        for i in range(repeat):
+            data_dir = fresh_copy(source, f"history-{days}d-{i}")
+            as_of, _ = _prepare_incremental(data_dir)
+            _ingest_in_process(data_dir)
+            later = as_of + timedelta(hours=1)
+            samples.append(time_call(partial(_product_cycle, data_dir, later, first=False)))
+            shutil.rmtree(data_dir, ignore_errors=True)
+        results["histories"][str(days)] = summarise(samples)
+    shortest = results["histories"][str(WINDOW_HISTORIES[0])]["median_seconds"]
+    longest = results["histories"][str(WINDOW_HISTORIES[-1])]["median_seconds"]
+    results["ratio_longest_to_shortest"] = round(longest / shortest, 3)
+    return results
+
+
+def bench_features(scale: str, repeat: int) -> dict[str, Any]:
+    """Feature build throughput with Spark's fixed costs apart (``bench/features.py``).
+
+    Runs in a child process on the silver tables of an end-to-end run, so the JVM
+    starts cold as it does in ``flowehr run``.
+    """
+    source = generate(scale)
+    data_dir = DATA_ROOT / "runs" / f"e2e-{scale}-0"
+    if not (data_dir / "lake" / "silver").exists():
+        data_dir = fresh_copy(source, f"features-{scale}")
+        run_command(
+            [str(BIN / "flowehr"), "run"],
+            env=_env(data_dir),
+            cwd=str(ROOT),
+            log_path=str(data_dir / "run.log"),
+        )
+    out = data_dir / "features.json"
+    run_command(
+        [str(BIN / "python"), "-m", "bench.features", str(out), str(repeat)],
+        env=_env(data_dir),
+        cwd=str(ROOT),
+        log_path=str(data_dir / "features.log"),
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 
@@ -321,6 +442,7 @@ BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {
     "e2e": bench_e2e,
     "changelog": bench_changelog,
     "floor": bench_floor,
+    "features": bench_features,
 }
 
 
@@ -343,8 +465,17 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="S")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(BENCHES))
+    parser.add_argument(
+        "--windows", action="store_true", help="run the window-scaling benchmark only"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.windows:
+        out_path = RESULTS / "windows.json"
+        result = {"environment": environment(), **bench_windows(args.repeat)}
+        out_path.write_text(json.dumps(result, indent=2, default=str))
+        print(f"wrote {out_path}")
+        return
     out_path = RESULTS / f"{args.scale}.json"
     results: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
     results.update({"scale": args.scale, **SCALES[args.scale], "environment": environment()})
