@@ -100,12 +100,16 @@ def run_assets(
         job = job.get_subset(asset_selection=wanted, asset_check_selection=checks)
     if keys is None or main_keys:
         start_slow_dependencies(defs, job)
-        result = job.execute_in_process(
-            instance=instance,
-            run_config={**QUIET_CONSOLE, **(run_config or {})},
-            raise_on_error=False,
-            tags={"flowehr/launched_by": "flowehr run"},
-        )
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                run_config={**QUIET_CONSOLE, **(run_config or {})},
+                raise_on_error=False,
+                tags={"flowehr/launched_by": "flowehr run"},
+            )
+        finally:
+            # A run that failed before its Spark or GX steps must not exit mid-start.
+            wait_for_slow_dependencies()
         _collect(summary, result, instance)
     if summary.success:
         for job_name, tags in _due_report_runs(defs, instance, keys):
@@ -151,6 +155,15 @@ def start_slow_dependencies(defs: dg.Definitions, job: dg.JobDefinition) -> set[
     if "great_expectations" in needed:
         import_great_expectations_in_background()
     return needed
+
+
+def wait_for_slow_dependencies() -> None:
+    """Let background starts finish (at once, when the run's steps already waited)."""
+    from assets.quality_checks import wait_for_great_expectations_import
+    from resources.spark import wait_for_background_start
+
+    wait_for_background_start()
+    wait_for_great_expectations_import()
 
 
 def _due_report_runs(
