@@ -260,3 +260,34 @@ def test_first_load_reads_the_initial_window_then_the_moving_one(tmp_path: Path)
     second = run(90)  # the table exists now: the 7-day window applies
     assert second["keys_in_window"] == 1
     assert lake.staging("request_item_status").num_rows == 2
+
+
+def test_steady_cycle_reads_only_records_landed_since_the_last_one(tmp_path: Path):
+    lake = Lake.at(tmp_path / "lake")
+    lake.land("a", lines([item(f"i{n}", T, "SENDING") for n in range(4)]))
+    lake.cycle()
+    lake.cycle()  # the first cycle after the migration load reads the whole window
+    lake.land("b", lines([item("i0", T + timedelta(minutes=5), "COMPLETED")]), day="2026/04/06")
+    lake.ingest()
+    metrics = lake.project()["request_item_status"]
+    assert metrics["incremental_after_source_version"] >= 0
+    assert metrics["source_records_in_window"] == 1  # only the new file was read
+    assert metrics["rows_updated"] == 1
+    statuses = {r["requestitemid"]: r["status"] for r in lake.rows("request_item_status")}
+    assert statuses == {"i0": "COMPLETED", "i1": "SENDING", "i2": "SENDING", "i3": "SENDING"}
+
+
+def test_steady_cycle_with_nothing_new_reads_nothing_and_commits_nothing(tmp_path: Path):
+    lake = Lake.at(tmp_path / "lake")
+    lake.land("a", lines([item(f"i{n}", T, "SENDING") for n in range(3)]))
+    lake.cycle()
+    lake.cycle()
+    versions = {k: lake.delta.version(k.path) for k in map(staging_key, lake_tables())}
+    lake.cycle()
+    metrics = lake.project()["request_item_status"]
+    assert metrics["source_records_in_window"] == 0
+    assert {k: lake.delta.version(k.path) for k in versions} == versions
+
+
+def lake_tables() -> list[str]:
+    return ["request_item_status", "request_item_plan_status", "request_item_status_summary"]

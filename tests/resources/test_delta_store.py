@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -279,3 +280,70 @@ def test_delta_store_history_lists_operations(store: DeltaTableStore):
 def test_delta_store_tables_are_plain_delta(store: DeltaTableStore):
     store.append(TABLE, rows((1, 1, "a")))
     assert DeltaTable(store.uri(TABLE)).version() == 0
+
+
+NEWER = "s.`v` > t.`v`"
+
+
+def test_merge_with_clauses_commits_nothing_when_no_row_acts(store: DeltaTableStore):
+    store.append(TABLE, rows((1, 5, "a"), (2, 5, "b")))
+    version = store.version(TABLE)
+    metrics = store.merge_with_clauses(
+        TABLE, rows((1, 4, "old"), (2, 5, "same")), keys=["id"], matched=[(NEWER, {"v": "s.`v`"})]
+    )
+    assert metrics["num_target_rows_updated"] == metrics["num_target_rows_inserted"] == 0
+    assert store.version(TABLE) == version
+    assert content(store) == [(1, 5, "a"), (2, 5, "b")]
+
+
+def test_merge_with_clauses_merges_only_rows_that_act(store: DeltaTableStore):
+    store.append(TABLE, rows((1, 5, "a"), (2, 5, "b")))
+    updates = {"v": "s.`v`", "x": "s.`x`"}
+    metrics = store.merge_with_clauses(
+        TABLE,
+        rows((1, 4, "older"), (2, 6, "newer"), (3, 1, "new")),
+        keys=["id"],
+        matched=[(NEWER, updates)],
+    )
+    assert (metrics["num_target_rows_updated"], metrics["num_target_rows_inserted"]) == (1, 1)
+    assert metrics["num_source_rows"] == 3
+    assert content(store) == [(1, 5, "a"), (2, 6, "newer"), (3, 1, "new")]
+
+
+def test_merge_with_clauses_records_markers_even_when_nothing_changes(store: DeltaTableStore):
+    store.append(TABLE, rows((1, 5, "a")))
+    no_op = rows((1, 5, "a"))
+    store.merge_with_clauses(
+        TABLE, no_op, keys=["id"], matched=[(NEWER, {"v": "s.`v`"})], markers={"source": 7}
+    )
+    assert store.applied_version(TABLE, "source") == 7
+    version = store.version(TABLE)
+    store.merge_with_clauses(
+        TABLE, no_op, keys=["id"], matched=[(NEWER, {"v": "s.`v`"})], markers={"source": 7}
+    )
+    assert store.version(TABLE) == version  # recorded already: no second commit
+
+
+def test_dataset_added_after_lists_only_newer_files(store: DeltaTableStore):
+    store.append(TABLE, rows((1, 1, "a")))
+    first = store.version(TABLE)
+    store.append(TABLE, rows((2, 2, "b")))
+    store.append(TABLE, rows((3, 3, "c")))
+    newer = store.dataset(TABLE, added_after=first).to_table()
+    assert sorted(newer.column("id").to_pylist()) == [2, 3]
+    assert store.dataset(TABLE).count_rows() == 3
+
+
+def test_dataset_filters_strings_in_files_a_merge_wrote(store: DeltaTableStore):
+    """delta-rs MERGE writes strings as string_view; a string filter must still work."""
+    store.append(TABLE, rows((1, 1, "a")))
+    store.merge_with_clauses(
+        TABLE, rows((1, 2, "b"), (2, 1, "c")), keys=["id"], matched=[(NEWER, {"x": "s.`x`"})]
+    )
+    dataset = store.dataset(TABLE)
+    connection = duckdb.connect()
+    connection.register("things", dataset.to_table(columns=["id", "x"]))
+    assert connection.sql("SELECT id FROM things WHERE x >= 'b' ORDER BY id").fetchall() == [
+        (1,),
+        (2,),
+    ]
