@@ -3,6 +3,11 @@
 The server runs in a child process, not a thread of the test process: delta-rs keeps
 the GIL while it waits on the network (``DeltaTable.is_deltatable``), so a server
 thread inside the test process could never answer it.
+
+``serial=True`` answers one request at a time. moto checks a conditional write
+(``If-None-Match: *``) and then stores the object as two steps, so two request threads
+can both pass the check; AWS S3 makes the check and the write one atomic step. Tests
+that race writers against put-if-absent need the serial server to model S3 faithfully.
 """
 
 from __future__ import annotations
@@ -13,23 +18,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _MOTO_SERVER = """
+import logging
 import sys
+import threading
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+server = make_server(
+    "127.0.0.1",
+    0,
+    DomainDispatcherApplication(create_backend_app),
+    threaded=sys.argv[1] == "threaded",
+    request_handler=MotoRequestHandler,
+)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(server.server_address[1], flush=True)
 sys.stdin.read()
-server.stop()
+server.shutdown()
 """
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server(*, serial: bool = False) -> Iterator[str]:
     """Start a moto server; yield its endpoint URL; stop it when the block ends."""
     process = subprocess.Popen(
-        [sys.executable, "-c", _MOTO_SERVER],
+        [sys.executable, "-c", _MOTO_SERVER, "serial" if serial else "threaded"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

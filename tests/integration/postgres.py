@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 
 def find_pg_bin() -> Path | None:
@@ -39,8 +40,15 @@ def _as_owner(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server(base: Path, *, user: str = "flowehr") -> Iterator[str]:
-    """Start a PostgreSQL cluster under ``base``; yield a SQLAlchemy URL; stop it after."""
+def postgres_server(
+    base: Path, *, user: str = "flowehr", password: str | None = None
+) -> Iterator[str]:
+    """Start a PostgreSQL cluster under ``base``; yield a SQLAlchemy URL; stop it after.
+
+    With ``password``, TCP connections must authenticate with it (SCRAM), so a client
+    given the wrong credentials fails as it would against a real server; without it,
+    every connection is trusted.
+    """
     pg_bin = find_pg_bin()
     if pg_bin is None:
         raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
@@ -50,13 +58,20 @@ def postgres_server(base: Path, *, user: str = "flowehr") -> Iterator[str]:
         shutil.chown(base, user="postgres")
         base.chmod(0o777)
     port = _free_port()
+    auth = ["--auth=trust"]
+    if password is not None:
+        pwfile = base / "pwfile"
+        pwfile.write_text(password)
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, user="postgres")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
     subprocess.run(
-        _as_owner(
-            [str(pg_bin / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8"]
-        ),
+        _as_owner([str(pg_bin / "initdb"), "-D", str(data), "-U", user, *auth, "-E", "UTF8"]),
         check=True,
         capture_output=True,
     )
+    if password is not None:
+        pwfile.unlink()
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         _as_owner(
@@ -76,7 +91,8 @@ def postgres_server(base: Path, *, user: str = "flowehr") -> Iterator[str]:
         capture_output=True,
     )
     try:
-        yield f"postgresql+psycopg2://{user}@127.0.0.1:{port}/postgres"
+        login = user if password is None else f"{user}:{quote(password, safe='')}"
+        yield f"postgresql+psycopg2://{login}@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
             _as_owner([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),

@@ -7,42 +7,17 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from assets.ehr import load_source_table
 from flowehr_pipelines.config import SourceTable
 from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
 from resources.delta_store import DeltaTableStore, LocalStorage
 from resources.sql_source import SourceUnavailableError, SqlSourceResource
+from tests.integration.ehr_postgres import copy_sqlite_to_postgres
 
 pytestmark = pytest.mark.integration
 
 TABLES = {"patients": "patient_id", "visits": "visit_id"}
-PG_TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION"}
-
-
-def _copy_sqlite_to_postgres(sqlite_path: Path, url: str) -> None:
-    """Mirror the synthetic source's tables into PostgreSQL with native types."""
-    engine = sa.create_engine(url)
-    with sqlite3.connect(sqlite_path) as source, engine.begin() as target:
-        for table in TABLES:
-            columns = source.execute(f"PRAGMA table_info({table})").fetchall()
-            ddl = ", ".join(
-                f'"{name}" {PG_TYPES.get(kind.upper(), "TEXT")}' for _, name, kind, *_ in columns
-            )
-            target.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-            target.execute(sa.text(f'CREATE TABLE "{table}" ({ddl})'))
-            names = [c[1] for c in columns]
-            rows = [
-                dict(zip(names, row, strict=True))
-                for row in source.execute(f"SELECT * FROM {table}")
-            ]
-            placeholders = ", ".join(f":{n}" for n in names)
-            quoted = ", ".join(f'"{n}"' for n in names)
-            target.execute(
-                sa.text(f'INSERT INTO "{table}" ({quoted}) VALUES ({placeholders})'), rows
-            )
-    engine.dispose()
 
 
 def test_postgres_source_loads_bulk_then_changelog_into_bronze(
@@ -50,7 +25,7 @@ def test_postgres_source_loads_bulk_then_changelog_into_bronze(
 ) -> None:
     sqlite_path = tmp_path / "ehr.db"
     write_ehr_source(sqlite_path, patients=120, days=5, start_date=date(2026, 1, 1), seed=11)
-    _copy_sqlite_to_postgres(sqlite_path, postgres_url)
+    copy_sqlite_to_postgres(sqlite_path, postgres_url, TABLES)
     source = SqlSourceResource(url=postgres_url)
     delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
     for table, key in TABLES.items():
@@ -59,7 +34,7 @@ def test_postgres_source_loads_bulk_then_changelog_into_bronze(
         assert first.mode == "bulk" and first.batches > 1
 
     apply_source_changes(sqlite_path, seed=5, update_fraction=0.1, delete_fraction=0.02)
-    _copy_sqlite_to_postgres(sqlite_path, postgres_url)
+    copy_sqlite_to_postgres(sqlite_path, postgres_url, TABLES)
     for table, key in TABLES.items():
         spec = SourceTable(name=table, primary_key=[key], batch_size=50)
         again = load_source_table(source_name="ehr", table=spec, source=source, delta=delta)
