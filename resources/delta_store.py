@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from pydantic import Field
@@ -115,11 +116,19 @@ class DeltaTableStore(dg.ConfigurableResource):
         """
         # A native pyarrow filesystem: with delta-rs's Python file handler, pyarrow's
         # read-ahead threads can outlive the interpreter and abort the process at exit.
-        return self.table(table, version=version).to_pyarrow_table(
-            columns=columns,
-            filters=filters,
-            filesystem=self.storage.filesystem(self.uri(table)),
-        )
+        dt = self.table(table, version=version)
+        filesystem = self.storage.filesystem(self.uri(table))
+        try:
+            return dt.to_pyarrow_table(columns=columns, filters=filters, filesystem=filesystem)
+        except pa.ArrowNotImplementedError:
+            if not filters:
+                raise
+        # delta-rs MERGE writes string columns as string_view, so a merged table mixes
+        # string and string_view files, and pyarrow cannot push a string filter down onto
+        # the view files' statistics. Read unfiltered (cast to the table schema), then filter.
+        data = dt.to_pyarrow_table(filesystem=filesystem)
+        data = data.filter(pq.filters_to_expression(filters))
+        return data.select(columns) if columns is not None else data
 
     def dataset(
         self,
