@@ -357,11 +357,11 @@ def chart_key(report_key: str) -> str:
 def write_comms_charts(
     objects: ObjectStore, written: Sequence[str], days: Mapping[str, date]
 ) -> list[str]:
-    """Write a channel chart beside each newly written comms report.
+    """Write a channel chart beside each newly written comms report (or one lacking it).
 
     Args:
         objects: where the reports are.
-        written: keys of the reports this run wrote.
+        written: keys of the reports this run wrote, and of reports without a chart.
         days: the report date of each key.
 
     Returns:
@@ -652,8 +652,11 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 )
                 written += new
                 existing += old
-                day_of.update(dict.fromkeys(new, day))
-            charts = write_comms_charts(objects, written, day_of)
+                day_of.update(dict.fromkeys(new + old, day))
+            # A run killed between a report and its chart leaves the report without one:
+            # its chart is drawn now (the report itself is never rewritten).
+            uncharted = [k for k in existing if not objects.exists(chart_key(k))]
+            charts = write_comms_charts(objects, written + uncharted, day_of)
             context.log.info(f"wrote {len(written)} report(s); {len(existing)} already existed")
             return dg.MaterializeResult(
                 metadata=_report_metadata(

@@ -165,6 +165,31 @@ def test_comms_report_existing_report_gets_no_new_chart(
     assert len([r for r in metadata["preview"].splitlines() if r.startswith("| ")]) - 1 == 10
 
 
+def test_comms_report_left_without_its_chart_by_a_crash_gets_it_on_the_next_run(
+    comms_result: dg.ExecuteInProcessResult,
+    lake: Lake,
+    instance: dg.DagsterInstance,
+    report_assets: dict[dg.AssetKey, Any],
+) -> None:
+    report = completed_comms_report_key("client-a", DAY_2)
+    chart = Path(lake.objects.uri(chart_key(report)))
+    drawn = chart.read_bytes()
+    chart.unlink()  # what a kill between writing the report and its chart leaves
+    written_at = Path(lake.objects.uri(report)).stat().st_mtime_ns
+    again = materialise_range(
+        report_assets[COMPLETED_COMMS_REPORT],
+        lake,
+        instance,
+        "client-a|2026-04-05",
+        "client-a|2026-04-05",
+    )
+    metadata = _metadata(again)
+    assert (metadata["reports_written"], metadata["reports_already_present"]) == (0, 1)
+    assert chart.read_bytes() == drawn
+    assert metadata["chart_paths"] == [str(chart)]
+    assert Path(lake.objects.uri(report)).stat().st_mtime_ns == written_at  # not rewritten
+
+
 def test_batch_report_preview_lists_its_first_rows(
     settings: Settings, instance: dg.DagsterInstance, report_assets: dict[dg.AssetKey, Any]
 ) -> None:
