@@ -2,11 +2,14 @@
 
 Assets depend on the ``ObjectStore`` interface; which implementation they get is
 decided once, where resources are built, so no asset branches on local vs S3.
-Writes are atomic in both: a reader never sees half a report.
+Writes are atomic in both: a reader never sees half a report. Locally a write goes to
+a temp file that is renamed into place; the temp file of a writer killed mid-write is
+removed by the next write of the same key.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from abc import ABC, abstractmethod
@@ -44,6 +47,28 @@ class ObjectStore(dg.ConfigurableResource, ABC):
     def size(self, key: str) -> int: ...
 
 
+def _remove_orphaned_temp_files(path: Path) -> None:
+    """Delete temp files an earlier writer of ``path`` left when it was killed mid-write.
+
+    A temp file is named ``.<name>.<pid>.<random>.tmp``; it is an orphan when its
+    writer's process no longer exists (a live writer's file is left alone).
+    """
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LocalObjectStore(ObjectStore):
     """Objects as files under a local directory."""
 
@@ -67,7 +92,8 @@ class LocalObjectStore(ObjectStore):
     def write_bytes(self, key: str, data: bytes) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        _remove_orphaned_temp_files(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +68,28 @@ def test_local_object_store_leaves_no_temp_files(local: LocalObjectStore, tmp_pa
     local.write_bytes("reports/r0.csv", b"again")
     files = sorted(p.name for p in (tmp_path / "objects").rglob("*") if p.is_file())
     assert files == ["r0.csv", "r1.csv", "r2.csv"]
+
+
+def test_local_object_store_removes_the_temp_file_of_a_killed_writer(
+    local: LocalObjectStore, tmp_path: Path
+):
+    """A writer killed between creating its temp file and renaming it leaves the file."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL
+    )
+    reports = tmp_path / "objects" / "reports"
+    reports.mkdir(parents=True)
+    orphan = reports / f".r0.csv.{child.pid}.0123abcd.tmp"
+    orphan.write_bytes(b"half a rep")
+    live = reports / f".r0.csv.{os.getpid()}.4567ef01.tmp"  # a writer still at work
+    live.write_bytes(b"in progress")
+    local.write_bytes("reports/r0.csv", b"data")
+    assert orphan.exists(), "the writer is alive: its temp file stays"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    local.write_bytes("reports/r0.csv", b"data again")
+    assert sorted(p.name for p in reports.iterdir()) == [live.name, "r0.csv"]
+    assert list(local.list_keys("reports")) == ["reports/r0.csv"]
 
 
 @pytest.mark.parametrize("key", ["../outside.txt", "a/../../outside.txt", "/etc/passwd"])
