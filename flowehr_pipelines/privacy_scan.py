@@ -357,8 +357,7 @@ def _collect_sql(settings: Settings, connection: Any, known: KnownIdentifiers) -
                     if given and family:
                         known.add_full_name(given[0], family[0])
     finally:
-        if source._engine is not None:
-            source._engine.dispose()
+        source.engine.dispose()
 
 
 def _landing_lines(objects: ObjectStore) -> Iterator[bytes]:
