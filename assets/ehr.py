@@ -34,6 +34,7 @@ from flowehr_pipelines.etl_lock import EtlLockStore, LockOwner
 from flowehr_pipelines.etl_state import EtlStateStore
 from resources.delta_store import DeltaTableStore
 from resources.sql_source import SqlSourceResource, arrow_schema
+from transforms.quality import duplicate_key_count
 
 LOCK_PURPOSE = "bronze load"
 
@@ -131,6 +132,33 @@ def typed_rows(
     )
 
 
+def newest_per_key(batch: pa.Table, table: SourceTable) -> tuple[pa.Table, pa.Table]:
+    """The newest row of each key, and older copies of a repeated key as quarantine rows.
+
+    A MERGE fails when two source rows match one target row, so a source that repeats a
+    primary key (no key constraint) would stop the changelog load of every table.
+    """
+    if batch.num_rows < 2 or not duplicate_key_count(batch, list(table.primary_key)):
+        return batch, LOAD_QUARANTINE_SCHEMA.empty_table()
+    keep: dict[tuple[Any, ...], int] = {}
+    rows = batch.to_pylist()
+    for i, row in enumerate(rows):
+        key = tuple(row[k] for k in table.primary_key)
+        if key not in keep or row[table.change_column] > rows[keep[key]][table.change_column]:
+            keep[key] = i
+    kept = sorted(keep.values())
+    older = [
+        {
+            "source_table": table.name,
+            "record_key": "|".join(str(v) for v in (rows[i][k] for k in table.primary_key)),
+            "change_seq": rows[i][table.change_column],
+            "reason": "duplicate primary key in source: a newer row with this key was loaded",
+        }
+        for i in sorted(set(range(len(rows))) - set(kept))
+    ]
+    return batch.take(kept), pa.Table.from_pylist(older, schema=LOAD_QUARANTINE_SCHEMA)
+
+
 def read_change_batch(
     source: SqlSourceResource,
     table: sa.Table,
@@ -226,6 +254,13 @@ def load_source_table(
             delta.append(bronze, batch)
             inserted += batch.num_rows
         elif batch.num_rows:
+            batch, superseded = newest_per_key(batch, table)
+            if superseded.num_rows:
+                delta.merge(
+                    load_quarantine_path(source_name, table.name),
+                    superseded,
+                    keys=["record_key", "change_seq"],
+                )
             metrics = delta.merge(
                 bronze,
                 batch,

@@ -875,3 +875,37 @@ def test_bad_config_is_one_line_on_stderr_and_a_non_zero_exit(
         ok,
         f"{case.id}: exit {code}, stderr {stderr!r}, stdout {stdout[-500:]!r}",
     )
+
+
+def test_changelog_load_of_a_repeated_key_keeps_the_newest_and_quarantines_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A MERGE cannot take two rows of one key: the load must not fail, nor drop one."""
+    from assets.ehr import load_quarantine_path, load_source_table
+    from flowehr_pipelines.config import SourceTable
+    from resources.sql_source import SqlSourceResource
+
+    db_path = tmp_path / "ehr.db"
+    write_ehr_source(db_path, patients=5, days=1, start_date=date.today(), seed=3)
+    with sqlite3.connect(db_path) as db:
+        _drop_key_constraint(db, "lab_results")
+    source = SqlSourceResource(url=f"sqlite:///{db_path}")
+    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    spec = SourceTable(name="lab_results", primary_key=["lab_result_id"])
+    assert (
+        load_source_table(source_name="ehr", table=spec, source=source, delta=delta).mode == "bulk"
+    )
+    with sqlite3.connect(db_path) as db:
+        key = db.execute("SELECT MIN(lab_result_id) FROM lab_results").fetchone()[0]
+        for value in (1.5, 2.5):
+            add_source_row(db, SourceRow("lab_results", {"lab_result_id": key, "value": value}))
+    result = load_source_table(source_name="ehr", table=spec, source=source, delta=delta)
+    assert result.mode == "changelog" and result.rows_updated == 1
+    bronze = [
+        r
+        for r in delta.read(("bronze", "ehr", "lab_results")).to_pylist()
+        if r["lab_result_id"] == key
+    ]
+    assert [r["value"] for r in bronze] == [2.5]
+    (older,) = delta.read(load_quarantine_path("ehr", "lab_results")).to_pylist()
+    assert older["record_key"] == str(key) and "duplicate primary key" in older["reason"]
