@@ -293,8 +293,9 @@ def _ingest_in_process(data_dir: Path) -> None:
 
 
 def _prepare_incremental(data_dir: Path) -> tuple[datetime, list[str]]:
-    """Bronze without the newest file, the first (migration) load of both sides, then
-    the newest file ingested: the state an incremental cycle starts from.
+    """Bronze without the newest file, the product's first (migration) load and one
+    steady cycle, then the newest file landed: the state an incremental cycle starts
+    from (the caller loads the peer and ingests the file).
 
     Returns:
         The initial cycle's as-of time and bronze's files before the new one.
@@ -308,6 +309,8 @@ def _prepare_incremental(data_dir: Path) -> tuple[datetime, list[str]]:
     )
     as_of = datetime.now(UTC)
     _product_cycle(data_dir, as_of, first=True)
+    # One untimed cycle with the default windows: the steady state of hourly cycles.
+    _product_cycle(data_dir, as_of, first=False)
     held.rename(landed)
     return as_of, _bronze_files(data_dir)
 
@@ -349,6 +352,15 @@ def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
             projection_days=first_window,
             aggregation_days=first_window,
         )
+        steady = partial(
+            run_cycle,
+            connection,
+            before,
+            as_of=as_of,
+            projection_days=settings.reporting.projection_window_days,
+            aggregation_days=settings.reporting.aggregation_window_days,
+        )
+        steady()  # as the product: one untimed cycle with the default windows
         _ingest_in_process(data_dir)
         files = _bronze_files(data_dir)
         later = as_of + timedelta(hours=1)
