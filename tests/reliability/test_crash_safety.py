@@ -9,9 +9,10 @@ exactly as the uninterrupted run did: same contents, no duplicate, no loss, no
 half-written report and no temporary file.
 
 The pipeline is cut into stages so a trial replays only the stage it interrupts:
-ingestion (EHR bulk load and CDC landing files), reporting merges, report writing,
-and feature builds (Spark). One module-scoped baseline builds each stage's starting
-lake and expected result once for all trials.
+ingestion (EHR bulk load and CDC landing files), an EHR changelog load after source
+changes, reporting merges, report writing, and feature builds (Spark). One
+module-scoped baseline builds each stage's starting lake and expected result once for
+all trials.
 
 Children are forked from a zygote process that has already imported Dagster and the
 code location, so a trial does not pay the ~5 s import; the forked child then runs the
@@ -41,7 +42,7 @@ from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.etl_lock import process_alive
 from flowehr_pipelines.runner import RunSummary, run_assets, step_seconds
-from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
+from flowehr_pipelines.synthetic import apply_source_changes, write_cdc_landing, write_ehr_source
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.reliability import lake
 
@@ -69,6 +70,7 @@ class Stage:
 
 
 INGESTION = 'key:"bronze/*"'
+EHR_CHANGELOG = 'key:"bronze/ehr/*"'
 STAGING = 'key:"reporting/*"'
 REPORTS = "group:reports"
 SILVER = 'key:"silver/*"'
@@ -76,6 +78,7 @@ FEATURES = "group:features"
 
 PHASES = {
     "ehr_ingestion": Stage("ehr_ingestion", INGESTION, ("bronze_ehr",)),
+    "ehr_changelog": Stage("ehr_changelog", EHR_CHANGELOG, ("bronze_ehr",)),
     "cdc_ingestion": Stage("cdc_ingestion", INGESTION, ("bronze__transaction_history",)),
     "reporting_merge": Stage(
         "reporting_merge",
@@ -102,9 +105,10 @@ PHASES = {
 }
 # 17 trials without Spark, 3 in the Spark feature build: 20 in all.
 TRIAL_PHASES = [
-    *["ehr_ingestion"] * 4,
-    *["cdc_ingestion"] * 4,
-    *["reporting_merge"] * 5,
+    *["ehr_ingestion"] * 3,
+    *["ehr_changelog"] * 3,
+    *["cdc_ingestion"] * 3,
+    *["reporting_merge"] * 4,
     *["report_writing"] * 4,
     *["feature_build"] * 3,
 ]
@@ -176,7 +180,7 @@ class Baseline:
     root: Path
     start: dict[str, Path]  # stage selection -> data dir to copy before the stage
     expected: dict[str, Snapshot]  # stage selection -> uninterrupted result
-    step_durations: dict[str, float]
+    step_durations: dict[str, dict[str, float]]  # stage selection -> step -> seconds
 
 
 def environment(data_dir: Path) -> dict[str, str]:
@@ -245,24 +249,35 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
         )
     starts: dict[str, Path] = {}
     expected: dict[str, Snapshot] = {}
-    durations: dict[str, float] = {}
+    durations: dict[str, dict[str, float]] = {}
     previous = source
     # Each stage starts from the previous stage's result: ingestion, staging, reports;
-    # then silver (not a crash phase) and the feature build from the ingested lake.
+    # a changelog load after source changes; silver (not a crash phase) and the feature
+    # build, both from the ingested lake.
     for selection, after in (
         (INGESTION, None),
         (STAGING, None),
         (REPORTS, None),
+        (EHR_CHANGELOG, INGESTION),
         (SILVER, INGESTION),
         (FEATURES, None),
     ):
         if after is not None:
             previous = expected[after].data_dir
+        if selection == EHR_CHANGELOG:
+            previous = copy_data(previous, root / "source_changed")
+            apply_source_changes(
+                previous / "source" / "ehr.db",
+                seed=3,
+                update_fraction=0.1,
+                delete_fraction=0.02,
+                new_patients=10,
+            )
         starts[selection] = previous
         target = copy_data(previous, root / f"after_{len(starts)}")
         summary, taken = run_here(target, selection)
         assert summary.success, (selection, summary.failures)
-        durations.update(taken)
+        durations[selection] = taken
         expected[selection] = snapshot(target)
         previous = target
     return Baseline(root, starts, expected, durations)
@@ -368,12 +383,12 @@ def kill_during(zygote: Zygote, trial: Trial, data_dir: Path, selection: str) ->
     trial.completed_at_kill = sorted(watcher.finished)
 
 
-def plan_trials(durations: dict[str, float]) -> list[Trial]:
+def plan_trials(durations: dict[str, dict[str, float]]) -> list[Trial]:
     trials = []
     for index, phase in enumerate(TRIAL_PHASES):
         rng = random.Random(SEED + index)
         step = rng.choice(PHASES[phase].steps)
-        delay = rng.random() * durations.get(step, 1.0)
+        delay = rng.random() * durations[PHASES[phase].selection].get(step, 1.0)
         trials.append(Trial(index, SEED + index, phase, step, round(delay, 3)))
     return trials
 
