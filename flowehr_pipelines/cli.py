@@ -174,6 +174,8 @@ def _check_sources(settings: Settings, definitions: Any, selection: str | None) 
     Raises:
         SourceUnavailableError: naming the source (password masked) and the reason.
     """
+    import sqlalchemy as sa
+
     from flowehr_pipelines.runner import resolve_selection
     from resources.sql_source import SourceUnavailableError, SqlSourceResource
 
@@ -191,9 +193,16 @@ def _check_sources(settings: Settings, definitions: Any, selection: str | None) 
             )
         source = SqlSourceResource(url=url, password=password)
         try:
-            source.scalar("SELECT 1")
+            with source.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
         finally:
             source.engine.dispose()
+        missing = [t.name for t in connection.tables if t.name not in present]
+        if missing:
+            raise SourceUnavailableError(
+                f"source '{connection.name}' ({source.display_url()}) has no table "
+                f"{', '.join(repr(m) for m in missing)}"
+            )
 
 
 @main.group("etl")

@@ -417,6 +417,13 @@ CASES: list[Case] = [
         r"password authentication failed",
     ),
     Case(
+        "config_source_database_lacks_a_table",
+        "config",
+        {"argv": ["run"], "sqlite": "CREATE TABLE patients (patient_id INTEGER)"},
+        "error",
+        r"source 'ehr' \(sqlite:///.*\) has no table 'visits', 'observations'",
+    ),
+    Case(
         "config_source_database_missing",
         "config",
         {"argv": ["run"]},
@@ -826,6 +833,12 @@ def _env_for(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> dict
                 (config_dir / name).write_text((REPO_ROOT / name).read_text())
             (config_dir / "config.local.yaml").write_text(spec["local"])
         env["FLOWEHR_CONFIG_DIR"] = str(config_dir)
+    if "sqlite" in spec:
+        db = tmp_path / "source" / "ehr.db"
+        db.parent.mkdir(parents=True)
+        with sqlite3.connect(db) as conn:
+            conn.execute(spec["sqlite"])
+        env["FLOWEHR_DATA_DIR"] = str(tmp_path)
     if "postgres" in spec:
         url = request.getfixturevalue("postgres_url")
         env["FLOWEHR_EHR_URL"] = url.replace(
