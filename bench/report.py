@@ -95,13 +95,15 @@ def _scale_sections(result: dict[str, Any]) -> list[str]:
             for table, sides in reporting["rows_after_cycle"].items()
         )
         agree = reporting.get("rows_agree")
+        cycle = reporting.get(
+            "cycle", "cycle re-reading unchanged data (measured before new files were landed)"
+        )
         lines += [
             "",
             f"## Reporting cycle at {scale}: product vs DuckDB peer",
             "",
-            "One incremental cycle (3 projections + 2 aggregations, default windows) after "
-            "the same initial load and the same newly landed CDC file; row counts after the "
-            f"cycle: {counts}"
+            "One cycle (3 projections + 2 aggregations, default windows) after the same "
+            f"initial load: {cycle}. Row counts after the cycle: {counts}"
             + (" (both sides agree)." if agree is not False else " (the sides DISAGREE)."),
             "",
             f"Product (delta-rs MERGE): {_seconds(reporting['product'])}; "

@@ -387,6 +387,7 @@ def bench_reporting(scale: str, repeat: int) -> dict[str, Any]:
         connection.close()
         discard(data_dir)
     result: dict[str, Any] = {
+        "cycle": "steady cycle after one newly landed CDC file",
         "product": summarise(product),
         "duckdb_peer": summarise(peer),
         "rows_after_cycle": rows,
