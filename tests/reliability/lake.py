@@ -10,7 +10,10 @@ layouts, because a re-run may legitimately commit a no-op or compact files.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +51,21 @@ RUN_LOG_TABLES: dict[str, str] = {
 }
 
 TEMP_FILE_MARKERS = (".tmp", ".part", ".partial")
+
+
+@contextmanager
+def private_directory(prefix: str) -> Iterator[Path]:
+    """A scratch directory of this test module's own, removed afterwards.
+
+    Not under pytest's numbered base temp: pytest keeps only the newest few of those
+    per user, so another pytest session started on a shared machine during a long
+    module would delete this one's lakes from under it.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"flowehr-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def lake_store(lake_root: Path) -> DeltaTableStore:

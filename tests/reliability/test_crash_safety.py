@@ -232,9 +232,13 @@ def copy_data(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
+def baseline() -> Iterator[Baseline]:
     """Each stage's starting lake and its uninterrupted result, built once."""
-    root = tmp_path_factory.mktemp("crash")
+    with lake.private_directory("crash") as root:
+        yield build_baseline(root)
+
+
+def build_baseline(root: Path) -> Baseline:
     source = root / "source_only"
     with pytest.MonkeyPatch.context() as mp:
         for name, value in environment(source).items():
@@ -367,7 +371,8 @@ def kill_during(zygote: Zygote, trial: Trial, data_dir: Path, selection: str) ->
     while trial.target_step not in watcher.started:
         assert time.monotonic() < deadline, f"step {trial.target_step} never started"
         if not process_alive(pid):
-            raise AssertionError(f"run ended before {trial.target_step}: see {data_dir}/run.log")
+            tail = (data_dir / "run.log").read_text(errors="replace")[-2000:]
+            raise AssertionError(f"run ended before {trial.target_step}:\n{tail}")
         time.sleep(0.02)
         watcher.poll()
     time.sleep(trial.delay_s)
@@ -454,7 +459,7 @@ def test_at_least_twenty_seeded_kills_cover_every_phase(trials: list[Trial]) -> 
     assert len(trials) >= 20
     assert {t.phase for t in trials} == set(PHASES)
     killed = [t for t in trials if t.killed]
-    assert len(killed) >= 18, "most kills must land while the run is still going"
+    assert len(killed) >= len(trials) * 3 // 4, "most kills must land while the run still goes"
     landed = [t for t in killed if t.target_step in t.running_at_kill]
     assert len(landed) >= len(killed) // 2, "most kills must land inside their target step"
 
