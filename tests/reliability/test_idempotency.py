@@ -10,6 +10,7 @@ and untouched.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -42,8 +43,12 @@ class TwoRuns:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> TwoRuns:
-    data_dir = tmp_path_factory.mktemp("idempotency")
+def two_runs() -> Iterator[TwoRuns]:
+    with lake.private_directory("idempotency") as data_dir:
+        yield run_twice(data_dir)
+
+
+def run_twice(data_dir: Path) -> TwoRuns:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWEHR_DATA_DIR", str(data_dir))
         mp.setenv("FLOWEHR_ENV", "ci")

@@ -112,15 +112,16 @@ DELIVERIES: dict[str, Callable[[dict[str, list[bytes]]], Delivery]] = {
 
 
 @pytest.fixture(scope="module")
-def original(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[bytes]]:
+def original() -> dict[str, list[bytes]]:
     """The demo CDC landing files, read back as lines."""
-    landing = tmp_path_factory.mktemp("cdc") / "landing"
-    start = date.today() - timedelta(days=2)
-    write_cdc_landing(landing, days=3, events_per_day=400, start_date=start, seed=13)
-    return {
-        str(path.relative_to(landing)): path.read_bytes().splitlines()
-        for path in sorted(landing.rglob("*.jsonl"))
-    }
+    with lake.private_directory("cdc") as scratch:
+        landing = scratch / "landing"
+        start = date.today() - timedelta(days=2)
+        write_cdc_landing(landing, days=3, events_per_day=400, start_date=start, seed=13)
+        return {
+            str(path.relative_to(landing)): path.read_bytes().splitlines()
+            for path in sorted(landing.rglob("*.jsonl"))
+        }
 
 
 def deliver(data_dir: Path, delivery: Delivery) -> None:
@@ -155,14 +156,14 @@ def outcome(data_dir: Path) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def outcomes(
-    original: dict[str, list[bytes]], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Outcome]:
+def outcomes(original: dict[str, list[bytes]]) -> dict[str, Outcome]:
     results = {}
-    for name, delivery in DELIVERIES.items():
-        data_dir = tmp_path_factory.mktemp(name)
-        deliver(data_dir, delivery(original))
-        results[name] = outcome(data_dir)
+    with lake.private_directory("order") as scratch:
+        for name, delivery in DELIVERIES.items():
+            data_dir = scratch / name
+            data_dir.mkdir()
+            deliver(data_dir, delivery(original))
+            results[name] = outcome(data_dir)
     return results
 
 
