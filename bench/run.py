@@ -218,14 +218,15 @@ def bench_floor(scale: str, repeat: int) -> dict[str, Any]:
     target = data_dir / "floor.parquet"
     writes = [time_call(lambda: pq.write_table(table, target)) for _ in range(repeat)]
     reads = [time_call(lambda: pq.read_table(target)) for _ in range(repeat)]
-    discard(data_dir)
-    return {
+    result = {
         "rows": table.num_rows,
         "bytes_in_memory": table.nbytes,
         "parquet_bytes": target.stat().st_size,
         "write": summarise(writes),
         "read": summarise(reads),
     }
+    discard(data_dir)
+    return result
 
 
 def _product_cycle(data_dir: Path, as_of: datetime, *, first: bool) -> None:
