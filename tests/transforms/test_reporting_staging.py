@@ -71,10 +71,17 @@ PLAN_ROWS = [
 ]  # fmt: skip
 
 
+def test_published_rank_is_terminal_flag_then_keyed_hash_never_the_plain_record_hash():
+    result = projected(REQUEST_ITEM_PLAN_STATUS, PLAN_ROWS)
+    # The plain content hash of the winning records ("0" for p1, "b" for p2) is not
+    # published: only the keyed hash, behind the terminal flag that orders ties.
+    assert {k: r["_rank"] for k, r in result.items()} == {"p1": "1h(0)", "p2": "1h(b)"}
+
+
 def test_request_item_plan_status_keeps_latest_plan_record_with_terminal_tie_break():
     result = projected(REQUEST_ITEM_PLAN_STATUS, PLAN_ROWS)
     assert {k: r["status"] for k, r in result.items()} == {"p1": "DELIVERED", "p2": "SKIPPED"}
-    assert result["p1"]["_rank"] == "10"
+    assert result["p1"]["_rank"] == "1h(0)"
     assert result["p2"]["ordernumber"] == 2
     assert "nhsnumber" not in result["p1"] and "nhsnumberhash" not in result["p1"]
 

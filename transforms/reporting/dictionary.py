@@ -46,8 +46,8 @@ _SHARED: dict[str, tuple[str, str]] = {
     "timestamp": ("bigint", "Change time of the winning CDC record (epoch milliseconds)."),
     "_rank": (
         "string",
-        "Tie-break of records with equal timestamp (terminal flag then content hash); "
-        "internal to the MERGE.",
+        "Tie-break of records with equal timestamp (terminal flag then a keyed hash of "
+        "the record); internal to the MERGE.",
     ),
 }
 

@@ -10,12 +10,17 @@ between tables; the functions here do the rest, and the Dagster assets are built
 from the same specs, so a new staging table is a new spec and a ``.sql`` file.
 
 Why the MERGE is order-independent: ``(timestamp, _rank)`` totally orders a key's
-records (``_rank`` is the terminal flag then the record's content hash), and a row
-is only replaced by a record that is greater in that order. Whatever the arrival
+records (``_rank`` is the terminal flag then a keyed hash of the record's content
+hash), and a row is only replaced by a record that is greater in that order. Whatever the arrival
 order, file split or re-delivery, the row ends at the greatest record seen. A
 dimension that the winning record lacks is filled from the stored row (or, when the
 stored row lacks it, from an older record), so schema evolution upstream does not
 blank columns. Dimensions are assumed not to change over an entity's life.
+
+Why ``_rank`` is keyed: the record's content hash is a plain SHA-256 of the landed
+line, which holds the NHS number. Published as it is, anyone who could rebuild the
+rest of a line could test candidate NHS numbers against it; the keyed hash gives the
+same total order and nothing to test against.
 """
 
 from __future__ import annotations
@@ -221,9 +226,18 @@ def project(
         latest = latest.drop_columns([source]).append_column(
             target, _hash_distinct(latest[source], pseudonymise)
         )
+    rank_at = latest.schema.get_field_index("_rank")
+    latest = latest.set_column(rank_at, "_rank", keyed_rank(latest["_rank"], pseudonymise))
     for source, target in spec.local_dates:
         latest = latest.append_column(target, local_dates(latest[source], tz))
     return latest
+
+
+def keyed_rank(rank: pa.ChunkedArray, pseudonymise: Callable[[str], str]) -> pa.Array:
+    """``_rank`` with its content hash replaced by a keyed hash; the terminal flag stays first."""
+    flag = pc.utf8_slice_codeunits(rank, 0, 1)
+    digest = _hash_distinct(pc.utf8_slice_codeunits(rank, 1), pseudonymise)
+    return pc.binary_join_element_wise(flag, digest, "")
 
 
 def _hash_distinct(values: pa.ChunkedArray, pseudonymise: Callable[[str], str]) -> pa.Array:
