@@ -4,7 +4,8 @@ The whole graph, including the report partitions due now, runs twice as ``floweh
 does (``run_assets``) on small demo data. Every Delta table in every zone must hold
 the same rows after the second run (bookkeeping columns aside, each named with its
 reason in ``tests.reliability.lake``), and every report file must be byte-identical
-and untouched.
+and untouched. The lake the two runs leave is also scanned for patient identifiers,
+one more data scale beside ``test_privacy``'s.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
+from flowehr_pipelines.privacy_scan import ScanResult, scan_lake
 from flowehr_pipelines.runner import RunSummary, run_assets
 from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
 from tests.conftest import REPO_ROOT, TEST_KEY
@@ -40,6 +42,7 @@ class TwoRuns:
     tables_after_second: dict[str, str]
     reports_after_first: dict[str, lake.ReportFile]
     reports_after_second: dict[str, lake.ReportFile]
+    privacy: ScanResult
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +72,7 @@ def run_twice(data_dir: Path) -> TwoRuns:
         tables_first = lake.table_hashes(lake_root)
         reports_first = lake.report_files(lake_root)
         second = run_assets(definitions, instance)
+        _, privacy = scan_lake(settings)
         runs = TwoRuns(
             lake_root,
             first,
@@ -77,6 +81,7 @@ def run_twice(data_dir: Path) -> TwoRuns:
             lake.table_hashes(lake_root),
             reports_first,
             lake.report_files(lake_root),
+            privacy,
         )
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(
@@ -88,6 +93,12 @@ def run_twice(data_dir: Path) -> TwoRuns:
                 "tables_differing": lake.differing(
                     runs.tables_after_first, runs.tables_after_second
                 ),
+                "privacy_scan": {
+                    "patients": 120,
+                    "tables_scanned": len(runs.privacy.tables),
+                    "files_scanned": len(runs.privacy.files),
+                    "leaks": len(runs.privacy.findings),
+                },
             },
             indent=2,
         )
@@ -131,3 +142,8 @@ def test_reports_are_byte_identical_and_not_rewritten(two_runs: TwoRuns) -> None
     assert any(name.endswith(".csv") for name in two_runs.reports_after_first)
     assert two_runs.reports_after_second == two_runs.reports_after_first
     assert lake.temp_files(two_runs.lake_root) == []
+
+
+def test_published_zones_hold_no_patient_identifier_after_two_runs(two_runs: TwoRuns) -> None:
+    assert two_runs.privacy.tables and two_runs.privacy.files
+    assert two_runs.privacy.findings == [], [f.describe() for f in two_runs.privacy.findings]

@@ -15,6 +15,7 @@ other than the key file itself.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -51,6 +52,7 @@ class Scale:
     events_per_day: int
 
 
+ARTIFACT = REPO_ROOT / "test-artifacts" / "reliability" / "privacy.json"
 SCALES = (Scale("xs", 25, 3, 120), Scale("s", 90, 5, 300))
 
 
@@ -96,6 +98,25 @@ def _generate(settings: Settings, scale: Scale, seed: int) -> None:
     )
 
 
+def _write_summary(done: list[ScaleRun]) -> None:
+    """Scales, what was scanned and the leaks found, for docs/RELIABILITY.md."""
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    scales = [
+        {
+            "scale": r.scale.name,
+            "patients": r.scale.patients,
+            "days": r.scale.days,
+            "events_per_day": r.scale.events_per_day,
+            "known_nhs_numbers": len(r.known.nhs_numbers),
+            "tables_scanned": len(r.scan.tables),
+            "files_scanned": len(r.scan.files),
+            "leaks": len(r.scan.findings),
+        }
+        for r in done
+    ]
+    ARTIFACT.write_text(json.dumps({"scales": scales}, indent=2))
+
+
 @pytest.fixture(scope="module")
 def runs() -> Iterator[list[ScaleRun]]:
     """The whole graph at each scale; the first through ``flowehr run`` in ``local``."""
@@ -131,6 +152,7 @@ def runs() -> Iterator[list[ScaleRun]]:
                     success = summary.success
                 known, scan = scan_lake(settings)
                 done.append(ScaleRun(scale, data_dir, settings, known, scan, success, output, key))
+        _write_summary(done)
         yield done
     finally:
         shutil.rmtree(base, ignore_errors=True)
