@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
+from flowehr_pipelines.processes import process_alive
 from resources.delta_store import DeltaTableStore
 
 if TYPE_CHECKING:
@@ -127,29 +127,6 @@ class SourceLock:
             f"held for {format_duration(self.age(now))}, "
             f"last heartbeat {format_duration(self.silence(now))} ago"
         )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host and is not a zombie.
-
-    A zombie has exited (only its exit status waits for its parent), so it holds
-    nothing. Signal 0 checks existence without touching the process; a permission
-    error means it exists under another user.
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs (macOS): existence is all we can tell
-    # The state letter follows the parenthesised command name, which may hold spaces.
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def format_duration(delta: timedelta) -> str:

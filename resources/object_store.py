@@ -21,6 +21,8 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from flowehr_pipelines.processes import process_alive
+
 
 class ObjectStore(dg.ConfigurableResource, ABC):
     """Keys are ``/``-separated paths relative to the store's root."""
@@ -55,18 +57,8 @@ def _remove_orphaned_temp_files(path: Path) -> None:
     """
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalObjectStore(ObjectStore):
