@@ -55,7 +55,8 @@ class RunSummary:
     success: bool
     assets: list[AssetOutcome] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
-    report_paths: list[str] = field(default_factory=list)
+    report_paths: list[str] = field(default_factory=list)  # the first few of each asset
+    report_count: int = 0
     failures: list[str] = field(default_factory=list)
     extra_run_ids: list[str] = field(default_factory=list)  # report partition runs
 
@@ -229,6 +230,9 @@ def _collect(
         seconds = timings.get(event.step_key) if event.step_key else None
         summary.assets.append(AssetOutcome(key, rows, metadata, seconds))
         summary.report_paths.extend(metadata.get("report_paths") or [])
+        summary.report_count += int(metadata.get("reports_written") or 0) + int(
+            metadata.get("reports_already_present") or 0
+        )
     for evaluation in result.get_asset_check_evaluations():
         summary.checks.append(
             CheckOutcome(
@@ -265,9 +269,12 @@ def format_summary(summary: RunSummary) -> str:
             status = "PASS" if check.passed else f"FAIL ({check.severity})"
             lines.append(f"  {status:<12} {check.asset} {check.name}")
     if summary.report_paths:
+        total = max(summary.report_count, len(summary.report_paths))
         lines.append("")
-        lines.append(f"reports ({len(summary.report_paths)}):")
+        lines.append(f"reports ({total:,}):")
         lines.extend(f"  {path}" for path in summary.report_paths)
+        if total > len(summary.report_paths):
+            lines.append(f"  ... and {total - len(summary.report_paths):,} more")
     if summary.failures:
         lines.append("")
         lines.append("failures:")

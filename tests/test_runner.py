@@ -72,3 +72,16 @@ def test_silver_run_starts_spark_and_bronze_run_only_great_expectations(all_asse
     definitions, job = all_assets
     assert slow_dependencies(definitions, _subset(job, "silver")) >= {"spark"}
     assert slow_dependencies(definitions, _subset(job, "bronze")) == {"great_expectations"}
+
+
+def test_summary_counts_every_report_but_lists_only_the_paths_the_metadata_carries() -> None:
+    summary = RunSummary(
+        run_id="r1",
+        success=True,
+        report_paths=["/lake/reports/a.csv", "/lake/reports/b.csv"],
+        report_count=2_975,
+    )
+    text = format_summary(summary)
+    assert "reports (2,975):" in text
+    assert "/lake/reports/b.csv" in text
+    assert "... and 2,973 more" in text

@@ -18,6 +18,7 @@ from assets.reports import (
     CLIENT_PARTITIONS,
     COMPLETED_BATCH_REPORT,
     COMPLETED_COMMS_REPORT,
+    LISTED_REPORT_PATHS,
     RANGE_END_TAG,
     RANGE_START_TAG,
     build_defs,
@@ -28,6 +29,7 @@ from assets.reports import (
     parse_comms_partition_key,
     plan_batch_reports,
     plan_comms_reports,
+    report_metadata,
 )
 from flowehr_pipelines.config import Settings, load_settings
 from tests.assets.reporting_world import Lake, item, lines, plan
@@ -322,3 +324,15 @@ def test_comms_partition_keys_round_trip():
     assert str(key) == "client-a|2026-04-05"
     assert parse_comms_partition_key(key) == ("client-a", YESTERDAY)
     assert parse_comms_partition_key("client-a|2026-04-05") == ("client-a", YESTERDAY)
+
+
+def test_report_metadata_stays_bounded_however_many_reports_a_run_writes(lake: Lake) -> None:
+    # Every partition of a single-run backfill carries this metadata: it must not list all.
+    keys = [f"reports/completed_batch_report/c/r{i}/ref{i}/report.csv" for i in range(60)]
+    for key in keys:
+        lake.objects.write_bytes(key, b"requestitemid,status\nx,DELIVERED\n")
+    metadata = report_metadata(lake.objects, keys[:45], keys[45:], batches=60)
+    assert metadata["reports_written"] == 45 and metadata["reports_already_present"] == 15
+    listed = [lake.objects.uri(k) for k in keys[:LISTED_REPORT_PATHS]]
+    assert metadata["report_paths"].value == listed
+    assert metadata["report_paths_not_listed"] == 60 - LISTED_REPORT_PATHS
