@@ -27,6 +27,7 @@ REPORTING_RATIO_MAX = 1.0
 CHANGELOG_RATIO_MAX = 0.05
 WINDOW_RATIO_MAX = 1.5
 PEAK_MEMORY_MAX_GIB = 8.0
+E2E_AT_S_MAX_SECONDS = 60.0
 
 
 def _seconds(summary: dict[str, Any] | None) -> str:
@@ -50,6 +51,13 @@ def _verdict(value: float | None, limit: float) -> str:
 def _targets(results: list[dict[str, Any]], windows: dict[str, Any] | None) -> list[str]:
     by_scale = {r["scale"]: r for r in results}
     lines = ["| target | measured | verdict |", "|---|---|---|"]
+    e2e_s = by_scale.get("S", {}).get("e2e")
+    seconds = e2e_s["median_seconds"] if e2e_s else None
+    lines.append(
+        f"| e2e `flowehr run` at S <= {E2E_AT_S_MAX_SECONDS:.0f} s "
+        f"| {f'{seconds:.1f} s' if seconds is not None else '-'} "
+        f"| {_verdict(seconds, E2E_AT_S_MAX_SECONDS)} |"
+    )
     for scale in ("S", "M"):
         reporting = by_scale.get(scale, {}).get("reporting")
         ratio = reporting["ratio"] if reporting else None
