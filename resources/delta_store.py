@@ -375,7 +375,7 @@ class DeltaTableStore(dg.ConfigurableResource):
         Returns:
             True when this write committed, False when another writer got there first.
         """
-        options = self._cas_options()
+        options = self.storage.options()  # on S3: put-if-absent log commits
         once = CommitProperties(max_commit_retries=0)
         try:
             if expected_version is None:
@@ -405,13 +405,6 @@ class DeltaTableStore(dg.ConfigurableResource):
                 return False  # created by a concurrent writer
             raise
         return True
-
-    def _cas_options(self) -> dict[str, str]:
-        options = dict(self.storage.options())
-        if self.storage.provider == "s3":
-            # Put-if-absent log commits; delta-rs 1.x defaults to it, but say so explicitly.
-            options["conditional_put"] = "etag"
-        return options
 
     def sync(self, table: TablePath, data: pa.Table, *, keys: Sequence[str]) -> dict[str, int]:
         """Make a table hold exactly ``data``, rewriting only rows that changed.
