@@ -48,42 +48,64 @@ def _verdict(value: float | None, limit: float) -> str:
     return "met" if value <= limit else "missed"
 
 
+def _target_row(target: str, shown: str, value: float | None, limit: float) -> str:
+    """One row of the targets table: what is held to a limit, what was measured, verdict."""
+    return f"| {target} | {shown if value is not None else '-'} | {_verdict(value, limit)} |"
+
+
 def _targets(results: list[dict[str, Any]], windows: dict[str, Any] | None) -> list[str]:
     by_scale = {r["scale"]: r for r in results}
     lines = ["| target | measured | verdict |", "|---|---|---|"]
     e2e_s = by_scale.get("S", {}).get("e2e")
     seconds = e2e_s["median_seconds"] if e2e_s else None
     lines.append(
-        f"| e2e `flowehr run` at S <= {E2E_AT_S_MAX_SECONDS:.0f} s "
-        f"| {f'{seconds:.1f} s' if seconds is not None else '-'} "
-        f"| {_verdict(seconds, E2E_AT_S_MAX_SECONDS)} |"
+        _target_row(
+            f"e2e `flowehr run` at S <= {E2E_AT_S_MAX_SECONDS:.0f} s",
+            f"{seconds:.1f} s" if seconds is not None else "",
+            seconds,
+            E2E_AT_S_MAX_SECONDS,
+        )
     )
     for scale in ("S", "M"):
         reporting = by_scale.get(scale, {}).get("reporting")
         ratio = reporting["ratio"] if reporting else None
         lines.append(
-            f"| reporting cycle at {scale}: product / DuckDB peer <= {REPORTING_RATIO_MAX} "
-            f"| {ratio if ratio is not None else '-'} | {_verdict(ratio, REPORTING_RATIO_MAX)} |"
+            _target_row(
+                f"reporting cycle at {scale}: product / DuckDB peer <= {REPORTING_RATIO_MAX}",
+                str(ratio),
+                ratio,
+                REPORTING_RATIO_MAX,
+            )
         )
     for scale in ("S", "M"):
         changelog = by_scale.get(scale, {}).get("changelog")
         ratio = changelog["ratio"] if changelog else None
         lines.append(
-            f"| 1% changelog load at {scale} <= {CHANGELOG_RATIO_MAX:.0%} of the bulk load "
-            f"| {ratio if ratio is not None else '-'} | {_verdict(ratio, CHANGELOG_RATIO_MAX)} |"
+            _target_row(
+                f"1% changelog load at {scale} <= {CHANGELOG_RATIO_MAX:.0%} of the bulk load",
+                str(ratio),
+                ratio,
+                CHANGELOG_RATIO_MAX,
+            )
         )
     window_ratio = windows.get("ratio_longest_to_shortest") if windows else None
     lines.append(
-        f"| incremental cycle with 365 days of history <= {WINDOW_RATIO_MAX}x the 7-day one "
-        f"| {window_ratio if window_ratio is not None else '-'} "
-        f"| {_verdict(window_ratio, WINDOW_RATIO_MAX)} |"
+        _target_row(
+            f"incremental cycle with 365 days of history <= {WINDOW_RATIO_MAX}x the 7-day one",
+            str(window_ratio),
+            window_ratio,
+            WINDOW_RATIO_MAX,
+        )
     )
     e2e = by_scale.get("M", {}).get("e2e")
     peak = e2e["median_peak_rss_mb"] / 1024 if e2e and e2e.get("median_peak_rss_mb") else None
     lines.append(
-        f"| peak memory of `flowehr run` at M <= {PEAK_MEMORY_MAX_GIB:.0f} GiB "
-        f"| {f'{peak:.2f} GiB' if peak is not None else '-'} "
-        f"| {_verdict(peak, PEAK_MEMORY_MAX_GIB)} |"
+        _target_row(
+            f"peak memory of `flowehr run` at M <= {PEAK_MEMORY_MAX_GIB:.0f} GiB",
+            f"{peak:.2f} GiB" if peak is not None else "",
+            peak,
+            PEAK_MEMORY_MAX_GIB,
+        )
     )
     return lines
 
