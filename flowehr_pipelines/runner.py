@@ -124,7 +124,7 @@ def run_assets(
     return summary
 
 
-def slow_dependencies(defs: dg.Definitions, job: dg.JobDefinition) -> set[str]:
+def slow_dependencies(job: dg.JobDefinition) -> set[str]:
     """Which slow one-off dependencies the job's steps use: ``spark``, ``great_expectations``."""
     from assets.quality_checks import GX_CHECK_NAMES
 
@@ -146,7 +146,7 @@ def start_slow_dependencies(defs: dg.Definitions, job: dg.JobDefinition) -> set[
     from assets.quality_checks import import_great_expectations_in_background
     from resources.spark import SparkResource
 
-    needed = slow_dependencies(defs, job)
+    needed = slow_dependencies(job)
     spark = (defs.resources or {}).get("spark")
     if "spark" in needed and not isinstance(spark, SparkResource):
         needed.discard("spark")  # Spark runs elsewhere (Databricks) or not at all

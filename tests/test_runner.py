@@ -59,19 +59,19 @@ def _subset(job: dg.JobDefinition, group: str) -> dg.JobDefinition:
 
 
 def test_full_run_starts_spark_and_great_expectations_early(all_assets) -> None:
-    definitions, job = all_assets
-    assert slow_dependencies(definitions, job) == {"spark", "great_expectations"}
+    _, job = all_assets
+    assert slow_dependencies(job) == {"spark", "great_expectations"}
 
 
 def test_reporting_only_run_starts_neither_spark_nor_great_expectations(all_assets) -> None:
-    definitions, job = all_assets
-    assert slow_dependencies(definitions, _subset(job, "reporting")) == set()
+    _, job = all_assets
+    assert slow_dependencies(_subset(job, "reporting")) == set()
 
 
 def test_silver_run_starts_spark_and_bronze_run_only_great_expectations(all_assets) -> None:
-    definitions, job = all_assets
-    assert slow_dependencies(definitions, _subset(job, "silver")) >= {"spark"}
-    assert slow_dependencies(definitions, _subset(job, "bronze")) == {"great_expectations"}
+    _, job = all_assets
+    assert slow_dependencies(_subset(job, "silver")) >= {"spark"}
+    assert slow_dependencies(_subset(job, "bronze")) == {"great_expectations"}
 
 
 def test_summary_counts_every_report_but_lists_only_the_paths_the_metadata_carries() -> None:
