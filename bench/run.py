@@ -279,7 +279,7 @@ def _ingest_in_process(data_dir: Path) -> None:
     """Land pending CDC files into bronze (the untimed step before an incremental cycle)."""
     import logging
 
-    from assets.reporting import ingest_landing_files
+    from assets.cdc_ingestion import ingest_landing_files
     from flowehr_pipelines.config import load_settings
     from resources import build_delta_store, build_object_store
 

@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from assets.cdc_ingestion import pending_landing_keys
 from assets.housekeeping import HOUSEKEEPING_LOG
-from assets.reporting import pending_landing_keys
 from assets.reports import (
     COMPLETED_BATCH_REPORT,
     COMPLETED_COMMS_REPORT,

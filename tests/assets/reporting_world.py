@@ -17,10 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from assets.cdc_ingestion import LANDING_PREFIX, IngestStats, ingest_landing_files
 from assets.reporting import (
-    LANDING_PREFIX,
-    IngestStats,
-    ingest_landing_files,
     refresh_aggregation,
     refresh_projection,
     staging_key,

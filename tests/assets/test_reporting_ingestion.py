@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from assets.reporting import (
+from assets.cdc_ingestion import (
     QUARANTINE,
     TRANSACTION_HISTORY,
     landing_marker,

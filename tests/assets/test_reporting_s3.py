@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from assets.reporting import pending_landing_keys
+from assets.cdc_ingestion import pending_landing_keys
 from assets.reports import completed_comms_report_key, write_completed_comms_reports
 from flowehr_pipelines.reporting_automation import evaluate_landing
 from resources.delta_store import DeltaTableStore, S3Storage

@@ -38,7 +38,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import Field
 
-from assets.reporting import QUARANTINE, TRANSACTION_HISTORY, transaction_history
+from assets.cdc_ingestion import QUARANTINE, TRANSACTION_HISTORY, transaction_history
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
@@ -671,7 +671,7 @@ def test_accepted_odd_input_keeps_its_values_intact(ingested: Ingested) -> None:
 def test_vanished_file_is_not_marked_so_it_is_ingested_when_it_returns(
     ingested: Ingested,
 ) -> None:
-    from assets.reporting import pending_landing_keys
+    from assets.cdc_ingestion import pending_landing_keys
 
     case = next(c for c in CASES if c.id == "cdc_vanished_file")
     assert not (ingested.lake / landing_key(case)).exists()
