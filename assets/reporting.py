@@ -195,11 +195,16 @@ def refresh_projection(
     )
     # Column names only: a schema check costs nothing at any scale.
     refuse_identifiers(projected, destination="/".join(target), values=False)
+    partition_by = [spec.partition_by] if spec.partition_by else None
+    if partition_by:
+        # A table an earlier version wrote unpartitioned is laid out anew, once.
+        delta.repartition(target, partition_by)
     metrics = delta.merge_with_clauses(
         target,
         projected,
         keys=[spec.key],
         matched=projection_merge_clauses(spec, projected.column_names),
+        partition_by=partition_by,
         # Nothing new taken in: leave the markers (and the table) as they are.
         markers=None if since == source_version else _markers(source_version, start, window_days),
     )
@@ -247,10 +252,8 @@ def refresh_aggregation(
     start = window_start(as_of, window_days)
     source_path = staging_key(spec.source).path
     source_version = delta.version(source_path)
-    if (
-        source_version is not None
-        and taken_in_version(delta, target, start, window_days) == source_version
-    ):
+    since = taken_in_version(delta, target, start, window_days)
+    if source_version is not None and since == source_version:
         # The projection has not changed since this table took it in, and a window
         # that only moved forward drops groups without changing the others.
         return {
@@ -261,13 +264,18 @@ def refresh_aggregation(
             "rows_inserted": 0,
             "rows_updated": 0,
         }
-    # Files whose statistics rule the window out are not even opened.
-    source = delta.dataset(
-        source_path, where=[(spec.window_column, ">=", start)], version=source_version
-    )
+    # Files whose statistics rule the window out are not even opened; after a cycle
+    # that changed a few days of the projection, only those days are read again.
+    where: list[tuple[str, str, Any]] = [(spec.window_column, ">=", start)]
+    changed = None
+    if since is not None and source_version is not None and since < source_version:
+        changed = changed_partition_values(delta, source_path, spec.window_column, since)
+    if changed is not None:
+        where.append((spec.window_column, "in", sorted(d for d in changed if d is not None)))
+    source = delta.dataset(source_path, where=where, version=source_version)
     summary = run_sql(spec.table, {spec.source: source}, {"window_start_date": start})
     refuse_identifiers(summary, destination=spec.table, values=False)
-    changed = " OR ".join(
+    acts = " OR ".join(
         [f"s.`{n}` > t.`{n}`" for n in spec.totals]
         + [f"s.`{n}` IS DISTINCT FROM t.`{n}`" for n in spec.current]
     )
@@ -275,18 +283,53 @@ def refresh_aggregation(
         staging_key(spec.table).path,
         summary,
         keys=list(spec.dimensions),
-        matched=[(changed, spec.updates())],
+        matched=[(acts, spec.updates())],
         null_safe_keys=True,
         markers=_markers(source_version, start, window_days),
     )
     return {
         "window_start": start.isoformat(),
-        "incremental_after_source_version": -1,
+        "incremental_after_source_version": -1 if changed is None else since,
         "source_rows_in_window": source.count_rows(filter=pc.field(spec.window_column) >= start),
         "groups_in_window": summary.num_rows,
         "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
         "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
     }
+
+
+def changed_partition_values(
+    delta: DeltaTableStore, table: TablePath, column: str, since: int
+) -> set[Any] | None:
+    """The values of ``column`` whose partitions changed after version ``since``.
+
+    Every group of a pass-2 aggregation lies within one created date, so only the
+    groups of these dates can differ from what the aggregation took in at ``since``.
+    A partition changed if a file was added to it or removed from it. None when that
+    cannot be told: the table is not partitioned by ``column``, or the log of
+    ``since`` is gone.
+    """
+    current = delta.table(table)
+    if list(current.metadata().partition_columns) != [column]:
+        return None
+    try:
+        earlier = delta.table(table, version=since)
+    except DeltaError:
+        return None
+    if list(earlier.metadata().partition_columns) != [column]:
+        return None
+
+    def files(dt: Any) -> dict[str, Any]:
+        actions = dt.get_add_actions(flatten=True)
+        return dict(
+            zip(
+                actions.column("path").to_pylist(),
+                actions.column(f"partition.{column}").to_pylist(),
+                strict=True,
+            )
+        )
+
+    now, then = files(current), files(earlier)
+    return {now[p] for p in now.keys() - then.keys()} | {then[p] for p in then.keys() - now.keys()}
 
 
 def build_projection_defs(*, spec: ProjectionSpec, settings: Settings) -> dg.Definitions:

@@ -11,7 +11,8 @@ their Dagster asset key (``["bronze", "ehr", "patients"]``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -245,6 +246,31 @@ class DeltaTableStore(dg.ConfigurableResource):
             storage_options=self.storage.options(),
         )
         return self.table(table).version()
+
+    def repartition(self, table: TablePath, partition_by: list[str]) -> bool:
+        """Lay an existing table out partitioned by these columns, if it is not already.
+
+        One overwrite commit with the same rows (earlier versions stay readable, and
+        app-transaction markers carry over). A missing table is left alone.
+
+        Returns:
+            Whether the table was rewritten.
+        """
+        if not self.exists(table):
+            return False
+        dt = self.table(table)
+        if list(dt.metadata().partition_columns) == list(partition_by):
+            return False
+        data = dt.to_pyarrow_table(filesystem=self.storage.filesystem(self.uri(table)))
+        write_deltalake(
+            dt,
+            data,
+            mode="overwrite",
+            partition_by=partition_by,
+            schema_mode="overwrite",
+            storage_options=self.storage.options(),
+        )
+        return True
 
     def applied_version(self, table: TablePath, app_id: str) -> int | None:
         """The last version recorded for ``app_id`` by an idempotent write, if any."""
@@ -573,14 +599,29 @@ class DeltaTableStore(dg.ConfigurableResource):
             }
         dt = self.table(table)
         source_rows = data.num_rows
-        data = _rows_that_act(
-            dt,
-            data,
-            self.storage.filesystem(self.uri(table)),
-            keys=keys,
-            conditions=[condition for condition, _ in matched],
-            null_safe_keys=null_safe_keys,
-        )
+        filesystem = self.storage.filesystem(self.uri(table))
+        conditions = [condition for condition, _ in matched]
+        column = _partition_column(dt, data, keys)
+        scope: list[Any] | None = None
+        if column is None:
+            data = _rows_that_act(
+                dt,
+                data,
+                filesystem,
+                keys=keys,
+                conditions=conditions,
+                null_safe_keys=null_safe_keys,
+            )
+        else:
+            data, scope = _rows_that_act_in_partitions(
+                dt,
+                data,
+                filesystem,
+                keys=keys,
+                conditions=conditions,
+                null_safe_keys=null_safe_keys,
+                column=column,
+            )
         if data.num_rows == 0:
             # Nothing to insert or update: no scan of the target's files, and no commit
             # unless there are new markers to record.
@@ -596,6 +637,27 @@ class DeltaTableStore(dg.ConfigurableResource):
             }
         op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
         predicate = " AND ".join(f"(t.`{k}` {op} s.`{k}`)" for k in keys)
+        if column is not None and scope is not None:
+            if not scope:
+                # Every acting row is a new key: an append, and no stored file is rewritten.
+                write_deltalake(
+                    dt,
+                    data,
+                    mode="append",
+                    schema_mode="merge",
+                    storage_options=self.storage.options(),
+                    commit_properties=properties,
+                )
+                return {
+                    "num_source_rows": source_rows,
+                    "num_target_rows_inserted": data.num_rows,
+                    "num_target_rows_updated": 0,
+                    "num_target_rows_deleted": 0,
+                }
+            # Only the partitions holding the rows to update are scanned and rewritten.
+            within = _partition_predicate(column, scope)
+            if within is not None:
+                predicate = f"{predicate} AND ({within})"
         merger = dt.merge(
             data,
             predicate,
@@ -694,6 +756,7 @@ def _without_statistics_guarantees(
     filesystem: pa_fs.FileSystem,
     *,
     skip: set[str] | frozenset[str] = frozenset(),
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> pa_ds.FileSystemDataset:
     """The same files, each guaranteed only its partition values.
 
@@ -703,7 +766,8 @@ def _without_statistics_guarantees(
     matching (string, string_view)"). The files are already pruned by statistics when
     the dataset is built, and Parquet row-group statistics still apply in the scan, so
     only the partition values (which supply the partition columns) are kept. Files
-    whose path is in ``skip`` are left out.
+    whose path is in ``skip`` are left out, and with ``keep``, so are those whose
+    partition values (column -> typed value, None for the null partition) it refuses.
     """
     columns = dt.metadata().partition_columns
     schema = dataset.schema
@@ -720,6 +784,8 @@ def _without_statistics_guarantees(
     fragments = []
     for fragment in dataset.get_fragments():
         if unquote(fragment.path) in skip:
+            continue
+        if keep is not None and not keep(values.get(unquote(fragment.path), {})):
             continue
         guarantee = None
         for c, value in values.get(unquote(fragment.path), {}).items():
@@ -791,6 +857,122 @@ def _rows_that_act(
     finally:
         connection.close()
     return data.take(rows.sort_by("__row").column("__row"))
+
+
+def _partition_column(dt: DeltaTable, data: pa.Table, keys: Sequence[str]) -> str | None:
+    """The table's one partition column, when the incoming rows carry it and it is no key.
+
+    Such a MERGE can be confined to the partitions that hold the rows it updates.
+    """
+    columns = dt.metadata().partition_columns
+    if len(columns) != 1 or columns[0] in keys or columns[0] not in data.column_names:
+        return None
+    return str(columns[0])
+
+
+def _rows_that_act_in_partitions(
+    dt: DeltaTable,
+    data: pa.Table,
+    filesystem: pa_fs.FileSystem,
+    *,
+    keys: Sequence[str],
+    conditions: Sequence[str | None],
+    null_safe_keys: bool,
+    column: str,
+) -> tuple[pa.Table, list[Any] | None]:
+    """``_rows_that_act`` on a partitioned table, and the partitions a MERGE must scan.
+
+    Where each incoming key is stored comes from the key and partition columns of the
+    whole table (the partition column costs nothing: it is in the file paths), so a row
+    whose partition value changes is still found where it is; the condition columns are
+    then read only from the partitions that hold incoming keys. Returns the rows that
+    act and the stored partition values of those that update (empty: only inserts), or
+    None for the partitions when every partition must be scanned.
+    """
+    if data.num_rows == 0:
+        return data, []
+    if any(c is None for c in conditions):
+        return data, None
+    wanted = list(
+        dict.fromkeys([*keys, *_TARGET_COLUMN.findall(" ".join(c or "" for c in conditions))])
+    )
+    target_columns = set(dt.schema().to_arrow().names)
+    if not set(wanted) <= target_columns or not set(keys) <= set(data.column_names):
+        return data, None
+    op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
+    on = " AND ".join(f's."{k}" {op} t."{k}"' for k in keys)
+    acts = " OR ".join(f"({c})".replace("`", '"') for c in conditions if c)
+    columns = ", ".join(f'"{c}"' for c in wanted)
+    part = f'"{column}"'
+    indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+    everything = _without_statistics_guarantees(
+        dt, dt.to_pyarrow_dataset(filesystem=filesystem), filesystem
+    )
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.register("s", indexed.select([*keys, "__row"]))
+        connection.register(
+            "stored", everything.to_table(columns=list(dict.fromkeys([*keys, column])))
+        )
+        holding = connection.sql(
+            f"SELECT DISTINCT t.{part} AS p FROM s JOIN stored AS t ON {on}"
+        ).to_arrow_table()
+        touched = set(holding.column("p").to_pylist())
+        if touched:
+            subset = _without_statistics_guarantees(
+                dt,
+                dt.to_pyarrow_dataset(filesystem=filesystem),
+                filesystem,
+                keep=lambda values: values.get(column) in touched,
+            )
+            target = subset.to_table(columns=list(dict.fromkeys([*wanted, column])))
+        else:
+            schema = everything.schema
+            target = pa.schema(
+                [schema.field(c) for c in dict.fromkeys([*wanted, column])]
+            ).empty_table()
+        connection.register("s", indexed)
+        connection.register("target", target)
+        rows = connection.sql(
+            f"SELECT DISTINCT s.__row, t.__part, t.__matched IS NOT NULL AS __updates "
+            f"FROM s LEFT JOIN "
+            f"(SELECT {columns}, {part} AS __part, TRUE AS __matched FROM target) AS t ON {on} "
+            f"WHERE t.__matched IS NULL OR {acts or 'FALSE'}"
+        ).to_arrow_table()
+    except duckdb.Error:
+        return data, None  # a condition DuckDB cannot evaluate: the MERGE decides every row
+    finally:
+        connection.close()
+    acting = data.take(rows.sort_by("__row").column("__row"))
+    updating = rows.filter(rows.column("__updates")).column("__part").to_pylist()
+    return acting, list(dict.fromkeys(updating))
+
+
+def _partition_predicate(column: str, values: list[Any]) -> str | None:
+    """``t.<column>`` within these partition values, as delta-rs SQL; None when a value
+    has no literal form here (then the MERGE scans every partition)."""
+    literals = []
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return None
+        if isinstance(value, date):
+            literals.append(f"DATE '{value.isoformat()}'")
+        elif isinstance(value, bool):
+            return None
+        elif isinstance(value, int):
+            literals.append(str(value))
+        elif isinstance(value, str):
+            literals.append("'" + value.replace("'", "''") + "'")
+        else:
+            return None
+    field = f"t.`{column}`"
+    terms = [f"{field} IN ({', '.join(literals)})"] if literals else []
+    if None in values:
+        terms.append(f"{field} IS NULL")
+    return " OR ".join(terms)
 
 
 def _any_of(conditions: Sequence[str]) -> str:

@@ -51,6 +51,9 @@ class ProjectionSpec:
             replaced by its keyed hash.
         local_dates: (UTC timestamp column, local date column) pairs to add.
         description: one sentence for the Dagster UI.
+        partition_by: the column the table is partitioned by, if any: a local date
+            of the entity's creation, so that a cycle's updates (which concern recent
+            entities) rewrite a few small files instead of the whole table.
     """
 
     table: str
@@ -59,6 +62,7 @@ class ProjectionSpec:
     description: str
     hashed: tuple[tuple[str, str], ...] = ()
     local_dates: tuple[tuple[str, str], ...] = ()
+    partition_by: str | None = None
 
     def date_dimensions(self) -> tuple[str, ...]:
         """Local dates derived from a dimension are dimensions too."""
@@ -122,6 +126,7 @@ REQUEST_ITEM_STATUS = ProjectionSpec(
     hashed=(("nhsnumber", "nhsnumberhash"),),
     local_dates=(("createdtime", "createddate"), ("completedtime", "completeddate")),
     description="Latest status of every request item changed in the projection window (pass 1).",
+    partition_by="createddate",
 )
 REQUEST_ITEM_PLAN_STATUS = ProjectionSpec(
     table="request_item_plan_status",
@@ -146,6 +151,7 @@ REQUEST_ITEM_PLAN_STATUS = ProjectionSpec(
         "Latest status of every request item plan (one channel of an item) changed in the "
         "projection window (pass 1)."
     ),
+    partition_by="createddate",
 )
 CLIENT_LATEST_NAME = ProjectionSpec(
     table="client_latest_name",
