@@ -8,16 +8,24 @@ source never overlap whoever launched them: the schedule, the sensor or a user.
 
 Each table goes to ``bronze/<source>/<table>``: a bulk load the first time, then
 changelog loads of the rows whose ``change_seq`` exceeds the stored changelog number,
-in bounded keyset batches merged by primary key (the newer ``change_seq`` wins; deletes
-arrive as tombstone rows and are kept, flagged, so silver can remove them). A load
-reads up to the source's newest change number *when it starts*: rows changed during
-the load wait for the next one, which also keeps a bulk load's batches disjoint.
+in bounded keyset batches. A load reads up to the source's newest change number *when
+it starts* (its head): rows changed during the load wait for the next one, which also
+keeps a bulk load's batches disjoint.
+
+Bronze is merge-on-read (``flowehr_pipelines.bronze_view``): a changelog batch is
+APPENDED, each row stamped with its load's head, and a key's current rows are those
+of its newest load; deletes arrive as tombstone rows and are kept, flagged, so silver
+can remove them. A copy-on-write MERGE would rewrite every file that 1% of changed
+rows touch, i.e. the whole table, so appending is what makes a load cost what changed.
+Rows whose ``(key, change_seq)`` bronze already holds are dropped before the append,
+so a replayed batch or a ``clear-state`` re-pull adds nothing. The load folds a table
+back to one row per key once superseded rows pass a fifth of it.
 
 The changelog number advances only after a batch's bronze commit, so a load that dies
-mid-way repeats at most one batch (the MERGE absorbs it) and never skips one.
+mid-way repeats at most one batch (which then appends nothing) and never skips one.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,13 +34,15 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from deltalake import DeltaTable, write_deltalake
 
 from assets import quality_checks
 from assets.metadata import delta_table_metadata
+from flowehr_pipelines.bronze_view import COMPACT_SUPERSEDED_SHARE, LOAD_COLUMN, compact
 from flowehr_pipelines.config import DataSourceConnection, EhrSettings, Settings, SourceTable
 from flowehr_pipelines.etl_lock import EtlLockStore, LockOwner
 from flowehr_pipelines.etl_state import EtlStateStore
-from resources.delta_store import DeltaTableStore
+from resources.delta_store import DeltaTableStore, TablePath
 from resources.sql_source import SqlSourceResource, arrow_schema
 from transforms.quality import duplicate_key_count
 
@@ -135,10 +145,11 @@ def typed_rows(
 def newest_per_key(batch: pa.Table, table: SourceTable) -> tuple[pa.Table, pa.Table]:
     """The newest row of each key, and older copies of a repeated key as quarantine rows.
 
-    A MERGE fails when two source rows match one target row, so a source that repeats a
-    primary key (no key constraint) would stop the changelog load of every table.
+    Rows of one load are all current, so a changelog batch that repeats a key (a source
+    without a key constraint) would make both copies current and undo the change: the
+    newest copy is the change, the older ones go to quarantine with a reason.
     """
-    if batch.num_rows < 2 or not duplicate_key_count(batch, list(table.primary_key)):
+    if batch.num_rows < 2 or _distinct_keys(batch, table.primary_key) == batch.num_rows:
         return batch, LOAD_QUARANTINE_SCHEMA.empty_table()
     keep: dict[tuple[Any, ...], int] = {}
     rows = batch.to_pylist()
@@ -159,6 +170,13 @@ def newest_per_key(batch: pa.Table, table: SourceTable) -> tuple[pa.Table, pa.Ta
     return batch.take(kept), pa.Table.from_pylist(older, schema=LOAD_QUARANTINE_SCHEMA)
 
 
+def _distinct_keys(batch: pa.Table, keys: Sequence[str]) -> int:
+    """How many different keys a batch holds (NULL counts as one key)."""
+    if len(keys) == 1:
+        return int(pc.count_distinct(batch[keys[0]], mode="all").as_py())
+    return batch.num_rows - duplicate_key_count(batch, list(keys))
+
+
 def read_change_batch(
     source: SqlSourceResource,
     table: sa.Table,
@@ -168,6 +186,7 @@ def read_change_batch(
     upto: int,
     limit: int,
     spec: SourceTable | None = None,
+    connection: sa.Connection | None = None,
 ) -> ChangeBatch:
     """Rows with ``after < change <= upto``, oldest first, at most ``limit``.
 
@@ -176,14 +195,39 @@ def read_change_batch(
     """
     change = table.c[change_column]
     query = sa.select(table).where(change > after, change <= upto).order_by(change).limit(limit)
-    with source.connect() as connection:
-        rows = [dict(row) for row in connection.execute(query).mappings().all()]
+    with source.using(connection) as connected:
+        result = connected.execute(query)
+        names = list(result.keys())
+        tuples = result.all()
+    schema = arrow_schema(table)
+    typed = _columnar(names, tuples, schema)
+    if typed is not None:
+        changes = typed[change_column]
+        last = pc.max(changes).as_py() if changes.null_count < len(changes) else None
+        return ChangeBatch(typed, LOAD_QUARANTINE_SCHEMA.empty_table(), last)
+    rows = [dict(zip(names, row, strict=True)) for row in tuples]
     spec = spec or SourceTable(
         name=table.name, primary_key=[c.name for c in table.primary_key] or [change_column]
     )
-    good, rejected = typed_rows(rows, arrow_schema(table), table=spec)
+    good, rejected = typed_rows(rows, schema, table=spec)
     changes = [r[change_column] for r in rows if isinstance(r.get(change_column), int)]
     return ChangeBatch(good, rejected, max(changes) if changes else None)
+
+
+def _columnar(names: list[str], rows: Sequence[Any], schema: pa.Schema) -> pa.Table | None:
+    """Rows as Arrow column by column (the fast path), or None when a value does not fit
+    its column's type and the rows need checking one by one."""
+    if not rows:
+        return schema.empty_table()
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    try:
+        for field in schema:
+            values = columns[names.index(field.name)]
+            arrays.append(pa.array(values, type=field.type))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError):
+        return None
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def tombstone_count(batch: pa.Table, deleted_column: str | None) -> int:
@@ -193,6 +237,93 @@ def tombstone_count(batch: pa.Table, deleted_column: str | None) -> int:
     flags = batch[deleted_column]
     deleted = pc.fill_null(pc.not_equal(flags.cast(pa.int64()), 0), False)
     return int(pc.sum(deleted.cast(pa.int64())).as_py() or 0)
+
+
+def _bronze_schema(reflected: sa.Table) -> pa.Schema:
+    """The source table's columns plus the load column that orders loads of one key."""
+    return arrow_schema(reflected).append(pa.field(LOAD_COLUMN, pa.int64()))
+
+
+def _append(delta: DeltaTableStore, table: TablePath, data: pa.Table, target: Any = None) -> None:
+    """One append commit (to an opened snapshot when given: no second log replay)."""
+    write_deltalake(
+        target if target is not None else delta.uri(table),
+        data,
+        mode="append",
+        schema_mode="merge",
+        storage_options=delta.storage.options(),
+    )
+
+
+def _identity(data: pa.Table, columns: Sequence[str]) -> pa.ChunkedArray | pa.Array:
+    """One comparable value per row for ``columns`` (NULL-safe, so replays of a row with
+    a missing key are recognised too)."""
+    if len(columns) == 1:
+        return data[columns[0]]
+    parts = [
+        pc.fill_null(pc.binary_join_element_wise("v", data[c].cast(pa.string()), ""), "null")
+        for c in columns
+    ]
+    return pc.binary_join_element_wise(*parts, "\x1f")
+
+
+@dataclass(frozen=True)
+class NewRows:
+    """The rows of a batch bronze does not hold yet, and what appending them does."""
+
+    rows: pa.Table
+    updates: int
+    bronze_rows_after: int
+    superseded_after: int
+
+
+def unseen_rows(
+    delta: DeltaTableStore,
+    bronze: TablePath,
+    snapshot: DeltaTable,
+    batch: pa.Table,
+    table: SourceTable,
+) -> NewRows:
+    """Drop rows whose (key, change number) bronze already holds: a replayed batch adds nothing.
+
+    Reads only the key, change and load columns of bronze (a column-pruned scan, the
+    one part of a changelog load that grows with the table); the bronze rows a batch
+    can repeat have a change number at least the batch's smallest, so the anti-join
+    runs over the rows appended since then. Also counts the rows that become updates
+    (their key is in bronze) and the superseded rows after the append, which decides
+    when the table is compacted.
+    """
+    keys = list(table.primary_key)
+    change = table.change_column
+    schema_names = snapshot.schema().to_arrow().names
+    wanted = [*keys, change, *([LOAD_COLUMN] if LOAD_COLUMN in schema_names else [])]
+    filesystem = delta.storage.filesystem(delta.uri(bronze))
+    existing = snapshot.to_pyarrow_dataset(filesystem=filesystem).to_table(columns=wanted)
+    recent = existing.filter(pc.greater_equal(existing[change], pc.min(batch[change])))
+    if recent.num_rows:
+        repeated = pc.is_in(
+            _identity(batch, [*keys, change]), value_set=_identity(recent, [*keys, change])
+        )
+        batch = batch.filter(pc.invert(repeated))
+    existing_keys = _identity(existing, keys)
+    batch_keys = _identity(batch, keys)
+    updates = int(
+        pc.sum(pc.is_in(batch_keys, value_set=existing_keys).cast(pa.int64())).as_py() or 0
+    )
+    # Every superseded row's key also has a row from a load newer than the oldest one.
+    if LOAD_COLUMN in existing.column_names and existing.num_rows:
+        loads = pc.fill_null(existing[LOAD_COLUMN], -1)
+        newer = existing_keys.filter(pc.greater(loads, pc.min(loads)))
+    else:
+        newer = existing_keys.slice(0, 0)
+    touched = pc.unique(pa.chunked_array([*_chunks(newer), *_chunks(batch_keys)], batch_keys.type))
+    in_touched = pc.sum(pc.is_in(existing_keys, value_set=touched).cast(pa.int64())).as_py() or 0
+    superseded = int(in_touched) + batch.num_rows - len(touched)
+    return NewRows(batch, updates, existing.num_rows + batch.num_rows, max(superseded, 0))
+
+
+def _chunks(values: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
 def load_source_table(
@@ -207,8 +338,31 @@ def load_source_table(
     """Copy new and changed rows of one source table into bronze.
 
     The caller holds the source's lock; ``heartbeat`` is called after every batch so a
-    long load keeps its lock fresh (and stops if the lock was broken).
+    long load keeps its lock fresh (and stops if the lock was broken). Every source
+    query of the load runs on one connection.
     """
+    with source.connect() as connection:
+        return _load_source_table(
+            source_name=source_name,
+            table=table,
+            source=source,
+            delta=delta,
+            connection=connection,
+            log=log,
+            heartbeat=heartbeat,
+        )
+
+
+def _load_source_table(
+    *,
+    source_name: str,
+    table: SourceTable,
+    source: SqlSourceResource,
+    delta: DeltaTableStore,
+    connection: sa.Connection,
+    log: dg.DagsterLogManager | None,
+    heartbeat: Callable[[], None] | None,
+) -> LoadResult:
     bronze = ("bronze", source_name, table.name)
     state = EtlStateStore(delta)
     stored = state.get(source_name, table.name)
@@ -219,11 +373,12 @@ def load_source_table(
         stored = None
     after = -1 if stored is None else stored.changelog_number
     mode = "bulk" if stored is None and not table_exists else "changelog"
-    reflected = source.reflect(table.name)
-    head = source.max_change(reflected, table.change_column)
+    reflected = source.reflect(table.name, connection=connection)
+    head = source.max_change(reflected, table.change_column, connection=connection)
 
     rows_read = inserted = updated = tombstoned = batches = 0
     rows_total = 0 if stored is None else stored.rows_loaded
+    superseded_share = 0.0
     while head is not None and after < head:
         fetched = read_change_batch(
             source,
@@ -233,6 +388,7 @@ def load_source_table(
             upto=head,
             limit=table.batch_size,
             spec=table,
+            connection=connection,
         )
         if fetched.last_change is None:
             break
@@ -248,10 +404,12 @@ def load_source_table(
                     f"{'/'.join(bronze)}: {fetched.rejected.num_rows} row(s) with a value of "
                     "the wrong type set aside in load_quarantine"
                 )
+        if batch.num_rows:
+            batch = batch.append_column(LOAD_COLUMN, pa.array([head] * batch.num_rows, pa.int64()))
         if mode == "bulk" and batch.num_rows:
             # Bounded by ``head``, keyset batches of a fresh table never overlap (a row
             # changed mid-load moves above ``head``), so a plain append is exact.
-            delta.append(bronze, batch)
+            _append(delta, bronze, batch)
             inserted += batch.num_rows
         elif batch.num_rows:
             batch, superseded = newest_per_key(batch, table)
@@ -261,14 +419,13 @@ def load_source_table(
                     superseded,
                     keys=["record_key", "change_seq"],
                 )
-            metrics = delta.merge(
-                bronze,
-                batch,
-                keys=table.primary_key,
-                matched_condition=f"s.`{table.change_column}` > t.`{table.change_column}`",
-            )
-            inserted += int(metrics.get("num_target_rows_inserted", 0))
-            updated += int(metrics.get("num_target_rows_updated", 0))
+            snapshot = delta.table(bronze)
+            new = unseen_rows(delta, bronze, snapshot, batch, table)
+            if new.rows.num_rows:
+                _append(delta, bronze, new.rows, snapshot)
+            inserted += new.rows.num_rows - new.updates
+            updated += new.updates
+            superseded_share = new.superseded_after / max(new.bronze_rows_after, 1)
         after = fetched.last_change
         rows_read += batch.num_rows
         rows_total += batch.num_rows
@@ -285,9 +442,17 @@ def load_source_table(
             log.info(f"{'/'.join(bronze)}: batch {batches}, {rows_read} rows, changelog {after}")
         if heartbeat is not None:
             heartbeat()
+    if superseded_share >= COMPACT_SUPERSEDED_SHARE:
+        # Under the source's lock, so no load of this table races the rewrite.
+        compaction = compact(delta, bronze, table.primary_key)
+        if log and compaction.committed:
+            log.info(
+                f"{'/'.join(bronze)}: compacted to its current rows, "
+                f"{compaction.rows_removed} superseded row(s) removed"
+            )
     if not delta.exists(bronze):
         # An empty source table still gets a (typed, empty) bronze table downstream can read.
-        delta.append(bronze, arrow_schema(reflected).empty_table())
+        _append(delta, bronze, _bronze_schema(reflected).empty_table())
     return LoadResult(
         mode=mode,
         rows_read=rows_read,
@@ -297,7 +462,9 @@ def load_source_table(
         changelog_before=None if stored is None else stored.changelog_number,
         changelog_after=after if after >= 0 else None,
         rows_tombstoned=tombstoned,
-        source_changelog_number=source.max_change(reflected, table.change_column),
+        source_changelog_number=source.max_change(
+            reflected, table.change_column, connection=connection
+        ),
     )
 
 

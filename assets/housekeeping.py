@@ -18,6 +18,11 @@ The ETL coordination tables (``internal/etl_state`` and ``internal/etl_locks``) 
 commit per state change or lock heartbeat; they are compacted here too, with a log
 checkpoint and log cleanup, by ``compact_coordination_table``, which tolerates a
 concurrent load committing to them meanwhile.
+
+EHR bronze tables are appended to by changelog loads (merge-on-read): each run also
+folds every bronze source table back to its current rows (``bronze_view.compact``), one
+compare-and-swap commit a table that a concurrent load simply wins. A load compacts a
+table itself once superseded rows pass a fifth of it; this catches the rest nightly.
 """
 
 from datetime import UTC, datetime
@@ -29,6 +34,7 @@ import pyarrow as pa
 from assets.metadata import delta_table_metadata
 from assets.reporting import STAGING_KEYS
 from assets.watchdogs import WATCHDOG_METRICS
+from flowehr_pipelines.bronze_view import compact
 from flowehr_pipelines.config import Settings
 from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE
 from flowehr_pipelines.etl_state import ETL_STATE_TABLE, compact_coordination_table
@@ -79,6 +85,18 @@ def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int
     }
 
 
+def compact_bronze(delta: DeltaTableStore, settings: Settings) -> dict[str, int]:
+    """Fold each EHR bronze table to its current rows; superseded rows removed per table."""
+    removed: dict[str, int] = {}
+    for connection in settings.data_source_connections:
+        for table in connection.tables:
+            path = ("bronze", connection.name, table.name)
+            if delta.exists(path):
+                done = compact(delta, path, table.primary_key, min_share=0.0)
+                removed["/".join(path)] = done.rows_removed
+    return removed
+
+
 def build_defs(settings: Settings) -> dg.Definitions:
     """The housekeeping asset."""
     retention = settings.housekeeping.vacuum_retention_hours
@@ -118,6 +136,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 context.log_event(
                     dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
                 )
+        folded = compact_bronze(delta, settings)
         log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
         delta.append_once(HOUSEKEEPING_LOG.path, [([f"housekeeping:{context.run.run_id}"], log)])
         return dg.MaterializeResult(
@@ -131,6 +150,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
                 "stored_files_before": sum(r["stored_files_before"] for r in rows),
                 "stored_files_after": sum(r["stored_files_after"] for r in rows),
                 "by_table": dg.MetadataValue.json(by_table),
+                "bronze_superseded_rows_removed": dg.MetadataValue.json(folded),
             }
         )
 

@@ -11,6 +11,8 @@ table gets the same checks without copied code:
 
 * keys unique and not null: ERROR and blocking, so a broken key stops downstream;
 * NHS number validity in bronze: WARN, because silver quarantines invalid ones;
+  bronze checks judge each table's current rows (``flowehr_pipelines.bronze_view``), not
+  the rows later changelog loads have superseded;
 * plausible (physiological) ranges in silver: ERROR;
 * freshness of silver event tables: WARN.
 
@@ -28,7 +30,9 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
+from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.config import Settings
 from resources.delta_store import DeltaTableStore
 from transforms.expectations import (
@@ -113,6 +117,18 @@ def to_check_result(
     )
 
 
+def _read(
+    delta: DeltaTableStore,
+    asset: dg.AssetKey,
+    columns: list[str],
+    bronze_key: Sequence[str] | None,
+) -> pa.Table:
+    """The columns a check needs; of an EHR bronze table's current rows when keyed."""
+    if bronze_key is None:
+        return delta.read(asset.path, columns=columns)
+    return read_current(delta, asset.path, bronze_key, columns=columns)
+
+
 def _suite_name(asset: dg.AssetKey, check: str) -> str:
     return f"{asset.to_python_identifier()}__{check}"
 
@@ -123,11 +139,13 @@ def build_key_check(
     keys: Sequence[str],
     required: Sequence[str] = (),
     blocking: bool = True,
+    bronze_key: Sequence[str] | None = None,
 ) -> dg.AssetChecksDefinition:
     """The primary key is unique and never null (``required`` never null).
 
     Blocking on silver. On bronze (``blocking=False``, WARN) a repeated or missing key is
     the source's fault: silver quarantines those rows, so one bad row must not stop them.
+    ``bronze_key`` (an EHR bronze table's primary key) reads the table's current view.
     """
     columns = list(dict.fromkeys([*keys, *required]))
     severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
@@ -140,7 +158,7 @@ def build_key_check(
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
         wait_for_great_expectations_import()
-        frame = delta.read(asset.path, columns=columns).to_pandas()
+        frame = _read(delta, asset, columns, bronze_key).to_pandas()
         suite = key_suite(_suite_name(asset, KEYS_CHECK), keys, required=required)
         return to_check_result(
             validate(frame, suite, identifier_columns=columns), severity=severity
@@ -149,8 +167,13 @@ def build_key_check(
     return _check
 
 
-def build_nhs_number_check(*, asset: dg.AssetKey, column: str) -> dg.AssetChecksDefinition:
-    """WARN: share of invalid NHS numbers (silver quarantines them, so this never blocks)."""
+def build_nhs_number_check(
+    *, asset: dg.AssetKey, column: str, bronze_key: Sequence[str] | None = None
+) -> dg.AssetChecksDefinition:
+    """WARN: share of invalid NHS numbers (silver quarantines them, so this never blocks).
+
+    ``bronze_key`` (an EHR bronze table's primary key) judges only the current rows.
+    """
 
     @dg.asset_check(
         asset=asset,
@@ -162,7 +185,7 @@ def build_nhs_number_check(*, asset: dg.AssetKey, column: str) -> dg.AssetChecks
     )
     def _check(delta: DeltaTableStore) -> dg.AssetCheckResult:
         wait_for_great_expectations_import()
-        data = delta.read(asset.path, columns=[column])
+        data = _read(delta, asset, [column], bronze_key)
         problems = nhs_number_problems(data.column(column).to_pylist())
         frame = with_nhs_number_validity(data.to_pandas(), column)
         suite = nhs_number_suite(_suite_name(asset, NHS_NUMBER_CHECK))
@@ -242,7 +265,18 @@ def build_bronze_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
     for connection in settings.data_source_connections:
         for table in connection.tables:
             key = dg.AssetKey(["bronze", connection.name, table.name])
-            checks.append(build_key_check(asset=key, keys=table.primary_key, blocking=False))
+            checks.append(
+                build_key_check(
+                    asset=key,
+                    keys=table.primary_key,
+                    blocking=False,
+                    bronze_key=table.primary_key,
+                )
+            )
             if table.nhs_number_column:
-                checks.append(build_nhs_number_check(asset=key, column=table.nhs_number_column))
+                checks.append(
+                    build_nhs_number_check(
+                        asset=key, column=table.nhs_number_column, bronze_key=table.primary_key
+                    )
+                )
     return checks

@@ -5,12 +5,14 @@ One factory, ``build_silver_table_asset``, builds every silver table from a smal
 how its columns derive from bronze (column lineage) and what its quality checks
 expect. The five tables differ only in those specs.
 
-Each run recomputes a table in full from bronze, which on Spark is cheap at hospital
-scale and equal to a full rebuild by construction, and writes it as a diff through
-``DeltaTableStore.sync``: one MERGE that touches only rows whose values changed and
-deletes keys that disappeared (tombstoned in the source, or newly quarantined). An
-unchanged input commits nothing, so re-running is safe, and each table's change data
-feed lists exactly the rows that changed, which incremental feature builds can read.
+Each run recomputes a table in full from bronze's current view (changelog loads append
+to bronze, so each key's rows from its newest load: ``read_bronze_current``), which on
+Spark is cheap at hospital scale and equal to a full rebuild by construction, and
+writes it as a diff through ``DeltaTableStore.sync``: one MERGE that touches only rows
+whose values changed and deletes keys that disappeared (tombstoned in the source, or
+newly quarantined). An unchanged input commits nothing, so re-running is safe, and each
+table's change data feed lists exactly the rows that changed, which incremental feature
+builds can read.
 
 Rows that fail validation go to ``bronze/<source>/quarantine_<table>`` with a reason
 and are counted in metadata by reason, rather than being dropped.
@@ -27,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from assets import quality_checks
 from assets.metadata import delta_table_metadata
-from assets.spark_io import read_spark, to_arrow
+from assets.spark_io import read_bronze_current, read_spark, to_arrow
 from flowehr_pipelines.config import Settings
 from resources.delta_store import DeltaTableStore
 from resources.pseudonymiser import Pseudonymiser
@@ -73,7 +75,10 @@ class SilverInputs:
     as_of: date
 
     def bronze(self, table: str) -> DataFrame:
-        return read_spark(self.spark, self.delta, bronze_key(table).path)
+        """The bronze table's current rows: changelog loads append, superseding older rows."""
+        return read_bronze_current(
+            self.spark, self.delta, bronze_key(table).path, [_bronze_primary_key(table)]
+        )
 
     def silver(self, table: str) -> DataFrame:
         return read_spark(self.spark, self.delta, silver_key(table).path)
@@ -187,6 +192,10 @@ SILVER_TABLES: tuple[SilverTable, ...] = (
         event_column="recorded_at",
     ),
 )
+
+
+def _bronze_primary_key(table: str) -> str:
+    return next(spec.key for spec in SILVER_TABLES if spec.name == table)
 
 
 def column_lineage(table: SilverTable, columns: list[str]) -> dg.TableColumnLineage:

@@ -4,13 +4,21 @@ Local Spark cannot read the delta format itself (its JVM jars are not installabl
 here), so Spark reads the Parquet files of the table's current snapshot, and writes go
 back through delta-rs as Arrow. On S3, where local Spark has no filesystem driver, the
 table is read through delta-rs as Arrow instead.
+
+EHR bronze tables are appended to by changelog loads, so they hold superseded rows:
+``read_bronze_current`` is how Spark reads one (``flowehr_pipelines.bronze_view``
+defines the current view).
 """
 
 from __future__ import annotations
 
-import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from collections.abc import Sequence
 
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from flowehr_pipelines.bronze_view import LOAD_COLUMN, current_mask
 from resources.delta_store import DeltaTableStore, TablePath
 
 
@@ -23,6 +31,33 @@ def read_spark(spark: SparkSession, delta: DeltaTableStore, table: TablePath) ->
         return spark.read.parquet(*files)
     data = delta.read(table)
     return spark.createDataFrame(data) if data.num_rows else _empty(spark, data.schema)
+
+
+def read_bronze_current(
+    spark: SparkSession, delta: DeltaTableStore, table: TablePath, primary_key: Sequence[str]
+) -> DataFrame:
+    """An EHR bronze table's current rows (each key's newest load), without the load column.
+
+    Whether any row is superseded is decided from the key and load columns alone (a
+    column-pruned Arrow read), so a compacted table costs Spark nothing extra.
+    """
+    df = read_spark(spark, delta, table)
+    if LOAD_COLUMN not in df.columns:
+        return df
+    keys = delta.read(table, columns=[*primary_key, LOAD_COLUMN])
+    if current_mask(keys, primary_key) is None:
+        return df.drop(LOAD_COLUMN)
+    load = F.coalesce(F.col(LOAD_COLUMN), F.lit(-1))
+    newest = F.max(load).over(Window.partitionBy(*primary_key))
+    # A row without a key supersedes nothing and is never superseded (as in a MERGE).
+    no_key = F.lit(False)
+    for column in primary_key:
+        no_key = no_key | F.col(column).isNull()
+    return (
+        df.withColumn("_newest_load", newest)
+        .where(no_key | (load == F.col("_newest_load")))
+        .drop("_newest_load", LOAD_COLUMN)
+    )
 
 
 def _empty(spark: SparkSession, schema: pa.Schema) -> DataFrame:

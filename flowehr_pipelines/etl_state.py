@@ -2,7 +2,7 @@
 
 A load reads the number, fetches rows with a greater ``change_seq``, and advances the
 number only after the bronze write has committed, so a crash can repeat a batch
-(which the bronze MERGE absorbs) but never skip one.
+(whose rows bronze already holds, so it appends nothing) but never skip one.
 
 ``table_lags`` compares the stored numbers with each source table's newest change
 number: the sensor starts a load when any table lags, and ``flowehr etl head-state``
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from resources.delta_store import DeltaTableStore, TablePath
@@ -37,6 +38,9 @@ ETL_STATE_TABLE = ("internal", "etl_state")
 # The history of a coordination table is for debugging only: keep a week of log entries.
 COORDINATION_LOG_RETENTION = "interval 7 days"
 LOG_RETENTION_PROPERTY = "delta.logRetentionDuration"
+# Compare-and-swap attempts of one state write before it gives up (each loses only to
+# another commit, so this bounds a storm of concurrent writers, not slowness).
+_WRITE_ATTEMPTS = 20
 
 _SCHEMA = pa.schema(
     [
@@ -63,18 +67,40 @@ class TableState:
 
 
 class EtlStateStore:
-    """Read and write changelog numbers in one small Delta table."""
+    """Read and write changelog numbers in one small Delta table.
+
+    A write replaces the whole (one row per source table) table in one compare-and-swap
+    commit against the snapshot this store last read: as cheap as an append, and a
+    concurrent write (another source's load, ``clear-state``, housekeeping) makes it
+    re-read and try again rather than be lost. The snapshot is kept between a load's
+    reads and writes, so a changelog load opens the table once.
+    """
 
     def __init__(self, delta: DeltaTableStore) -> None:
         self._delta = delta
+        self._snapshot: DeltaTable | None = None
+        self._rows: pa.Table | None = None
+
+    def _read(self, *, refresh: bool = False) -> pa.Table | None:
+        """The table's rows at the newest version (None when it does not exist yet)."""
+        if self._snapshot is None or refresh:
+            if not self._delta.exists(ETL_STATE_TABLE):
+                self._snapshot, self._rows = None, None
+                return None
+            self._snapshot = self._delta.table(ETL_STATE_TABLE)
+        else:
+            self._snapshot.update_incremental()
+        filesystem = self._delta.storage.filesystem(self._delta.uri(ETL_STATE_TABLE))
+        self._rows = self._snapshot.to_pyarrow_table(filesystem=filesystem)
+        return self._rows
 
     def all(self, source: str | None = None) -> list[TableState]:
-        table = self._delta.read_or_none(ETL_STATE_TABLE)
+        table = self._read(refresh=True)
         if table is None:
             return []
         if source is not None:
             table = table.filter(pc.equal(table["source"], source))
-        states = [TableState(**row) for row in table.to_pylist()]
+        states = [TableState(**row) for row in table.select(_SCHEMA.names).to_pylist()]
         return sorted(states, key=lambda s: (s.source, s.table_name))
 
     def get(self, source: str, table_name: str) -> TableState | None:
@@ -105,10 +131,41 @@ class EtlStateStore:
             ],
             schema=_SCHEMA,
         )
-        self._delta.merge(ETL_STATE_TABLE, row, keys=["source", "table_name"])
+        once = CommitProperties(max_commit_retries=0)
+        for attempt in range(_WRITE_ATTEMPTS):
+            current = self._rows if attempt == 0 and self._snapshot is not None else None
+            if current is None:
+                current = self._read(refresh=True)
+            if current is None or self._snapshot is None:
+                self._delta.merge(ETL_STATE_TABLE, row, keys=["source", "table_name"])
+                self._snapshot, self._rows = None, None
+                return
+            same = pc.and_(
+                pc.equal(current["source"], source), pc.equal(current["table_name"], table_name)
+            )
+            others = current.filter(pc.invert(pc.fill_null(same, False))).select(_SCHEMA.names)
+            rows = pa.concat_tables([others.cast(_SCHEMA), row])
+            try:
+                write_deltalake(
+                    self._snapshot,
+                    rows,
+                    mode="overwrite",
+                    storage_options=self._delta.storage.options(),
+                    commit_properties=once,
+                )
+            except CommitFailedError:
+                self._snapshot, self._rows = None, None  # someone else committed: re-read
+                continue
+            self._rows = rows
+            return
+        raise CommitFailedError(
+            f"internal/etl_state: {_WRITE_ATTEMPTS} concurrent commits in a row; "
+            f"the changelog number of {source}/{table_name} was not stored"
+        )
 
     def clear(self, source: str, table_name: str | None = None) -> int:
         """Forget changelog numbers so the next load is a bulk load; returns rows removed."""
+        self._snapshot, self._rows = None, None
         if not self._delta.exists(ETL_STATE_TABLE):
             return 0
         predicate = f"source = '{_sql_literal(source)}'"

@@ -71,13 +71,23 @@ class SqlSourceResource(dg.ConfigurableResource):
         with connection:
             yield connection
 
-    def reflect(self, table_name: str) -> sa.Table:
+    @contextmanager
+    def using(self, connection: Connection | None) -> Iterator[Connection]:
+        """The caller's connection when it has one (a load makes every query on one),
+        else a new one."""
+        if connection is not None:
+            yield connection
+            return
+        with self.connect() as new:
+            yield new
+
+    def reflect(self, table_name: str, *, connection: Connection | None = None) -> sa.Table:
         """The source table's definition, read from the database.
 
         Raises:
             SourceUnavailableError: when the database is unreachable or lacks the table.
         """
-        with self.connect() as connection:
+        with self.using(connection) as connection:
             try:
                 return sa.Table(table_name, sa.MetaData(), autoload_with=connection)
             except sa.exc.NoSuchTableError:
@@ -104,9 +114,11 @@ class SqlSourceResource(dg.ConfigurableResource):
         with self.connect() as connection:
             return connection.execute(sa.text(query), params or {}).scalar()
 
-    def max_change(self, table: sa.Table, change_column: str) -> int | None:
+    def max_change(
+        self, table: sa.Table, change_column: str, *, connection: Connection | None = None
+    ) -> int | None:
         """The source's newest change number for a table (None when empty)."""
-        with self.connect() as connection:
+        with self.using(connection) as connection:
             value = connection.execute(sa.select(sa.func.max(table.c[change_column]))).scalar()
         return None if value is None else int(value)
 

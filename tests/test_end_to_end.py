@@ -18,6 +18,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.config import Settings, load_settings
 from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.runner import RunSummary, run_assets
@@ -26,6 +27,11 @@ from resources import build_delta_store
 from resources.delta_store import DeltaTableStore
 from tests.conftest import TEST_KEY
 from transforms.identifiers import hmac_sha256_hex
+
+TABLE_KEYS = {
+    t: f"{t.removesuffix('s')}_id" if t != "diagnoses" else "diagnosis_id"
+    for t in ("patients", "visits", "observations", "lab_results", "diagnoses")
+}
 
 pytestmark = pytest.mark.e2e
 
@@ -101,7 +107,8 @@ def test_bronze_source_tables_match_the_source_database(pipeline: Pipeline) -> N
     with sqlite3.connect(pipeline.source_db) as db:
         for table in ("patients", "visits", "observations", "lab_results", "diagnoses"):
             expected = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            assert pipeline.delta.read(("bronze", "ehr", table)).num_rows == expected, table
+            current = read_current(pipeline.delta, ("bronze", "ehr", table), [TABLE_KEYS[table]])
+            assert current.num_rows == expected, table
 
 
 def test_rerun_leaves_every_published_table_unchanged(pipeline: Pipeline) -> None:
@@ -221,7 +228,9 @@ def test_changelog_load_after_source_changes_matches_the_source(pipeline: Pipeli
         assert sum(m["rows_read"] for m in loads.values()) == changed_rows > 0
         for table, key in (("patients", "patient_id"), ("visits", "visit_id")):
             source = dict(db.execute(f"SELECT {key}, change_seq FROM {table}").fetchall())
-            bronze = pipeline.delta.read(("bronze", "ehr", table), columns=[key, "change_seq"])
+            bronze = read_current(
+                pipeline.delta, ("bronze", "ehr", table), [key], columns=[key, "change_seq"]
+            )
             assert (
                 dict(zip(bronze[key].to_pylist(), bronze["change_seq"].to_pylist(), strict=True))
                 == source

@@ -11,7 +11,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from assets import ehr
 from assets.ehr import LOCK_PURPOSE, build_source_defs, load_source_table
+from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.config import DataSourceConnection, EhrSettings, SourceTable
 from flowehr_pipelines.etl_lock import EtlLockHeldError, EtlLockStore, LockOwner
 from flowehr_pipelines.etl_state import EtlStateStore
@@ -67,7 +69,9 @@ def source_rows(db: Path, table: str) -> list[tuple[Any, ...]]:
 
 def bronze_rows(delta: DeltaTableStore, table: str) -> list[tuple[Any, ...]]:
     columns = list(TABLES[table] + CDC_COLUMNS)
-    data = delta.read(("bronze", "ehr", table), columns=columns).to_pylist()
+    data = read_current(
+        delta, ("bronze", "ehr", table), [TABLES[table][0]], columns=columns
+    ).to_pylist()
     return sorted(tuple(row[c] for c in columns) for row in data)
 
 
@@ -136,17 +140,18 @@ class Boom(RuntimeError):
 
 
 def fail_on_call(
-    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, call: int
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, call: int
 ) -> Callable[[], None]:
-    """Make ``owner.name`` raise on its ``call``-th call; returns a function that heals it."""
+    """Make ``owner.name`` (a method or a module's function) raise on its ``call``-th
+    call; returns a function that heals it."""
     real = getattr(owner, name)
     calls = {"n": 0}
 
-    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def flaky(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == call:
             raise Boom(f"{name} failed on call {call}")
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, flaky)
     return lambda: monkeypatch.setattr(owner, name, real)
@@ -158,11 +163,11 @@ def fail_on_call(
         # bronze append committed, changelog number not yet advanced
         ("bulk", EtlStateStore, "set", 3),
         # dies before the bronze write of the fourth batch
-        ("bulk", DeltaTableStore, "append", 4),
-        # bronze MERGE committed, changelog number not yet advanced
+        ("bulk", ehr, "_append", 4),
+        # bronze append committed, changelog number not yet advanced
         ("changelog", EtlStateStore, "set", 2),
-        # dies before the second changelog batch's MERGE
-        ("changelog", DeltaTableStore, "merge", 2),
+        # dies before the second changelog batch's append
+        ("changelog", ehr, "_append", 2),
     ],
 )
 def test_restart_after_failure_mid_batch_neither_loses_nor_duplicates(
@@ -170,7 +175,7 @@ def test_restart_after_failure_mid_batch_neither_loses_nor_duplicates(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     phase: str,
-    owner: type,
+    owner: Any,
     method: str,
     call: int,
 ) -> None:
@@ -319,4 +324,69 @@ def test_stale_lock_is_broken_by_the_next_load_with_a_warning(db: Path, tmp_path
         for message in messages
     )
     assert EtlLockStore(delta, stale_after=timedelta(hours=2)).holder("ehr") is None
+    assert_bronze_equals_source(db, delta)
+
+
+# -- merge-on-read bronze: appends, replays, compaction ---------------------------------
+
+
+def test_replayed_changelog_adds_no_bronze_rows(db: Path, tmp_path: Path) -> None:
+    """A re-pull after ``clear-state`` (or a batch repeated after a crash) appends nothing."""
+    delta = lake(tmp_path / "lake")
+    load_all(db, delta)
+    apply_source_changes(db, seed=4, update_fraction=0.1, delete_fraction=0.02)
+    load_all(db, delta)
+    versions = {t: delta.version(("bronze", "ehr", t)) for t in TABLES}
+    EtlStateStore(delta).clear("ehr")
+    replay = load_all(db, delta)
+    assert all(r.mode == "changelog" and r.rows_read > 0 for r in replay.values())
+    assert all(r.rows_inserted == 0 and r.rows_updated == 0 for r in replay.values())
+    assert {t: delta.version(("bronze", "ehr", t)) for t in TABLES} == versions
+    assert_bronze_equals_source(db, delta)
+
+
+def test_changelog_load_appends_only_the_changed_rows_and_rewrites_no_file(
+    db: Path, tmp_path: Path
+) -> None:
+    """The cost of a changelog load follows the changes, not the table: no file rewritten."""
+    delta = lake(tmp_path / "lake")
+    load_all(db, delta)
+    path = ("bronze", "ehr", "observations")
+    files_before = set(delta.table(path).file_uris())
+    rows_before = delta.table(path).count()
+    changes = apply_source_changes(db, seed=9, update_fraction=0.05, delete_fraction=0.0)
+    result = load_all(db, delta)["observations"]
+    assert result.rows_read > 0
+    assert files_before <= set(delta.table(path).file_uris())
+    assert delta.table(path).count() == rows_before + result.rows_read
+    assert result.rows_updated + result.rows_inserted == result.rows_read
+    assert changes.first_change_seq > 0
+
+
+def test_changelog_load_counts_updates_and_inserts_of_the_appended_rows(
+    db: Path, tmp_path: Path
+) -> None:
+    delta = lake(tmp_path / "lake")
+    load_all(db, delta)
+    changes = apply_source_changes(
+        db, seed=12, update_fraction=0.1, delete_fraction=0.0, new_patients=3
+    )
+    results = load_all(db, delta)
+    assert sum(r.rows_inserted for r in results.values()) == changes.inserted > 0
+    assert sum(r.rows_updated for r in results.values()) > 0
+
+
+def test_load_compacts_bronze_once_superseded_rows_pass_the_threshold(
+    db: Path, tmp_path: Path
+) -> None:
+    """Heavy churn is folded back to one row per key, keeping every current row."""
+    delta = lake(tmp_path / "lake")
+    load_all(db, delta)
+    for seed in (31, 32, 33):
+        apply_source_changes(db, seed=seed, update_fraction=0.3, delete_fraction=0.02)
+        load_all(db, delta)
+    for table, columns in TABLES.items():
+        raw = delta.read(("bronze", "ehr", table))
+        current = read_current(delta, ("bronze", "ehr", table), [columns[0]])
+        assert raw.num_rows - current.num_rows < 0.25 * raw.num_rows, table
     assert_bronze_equals_source(db, delta)

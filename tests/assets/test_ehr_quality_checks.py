@@ -202,3 +202,41 @@ def test_code_location_declares_the_quality_checks(flowehr_env: Path) -> None:
     assert ("silver/ehr/lab_results", RANGES_CHECK) in specs
     for table in ("visits", "observations", "lab_results", "diagnoses"):
         assert (f"silver/ehr/{table}", FRESHNESS_CHECK) in specs
+
+
+def loaded(nhs_numbers: list[str], ids: list[int], load: int) -> pa.Table:
+    """Patient rows as a bronze load writes them, stamped with the load's head."""
+    from flowehr_pipelines.bronze_view import LOAD_COLUMN
+
+    return patients(nhs_numbers, ids).append_column(
+        LOAD_COLUMN, pa.array([load] * len(ids), pa.int64())
+    )
+
+
+def test_bronze_checks_judge_current_rows_not_superseded_ones(delta: DeltaTableStore) -> None:
+    """A key changed by a later changelog load is one row, and its old NHS number is gone."""
+    delta.append(BRONZE_PATIENTS.path, loaded(["1234567890", "4010232110"], [1, 2], load=10))
+    delta.append(BRONZE_PATIENTS.path, loaded(["9434765919"], [1], load=20))
+    keys = run(
+        build_key_check(asset=BRONZE_PATIENTS, keys=["patient_id"], bronze_key=["patient_id"]),
+        delta,
+    )
+    assert keys.passed and plain(keys)["rows"] == 2
+    nhs = run(
+        build_nhs_number_check(
+            asset=BRONZE_PATIENTS, column="nhs_number", bronze_key=["patient_id"]
+        ),
+        delta,
+    )
+    assert nhs.passed and plain(nhs)["invalid_nhs_numbers"] == 0
+
+
+def test_bronze_key_check_still_sees_a_key_repeated_within_one_load(
+    delta: DeltaTableStore,
+) -> None:
+    delta.append(BRONZE_PATIENTS.path, loaded(["9434765919", "4010232110"], [1, 1], load=10))
+    result = run(
+        build_key_check(asset=BRONZE_PATIENTS, keys=["patient_id"], bronze_key=["patient_id"]),
+        delta,
+    )
+    assert not result.passed

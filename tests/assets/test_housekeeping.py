@@ -158,3 +158,36 @@ def test_housekeeping_asset_compacts_the_coordination_tables_it_finds(tmp_path: 
     metadata = values(result)
     assert "internal/etl_state" in metadata["by_table"]
     assert metadata["tables_not_yet_created"] == ["internal/watchdog_metrics", "internal/etl_locks"]
+
+
+def test_housekeeping_folds_superseded_ehr_bronze_rows_keeping_the_current_view(
+    tmp_path: Path,
+):
+    import pyarrow as pa
+
+    from assets.housekeeping import compact_bronze
+    from flowehr_pipelines.bronze_view import LOAD_COLUMN, read_current
+    from resources.delta_store import DeltaTableStore, LocalStorage
+
+    settings = load_settings()
+    connection = settings.data_source_connections[0]
+    spec = connection.tables[0]
+    [key] = spec.primary_key
+    path = ("bronze", connection.name, spec.name)
+    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    for ids, load in (([1, 2, 3], 10), ([2], 20)):
+        delta.append(
+            path,
+            pa.table(
+                {
+                    key: pa.array(ids, pa.int64()),
+                    "change_seq": pa.array([load + i for i in ids], pa.int64()),
+                    LOAD_COLUMN: pa.array([load] * len(ids), pa.int64()),
+                }
+            ),
+        )
+    current = read_current(delta, path, [key]).sort_by(key)
+    assert compact_bronze(delta, settings)["/".join(path)] == 1
+    assert delta.read(path).num_rows == current.num_rows == 3
+    assert read_current(delta, path, [key]).sort_by(key).equals(current)
+    assert compact_bronze(delta, settings)["/".join(path)] == 0  # safe to re-run

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from assets.ehr import load_source_table
+from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.config import SourceTable
 from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
 from resources.delta_store import DeltaTableStore, LocalStorage
@@ -41,7 +42,7 @@ def test_postgres_source_loads_bulk_then_changelog_into_bronze(
         assert again.mode == "changelog"
         with sqlite3.connect(sqlite_path) as db:
             expected = dict(db.execute(f"SELECT {key}, change_seq FROM {table}").fetchall())
-        bronze = delta.read(("bronze", "ehr", table), columns=[key, "change_seq"])
+        bronze = read_current(delta, ("bronze", "ehr", table), [key], columns=[key, "change_seq"])
         assert (
             dict(zip(bronze[key].to_pylist(), bronze["change_seq"].to_pylist(), strict=True))
             == expected

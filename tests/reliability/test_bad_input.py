@@ -39,6 +39,7 @@ from click.testing import CliRunner
 from pydantic import Field
 
 from assets.cdc_ingestion import QUARANTINE, TRANSACTION_HISTORY, transaction_history
+from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
@@ -916,7 +917,9 @@ def test_changelog_load_of_a_repeated_key_keeps_the_newest_and_quarantines_the_r
     assert result.mode == "changelog" and result.rows_updated == 1
     bronze = [
         r
-        for r in delta.read(("bronze", "ehr", "lab_results")).to_pylist()
+        for r in read_current(
+            delta, ("bronze", "ehr", "lab_results"), ["lab_result_id"]
+        ).to_pylist()
         if r["lab_result_id"] == key
     ]
     assert [r["value"] for r in bronze] == [2.5]

@@ -44,8 +44,9 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 
+from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE, EtlLockStore
-from flowehr_pipelines.runner import RunSummary, run_assets
+from flowehr_pipelines.runner import RunSummary, run_assets, run_instance
 from flowehr_pipelines.synthetic import apply_source_changes, write_cdc_landing, write_ehr_source
 from resources.delta_store import DeltaTableStore, S3Storage
 from tests.conftest import REPO_ROOT, TEST_KEY
@@ -231,7 +232,7 @@ def world() -> Iterator[World]:
             from flowehr_pipelines.definitions import defs
 
             definitions = defs()
-            instance = dg.DagsterInstance.get()
+            instance = run_instance()  # as flowehr run makes it: parts run at once
             stack.callback(instance.dispose)
             configured = (definitions.resources or {})["delta"]
             assert isinstance(configured.storage, S3Storage)  # the lake really is on S3
@@ -432,7 +433,9 @@ def test_changelog_run_brings_bronze_level_with_the_postgres_source(world: World
                 key = PRIMARY_KEYS[table]
                 query = sa.text(f'SELECT "{key}", change_seq FROM "{table}"')
                 source = {row[0]: row[1] for row in db.execute(query)}
-                bronze = world.delta.read(("bronze", "ehr", table), columns=[key, "change_seq"])
+                bronze = read_current(
+                    world.delta, ("bronze", "ehr", table), [key], columns=[key, "change_seq"]
+                )
                 loaded = dict(
                     zip(bronze[key].to_pylist(), bronze["change_seq"].to_pylist(), strict=True)
                 )
