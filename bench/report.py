@@ -110,6 +110,60 @@ def _targets(results: list[dict[str, Any]], windows: dict[str, Any] | None) -> l
     return lines
 
 
+def _gib(mb: float) -> str:
+    return f"{mb / 1024:.2f}"
+
+
+# Steps shown in the memory table: the ones with the highest peaks (the rest are checks
+# and small steps that run at whatever the steps before them left resident).
+MEMORY_STEPS_SHOWN = 15
+
+
+def _memory_section(scale: str, memory: dict[str, Any]) -> list[str]:
+    """Per-step peak memory of the e2e run (absent from results older than the field)."""
+    steps = memory.get("step_peaks") or {}
+    if not steps:
+        return []
+    peak = memory.get("peak") or {}
+    lines = [
+        "",
+        f"## Peak memory by step at {scale}",
+        "",
+        "Summed RSS of the run's process tree, sampled every 100 ms and attributed to the "
+        "step running at the time (from the run's event log). Python is the `flowehr run` "
+        "process (delta-rs, DuckDB, pyarrow), JVM the Spark driver, other Spark's Python "
+        "workers. Memory a step leaves resident shows in the steps after it: "
+        "*at start* is the tree's RSS when the step began.",
+    ]
+    if peak:
+        lines += [
+            "",
+            f"Run peak: Python {_gib(peak['python_mb'])} GiB + JVM {_gib(peak['jvm_mb'])} GiB"
+            f" + other {_gib(peak.get('other_mb', 0.0))} GiB.",
+        ]
+    lines += [
+        "",
+        "| step | peak GiB | Python GiB | JVM GiB | other GiB | at start GiB | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ranked = sorted(steps.items(), key=lambda kv: -kv[1]["peak_mb"])
+    for step, row in ranked[:MEMORY_STEPS_SHOWN]:
+        lines.append(
+            f"| `{step}` | {_gib(row['peak_mb'])} | {_gib(row['python_mb'])} "
+            f"| {_gib(row['jvm_mb'])} | {_gib(row.get('other_mb', 0.0))} "
+            f"| {_gib(row['start_mb'])} | {row['seconds']:.1f} |"
+        )
+    outside = memory.get("outside_steps")
+    if outside:
+        lines.append(
+            f"| (outside any step) | {_gib(outside['peak_mb'])} | {_gib(outside['python_mb'])} "
+            f"| {_gib(outside['jvm_mb'])} | - | - | - |"
+        )
+    if len(ranked) > MEMORY_STEPS_SHOWN:
+        lines += ["", f"{len(ranked) - MEMORY_STEPS_SHOWN} smaller steps are in the JSON."]
+    return lines
+
+
 def _scale_sections(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     scale = result["scale"]
@@ -118,6 +172,8 @@ def _scale_sections(result: dict[str, Any]) -> list[str]:
         lines += ["", f"## Per-step medians at {scale}", "", "| step | seconds |", "|---|---|"]
         for step, seconds in sorted(e2e["step_seconds_median"].items(), key=lambda kv: -kv[1]):
             lines.append(f"| `{step}` | {seconds:.2f} |")
+    if e2e and e2e.get("memory"):
+        lines += _memory_section(scale, e2e["memory"])
     reporting = result.get("reporting")
     if reporting:
         counts = ", ".join(

@@ -24,7 +24,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.measure import Measurement, run_command, summarise, time_call
+from bench.measure import (
+    Measurement,
+    compact_timeline,
+    outside_steps,
+    run_command,
+    step_peaks,
+    summarise,
+    time_call,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = ROOT / "bench" / ".data"
@@ -119,11 +127,50 @@ def step_timings(dagster_home: Path) -> dict[str, float]:
     return totals
 
 
+def step_spans(dagster_home: Path) -> dict[str, list[tuple[float, float]]]:
+    """Wall-clock (start, end) of every step of every run in this Dagster home."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    spans: dict[str, list[tuple[float, float]]] = {}
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+        for run in instance.get_runs():
+            started: dict[str, float] = {}
+            for entry in instance.all_logs(run.run_id):
+                event = entry.dagster_event
+                if event is None or event.step_key is None:
+                    continue
+                if event.event_type_value == "STEP_START":
+                    started[event.step_key] = entry.timestamp
+                elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                    start = started.pop(event.step_key, entry.timestamp)
+                    spans.setdefault(event.step_key, []).append((start, entry.timestamp))
+    return spans
+
+
+def memory_profile(measured: Measurement, dagster_home: Path) -> dict[str, Any]:
+    """Where a run's memory went: the peak of each step (Python process vs JVM), the
+    peak outside any step, and the thinned RSS timeline."""
+    spans = step_spans(dagster_home)
+    peak = max(measured.timeline, key=lambda s: s.total_mb, default=None)
+    return {
+        "peak": None
+        if peak is None
+        else {"python_mb": peak.python_mb, "jvm_mb": peak.jvm_mb, "other_mb": peak.other_mb},
+        "step_peaks": step_peaks(measured.timeline, spans),
+        "outside_steps": outside_steps(measured.timeline, spans),
+        # [seconds since start, python MiB, JVM MiB, other MiB], one row a second.
+        "timeline": compact_timeline(measured.timeline),
+    }
+
+
 def bench_e2e(scale: str, repeat: int) -> dict[str, Any]:
-    """``flowehr run`` from an empty lake: wall time, peak memory, per-asset timings."""
+    """``flowehr run`` from an empty lake: wall time, peak memory, per-asset timings,
+    and the memory profile (per-step peaks) of the run with the median peak."""
     source = generate(scale)
     samples: list[Measurement] = []
     steps: list[dict[str, float]] = []
+    profiles: list[dict[str, Any]] = []
     for i in range(repeat):
         data_dir = fresh_copy(source, f"e2e-{scale}-{i}")
         measured = run_command(
@@ -134,12 +181,18 @@ def bench_e2e(scale: str, repeat: int) -> dict[str, Any]:
         )
         samples.append(measured)
         steps.append(step_timings(data_dir / "dagster_home"))
+        profiles.append(memory_profile(measured, data_dir / "dagster_home"))
         if i < repeat - 1:
             discard(data_dir)  # the last copy stays: the feature benchmark reads its silver
     median_steps = {
         key: sorted(s[key] for s in steps if key in s)[len(steps) // 2] for key in steps[-1]
     }
-    return {**summarise(samples), "step_seconds_median": median_steps}
+    by_peak = sorted(range(repeat), key=lambda i: samples[i].peak_rss_mb or 0.0)
+    return {
+        **summarise(samples),
+        "step_seconds_median": median_steps,
+        "memory": profiles[by_peak[len(by_peak) // 2]],
+    }
 
 
 def _load_all_tables(data_dir: Path) -> int:
