@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 from assets import quality_checks
 from assets.metadata import delta_table_metadata
@@ -179,7 +180,7 @@ def _distinct_keys(batch: pa.Table, keys: Sequence[str]) -> int:
 
 def read_change_batch(
     source: SqlSourceResource,
-    table: sa.Table,
+    table: sa.Table | sa.TableClause,
     *,
     change_column: str,
     after: int,
@@ -187,19 +188,30 @@ def read_change_batch(
     limit: int,
     spec: SourceTable | None = None,
     connection: sa.Connection | None = None,
+    schema: pa.Schema | None = None,
 ) -> ChangeBatch:
     """Rows with ``after < change <= upto``, oldest first, at most ``limit``.
 
     Keyset pagination on the change column keeps every batch an index range scan,
-    however far into the table the load has got.
+    however far into the table the load has got. With ``schema`` (bronze's columns) the
+    source table need not be reflected first: every source column is selected, and only
+    a column bronze has not seen yet sends the load to the source's definition for its
+    type.
     """
-    change = table.c[change_column]
-    query = sa.select(table).where(change > after, change <= upto).order_by(change).limit(limit)
+    change: sa.ColumnClause[Any] = sa.column(change_column)
+    selected = sa.select(table) if schema is None else sa.select(sa.text("*")).select_from(table)
+    query = selected.where(change > after, change <= upto).order_by(change).limit(limit)
     with source.using(connection) as connected:
         result = connected.execute(query)
         names = list(result.keys())
         tuples = result.all()
-    schema = arrow_schema(table)
+        if schema is None or not set(names) <= set(schema.names):
+            reflected = (
+                table
+                if isinstance(table, sa.Table)
+                else source.reflect(table.name, connection=connected)
+            )
+            schema = arrow_schema(reflected)
     typed = _columnar(names, tuples, schema)
     if typed is not None:
         changes = typed[change_column]
@@ -207,7 +219,8 @@ def read_change_batch(
         return ChangeBatch(typed, LOAD_QUARANTINE_SCHEMA.empty_table(), last)
     rows = [dict(zip(names, row, strict=True)) for row in tuples]
     spec = spec or SourceTable(
-        name=table.name, primary_key=[c.name for c in table.primary_key] or [change_column]
+        name=table.name,
+        primary_key=[c.name for c in getattr(table, "primary_key", [])] or [change_column],
     )
     good, rejected = typed_rows(rows, schema, table=spec)
     changes = [r[change_column] for r in rows if isinstance(r.get(change_column), int)]
@@ -223,8 +236,11 @@ def _columnar(names: list[str], rows: Sequence[Any], schema: pa.Schema) -> pa.Ta
     arrays = []
     try:
         for field in schema:
-            values = columns[names.index(field.name)]
-            arrays.append(pa.array(values, type=field.type))
+            if field.name in names:
+                values = columns[names.index(field.name)]
+                arrays.append(pa.array(values, type=field.type))
+            else:  # dropped from the source since bronze saw it
+                arrays.append(pa.nulls(len(rows), type=field.type))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError):
         return None
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -242,6 +258,20 @@ def tombstone_count(batch: pa.Table, deleted_column: str | None) -> int:
 def _bronze_schema(reflected: sa.Table) -> pa.Schema:
     """The source table's columns plus the load column that orders loads of one key."""
     return arrow_schema(reflected).append(pa.field(LOAD_COLUMN, pa.int64()))
+
+
+def _source_columns(snapshot: DeltaTable) -> pa.Schema:
+    """Bronze's schema without the load column: the source columns bronze has seen."""
+    schema = pa.schema(snapshot.schema().to_arrow())
+    return pa.schema([f for f in schema if f.name != LOAD_COLUMN])
+
+
+def _open(delta: DeltaTableStore, table: TablePath) -> DeltaTable | None:
+    """The table's newest snapshot, or None when it does not exist yet."""
+    try:
+        return delta.table(table)
+    except TableNotFoundError:
+        return None
 
 
 def _append(delta: DeltaTableStore, table: TablePath, data: pa.Table, target: Any = None) -> None:
@@ -366,14 +396,21 @@ def _load_source_table(
     bronze = ("bronze", source_name, table.name)
     state = EtlStateStore(delta)
     stored = state.get(source_name, table.name)
-    table_exists = delta.exists(bronze)
+    snapshot = _open(delta, bronze)
+    table_exists = snapshot is not None
     if stored is not None and not table_exists:
         if log:
             log.warning(f"{'/'.join(bronze)} is missing: reloading it in bulk")
         stored = None
     after = -1 if stored is None else stored.changelog_number
     mode = "bulk" if stored is None and not table_exists else "changelog"
-    reflected = source.reflect(table.name, connection=connection)
+    # A changelog load types rows by bronze's columns; only a new table is reflected.
+    known = None if snapshot is None else _source_columns(snapshot)
+    reflected: sa.Table | sa.TableClause = (
+        source.reflect(table.name, connection=connection)
+        if known is None
+        else sa.table(table.name, sa.column(table.change_column))
+    )
     head = source.max_change(reflected, table.change_column, connection=connection)
 
     rows_read = inserted = updated = tombstoned = batches = 0
@@ -389,6 +426,7 @@ def _load_source_table(
             limit=table.batch_size,
             spec=table,
             connection=connection,
+            schema=known,
         )
         if fetched.last_change is None:
             break
@@ -419,7 +457,10 @@ def _load_source_table(
                     superseded,
                     keys=["record_key", "change_seq"],
                 )
-            snapshot = delta.table(bronze)
+            if snapshot is None:
+                snapshot = delta.table(bronze)
+            else:
+                snapshot.update_incremental()  # a compaction may have committed meanwhile
             new = unseen_rows(delta, bronze, snapshot, batch, table)
             if new.rows.num_rows:
                 _append(delta, bronze, new.rows, snapshot)
@@ -450,8 +491,10 @@ def _load_source_table(
                 f"{'/'.join(bronze)}: compacted to its current rows, "
                 f"{compaction.rows_removed} superseded row(s) removed"
             )
-    if not delta.exists(bronze):
+    if snapshot is None and not inserted and not delta.exists(bronze):
         # An empty source table still gets a (typed, empty) bronze table downstream can read.
+        if not isinstance(reflected, sa.Table):
+            reflected = source.reflect(table.name, connection=connection)
         _append(delta, bronze, _bronze_schema(reflected).empty_table())
     return LoadResult(
         mode=mode,

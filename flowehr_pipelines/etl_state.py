@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from resources.delta_store import DeltaTableStore, TablePath
 
@@ -84,10 +84,11 @@ class EtlStateStore:
     def _read(self, *, refresh: bool = False) -> pa.Table | None:
         """The table's rows at the newest version (None when it does not exist yet)."""
         if self._snapshot is None or refresh:
-            if not self._delta.exists(ETL_STATE_TABLE):
+            try:
+                self._snapshot = self._delta.table(ETL_STATE_TABLE)
+            except TableNotFoundError:
                 self._snapshot, self._rows = None, None
                 return None
-            self._snapshot = self._delta.table(ETL_STATE_TABLE)
         else:
             self._snapshot.update_incremental()
         filesystem = self._delta.storage.filesystem(self._delta.uri(ETL_STATE_TABLE))

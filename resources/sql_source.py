@@ -115,7 +115,11 @@ class SqlSourceResource(dg.ConfigurableResource):
             return connection.execute(sa.text(query), params or {}).scalar()
 
     def max_change(
-        self, table: sa.Table, change_column: str, *, connection: Connection | None = None
+        self,
+        table: sa.Table | sa.TableClause,
+        change_column: str,
+        *,
+        connection: Connection | None = None,
     ) -> int | None:
         """The source's newest change number for a table (None when empty)."""
         with self.using(connection) as connection:

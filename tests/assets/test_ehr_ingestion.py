@@ -390,3 +390,23 @@ def test_load_compacts_bronze_once_superseded_rows_pass_the_threshold(
         current = read_current(delta, ("bronze", "ehr", table), [columns[0]])
         assert raw.num_rows - current.num_rows < 0.25 * raw.num_rows, table
     assert_bronze_equals_source(db, delta)
+
+
+def test_changelog_load_takes_a_column_added_to_the_source(db: Path, tmp_path: Path) -> None:
+    """A changelog load types rows by bronze's columns, so a new source column must not be
+    dropped: it is typed from the source's definition and added to bronze."""
+    delta = lake(tmp_path / "lake")
+    load_all(db, delta)
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE patients ADD COLUMN preferred_name TEXT")
+        head = conn.execute("SELECT MAX(change_seq) FROM patients").fetchone()[0]
+        conn.execute(
+            "UPDATE patients SET preferred_name = 'Sam', change_seq = ? "
+            "WHERE patient_id = (SELECT MIN(patient_id) FROM patients)",
+            (head + 1000,),
+        )
+    result = load_all(db, delta)["patients"]
+    assert result.rows_read == 1 and result.rows_updated == 1
+    current = read_current(delta, ("bronze", "ehr", "patients"), ["patient_id"])
+    assert [v for v in current["preferred_name"].to_pylist() if v is not None] == ["Sam"]
+    assert current.num_rows == len(source_rows(db, "patients"))
