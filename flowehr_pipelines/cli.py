@@ -144,8 +144,17 @@ def _instance(settings: Settings) -> Any:
     "selection",
     help="Dagster asset selection, e.g. 'group:reporting' or 'key:bronze/ehr/patients+'.",
 )
-def run(selection: str | None) -> None:
-    """Materialise the asset graph in this process and print a summary."""
+@click.option(
+    "--sequential",
+    is_flag=True,
+    help="Run the graph's independent parts one after another, not at the same time.",
+)
+def run(selection: str | None, sequential: bool) -> None:
+    """Materialise the asset graph and print a summary.
+
+    Parts of the graph that share no asset (EHR to features, CDC log to reports) run
+    at the same time, each as its own Dagster run in its own process.
+    """
     from flowehr_pipelines.definitions import defs
     from flowehr_pipelines.runner import format_summary, run_assets
 
@@ -155,7 +164,7 @@ def run(selection: str | None) -> None:
         _check_sources(settings, definitions, selection)
         instance = _instance(settings)
         started = time.perf_counter()
-        summary = run_assets(definitions, instance, selection=selection)
+        summary = run_assets(definitions, instance, selection=selection, concurrent=not sequential)
     click.echo(format_summary(summary))
     click.echo(
         f"\nwall time {time.perf_counter() - started:.1f}s; "

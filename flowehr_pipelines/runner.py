@@ -1,8 +1,9 @@
-"""Materialise the asset graph in this process and summarise what happened.
+"""Materialise the asset graph and summarise what happened.
 
-This is what ``flowehr run`` (and so ``make run``) does: one run, the in-process
-executor, one shared SparkSession, recorded in the Dagster instance under
-``DAGSTER_HOME`` so the run also shows in the UI afterwards.
+This is what ``flowehr run`` (and so ``make run``) does: the in-process executor, one
+shared SparkSession, the graph's independent parts at the same time (``run_parts``),
+every run recorded in the Dagster instance under ``DAGSTER_HOME`` so the runs also
+show in the UI afterwards.
 
 Before the run starts, the slow one-off costs its steps would otherwise pay in turn on
 the critical path (the Spark JVM and first job, the Great Expectations import) are
@@ -11,16 +12,23 @@ started on background threads, so they overlap the Python-only ingestion steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster._core.events.log import EventLogEntry
 
 from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-
-# The summary is the output; step-level DEBUG events stay in the event log and the UI.
-QUIET_CONSOLE: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+from flowehr_pipelines.run_parts import (
+    DEFAULT_CODE,
+    PartProcess,
+    execute_due_reports,
+    execute_part,
+    independent_parts,
+    report_inputs,
+    subset,
+)
 
 
 @dataclass
@@ -82,45 +90,74 @@ def run_assets(
     *,
     selection: str | None = None,
     run_config: Mapping[str, Any] | None = None,
+    concurrent: bool = True,
+    code: str = DEFAULT_CODE,
 ) -> RunSummary:
-    """Execute the all-assets job (or a selection of it) in this process.
+    """Execute the all-assets job (or a selection of it), its parts at the same time.
 
-    Then, if it succeeded, the partitioned report assets it leaves out: the report
-    partitions due now, exactly as the report schedules would request them (one run
-    per partition range).
+    The largest independent part runs in this process; the others (``run_parts``) run
+    at once in child processes that load ``code`` (where ``defs`` came from) and record
+    their runs in the same instance. An ephemeral instance cannot be shared, so with one
+    (or with ``concurrent`` off) the parts run here one after another. Then the
+    partitioned report assets the job leaves out run: the report partitions due now,
+    exactly as the report schedules would request them (one run per partition range),
+    as soon as the part they read has succeeded.
     """
     keys = resolve_selection(defs, selection)
     job = defs.resolve_job_def(ALL_ASSETS_JOB)
     in_job = set(job.asset_layer.selected_asset_keys)
-    main_keys = None if keys is None else [k for k in keys if k in in_job]
-    summary = RunSummary(run_id="", success=True)
-    if main_keys:
-        # Only the checks the job has for these assets (not, say, the watchdogs).
-        wanted = set(main_keys)
-        checks = {c for c in job.asset_layer.asset_graph.asset_check_keys if c.asset_key in wanted}
-        job = job.get_subset(asset_selection=wanted, asset_check_selection=checks)
-    if keys is None or main_keys:
-        start_slow_dependencies(defs, job)
-        try:
-            result = job.execute_in_process(
+    main_keys = in_job if keys is None else {k for k in keys if k in in_job}
+    if not main_keys:
+        parts: list[set[dg.AssetKey]] = []
+    elif concurrent and not instance.is_ephemeral:
+        parts = independent_parts(job, main_keys)
+    else:
+        parts = [main_keys]
+    # The part holding every input of the reports writes them once it has succeeded;
+    # if no single part does (a selection of reports alone), they wait for the whole run.
+    inputs = report_inputs(defs)
+    report_part = next((i for i, part in enumerate(parts) if inputs <= part), None)
+
+    run_ids: list[str] = []
+    if parts:
+        # Children first: this process starts threads (Spark, GX) only after.
+        children = [
+            PartProcess.start(
+                part,
                 instance=instance,
-                run_config={**QUIET_CONSOLE, **(run_config or {})},
-                raise_on_error=False,
-                tags={"flowehr/launched_by": "flowehr run"},
+                selected=keys,
+                with_reports=i == report_part,
+                run_config=run_config,
+                code=code,
             )
+            for i, part in enumerate(parts)
+            if i > 0
+        ]
+        start_slow_dependencies(defs, subset(job, parts[0]))
+        try:
+            run_ids += execute_part(
+                defs,
+                instance,
+                parts[0],
+                selected=keys,
+                with_reports=report_part == 0,
+                run_config=run_config,
+            )
+            for child in children:
+                run_ids += child.wait()
+        except BaseException:
+            for child in children:
+                child.stop()
+            raise
         finally:
             # A run that failed before its Spark or GX steps must not exit mid-start.
             wait_for_slow_dependencies()
-        _collect(summary, result, instance)
-    if summary.success:
-        for job_name, tags in _due_report_runs(defs, instance, keys):
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance,
-                run_config=QUIET_CONSOLE,
-                raise_on_error=False,
-                tags={**tags, "flowehr/launched_by": "flowehr run"},
-            )
-            _collect(summary, result, instance)
+    summary = RunSummary(run_id="", success=True)
+    for run_id in run_ids:
+        _collect(summary, run_id, instance)
+    if report_part is None and summary.success:
+        for run_id in execute_due_reports(defs, instance, keys):
+            _collect(summary, run_id, instance)
     return summary
 
 
@@ -167,32 +204,13 @@ def wait_for_slow_dependencies() -> None:
     wait_for_great_expectations_import()
 
 
-def _due_report_runs(
-    defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey] | None
-) -> list[tuple[str, dict[str, str]]]:
-    """(job, run tags) of the report partition ranges due now, as the schedules plan them."""
-    from flowehr_pipelines.config import load_settings
-    from flowehr_pipelines.reporting_automation import report_catch_up
-
-    resources = defs.resources or {}
-    if "delta" not in resources or "objects" not in resources:
-        return []
-    with dg.build_resources({"delta": resources["delta"], "objects": resources["objects"]}) as res:
-        plans = report_catch_up(
-            settings=load_settings(),
-            instance=instance,
-            delta=res.delta,
-            objects=res.objects,
-            selected=None if keys is None else set(keys),
-        )
-    return [(plan.job_name, dict(request.tags)) for plan in plans for request in plan.run_requests]
-
-
-def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
-    """Seconds each step of a run took, from its event log."""
+def step_seconds(
+    instance: dg.DagsterInstance, run_id: str, entries: Sequence[EventLogEntry] | None = None
+) -> dict[str, float]:
+    """Seconds each step of a run took, from its event log (or entries already read)."""
     started: dict[str, float] = {}
     spent: dict[str, float] = {}
-    for entry in instance.all_logs(run_id):
+    for entry in instance.all_logs(run_id) if entries is None else entries:
         event = entry.dagster_event
         if event is None or event.step_key is None:
             continue
@@ -203,47 +221,52 @@ def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     return spent
 
 
-def _collect(
-    summary: RunSummary, result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance
-) -> None:
-    """Add one run's materialisations, checks and failures to the summary.
+def _collect(summary: RunSummary, run_id: str, instance: dg.DagsterInstance) -> None:
+    """Add one run's materialisations, checks and failures to the summary, from its
+    event log (the run may have been made by another process).
 
     A run over a partition range materialises each partition with the same metadata,
     so an asset is listed once per run and its report paths once.
     """
     if not summary.run_id:
-        summary.run_id = result.run_id
+        summary.run_id = run_id
     else:
-        summary.extra_run_ids.append(result.run_id)
-    summary.success = summary.success and result.success
+        summary.extra_run_ids.append(run_id)
+    run = instance.get_run_by_id(run_id)
+    summary.success = summary.success and run is not None and run.is_success
+    entries = instance.all_logs(run_id)
+    timings = step_seconds(instance, run_id, entries)
     seen: set[str] = set()
-    timings = step_seconds(instance, result.run_id)
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        assert materialization is not None
-        key = materialization.asset_key.to_user_string()
-        if key in seen:
+    for entry in entries:
+        event = entry.dagster_event
+        if event is None:
             continue
-        seen.add(key)
-        metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
-        rows = metadata.get("dagster/row_count")
-        seconds = timings.get(event.step_key) if event.step_key else None
-        summary.assets.append(AssetOutcome(key, rows, metadata, seconds))
-        summary.report_paths.extend(metadata.get("report_paths") or [])
-        summary.report_count += int(metadata.get("reports_written") or 0) + int(
-            metadata.get("reports_already_present") or 0
-        )
-    for evaluation in result.get_asset_check_evaluations():
-        summary.checks.append(
-            CheckOutcome(
-                asset=evaluation.asset_key.to_user_string(),
-                name=evaluation.check_name,
-                passed=evaluation.passed,
-                severity=evaluation.severity.value,
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.step_materialization_data.materialization
+            key = materialization.asset_key.to_user_string()
+            if key in seen:
+                continue
+            seen.add(key)
+            metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
+            rows = metadata.get("dagster/row_count")
+            seconds = timings.get(event.step_key) if event.step_key else None
+            summary.assets.append(AssetOutcome(key, rows, metadata, seconds))
+            summary.report_paths.extend(metadata.get("report_paths") or [])
+            summary.report_count += int(metadata.get("reports_written") or 0) + int(
+                metadata.get("reports_already_present") or 0
             )
-        )
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            assert isinstance(evaluation, dg.AssetCheckEvaluation)
+            summary.checks.append(
+                CheckOutcome(
+                    asset=evaluation.asset_key.to_user_string(),
+                    name=evaluation.check_name,
+                    passed=evaluation.passed,
+                    severity=evaluation.severity.value,
+                )
+            )
+        elif event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
             message = error.message.strip().splitlines()[0] if error else "failed"
             summary.failures.append(f"{event.step_key}: {message}")
@@ -251,7 +274,7 @@ def _collect(
 
 def format_summary(summary: RunSummary) -> str:
     """A plain-text summary: tables and rows, checks, report files, failures."""
-    more = f" (+{len(summary.extra_run_ids)} report run(s))" if summary.extra_run_ids else ""
+    more = f" (+{len(summary.extra_run_ids)} more run(s))" if summary.extra_run_ids else ""
     lines = [f"run {summary.run_id}{more}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
     width = max((len(a.key) for a in summary.assets), default=5)
     # A multi-asset step (one source's bronze tables) reports its time on every asset.

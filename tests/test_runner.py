@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
 from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.run_parts import independent_parts, report_inputs
 from flowehr_pipelines.runner import (
     AssetOutcome,
     CheckOutcome,
     RunSummary,
     format_summary,
+    run_assets,
     slow_dependencies,
 )
+from tests import two_part_definitions as two_parts
 
 
 def test_run_summary_shows_rows_seconds_and_rate_per_asset() -> None:
@@ -85,3 +90,69 @@ def test_summary_counts_every_report_but_lists_only_the_paths_the_metadata_carri
     assert "reports (2,975):" in text
     assert "/lake/reports/b.csv" in text
     assert "... and 2,973 more" in text
+
+
+def test_full_graph_splits_into_ehr_and_reporting_parts_that_share_no_asset(all_assets) -> None:
+    definitions, job = all_assets
+    parts = independent_parts(job, set(job.asset_layer.selected_asset_keys))
+    zones = [{key.path[0] for key in part} for part in parts]
+    assert zones == [{"bronze", "silver", "gold"}, {"bronze", "reporting", "internal"}]
+    ehr, reporting = parts
+    assert not ehr & reporting
+    assert dg.AssetKey(["bronze", "transaction_history"]) in reporting
+    graph = job.asset_layer.asset_graph
+    for part in parts:  # closed: every parent of a part's asset in the job is in the part
+        assert all(
+            p in part for k in part for p in graph.get(k).parent_keys if p in ehr | reporting
+        )
+    assert report_inputs(definitions) <= reporting
+
+
+def test_one_steps_assets_stay_in_one_part(all_assets) -> None:
+    """The bronze tables of a source share no edge but are one step (one load, one lock)."""
+    _, job = all_assets
+    bronze = {k for k in job.asset_layer.selected_asset_keys if k.path[:2] == ["bronze", "ehr"]}
+    assert len(bronze) == 5
+    assert independent_parts(job, bronze) == [bronze]
+
+
+@pytest.fixture
+def meeting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "meeting"
+    directory.mkdir()
+    monkeypatch.setenv("FLOWEHR_TEST_MEETING_DIR", str(directory))
+    return directory
+
+
+def test_independent_parts_run_at_the_same_time_in_separate_processes(
+    tmp_path: Path, meeting: Path
+) -> None:
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        summary = run_assets(two_parts.defs, instance, code="tests.two_part_definitions:defs")
+        assert summary.success, summary.failures
+        assert {a.key for a in summary.assets} == {"left", "right"}
+        assert len({summary.run_id, *summary.extra_run_ids}) == 2
+        assert all(r.is_success for r in instance.get_runs())
+    pids = {(meeting / name).read_text() for name in ("left", "right")}
+    assert len(pids) == 2  # one part in this process, the other in a child
+
+
+def test_a_part_that_fails_in_a_child_fails_the_run_and_is_summarised(
+    tmp_path: Path, meeting: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWEHR_TEST_FAIL", "right")  # the part the child process runs
+    (meeting / "right").write_text("absent")  # left need not wait for it
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        summary = run_assets(two_parts.defs, instance, code="tests.two_part_definitions:defs")
+    assert not summary.success
+    assert [a.key for a in summary.assets] == ["left"]
+    assert len(summary.failures) == 1 and summary.failures[0].startswith("right: ")
+
+
+def test_sequential_run_is_one_run_of_every_part(tmp_path: Path, meeting: Path) -> None:
+    (meeting / "left").write_text("ahead")  # they cannot meet one after the other
+    (meeting / "right").write_text("ahead")
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        summary = run_assets(two_parts.defs, instance, concurrent=False)
+    assert summary.success and not summary.extra_run_ids
+    assert {a.key for a in summary.assets} == {"left", "right"}

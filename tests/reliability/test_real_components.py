@@ -46,7 +46,7 @@ from dagster_postgres import (
 
 from flowehr_pipelines.bronze_view import read_current
 from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE, EtlLockStore
-from flowehr_pipelines.runner import RunSummary, run_assets, run_instance
+from flowehr_pipelines.runner import RunSummary, run_assets
 from flowehr_pipelines.synthetic import apply_source_changes, write_cdc_landing, write_ehr_source
 from resources.delta_store import DeltaTableStore, S3Storage
 from tests.conftest import REPO_ROOT, TEST_KEY
@@ -232,7 +232,7 @@ def world() -> Iterator[World]:
             from flowehr_pipelines.definitions import defs
 
             definitions = defs()
-            instance = run_instance()  # as flowehr run makes it: parts run at once
+            instance = dg.DagsterInstance.get()
             stack.callback(instance.dispose)
             configured = (definitions.resources or {})["delta"]
             assert isinstance(configured.storage, S3Storage)  # the lake really is on S3
