@@ -337,9 +337,6 @@ def unseen_rows(
         batch = batch.filter(pc.invert(repeated))
     existing_keys = _identity(existing, keys)
     batch_keys = _identity(batch, keys)
-    updates = int(
-        pc.sum(pc.is_in(batch_keys, value_set=existing_keys).cast(pa.int64())).as_py() or 0
-    )
     # Every superseded row's key also has a row from a load newer than the oldest one.
     if LOAD_COLUMN in existing.column_names and existing.num_rows:
         loads = pc.fill_null(existing[LOAD_COLUMN], -1)
@@ -347,8 +344,10 @@ def unseen_rows(
     else:
         newer = existing_keys.slice(0, 0)
     touched = pc.unique(pa.chunked_array([*_chunks(newer), *_chunks(batch_keys)], batch_keys.type))
-    in_touched = pc.sum(pc.is_in(existing_keys, value_set=touched).cast(pa.int64())).as_py() or 0
-    superseded = int(in_touched) + batch.num_rows - len(touched)
+    # One probe of bronze's keys against the few touched ones; the rest works on the hits.
+    hits = existing_keys.filter(pc.is_in(existing_keys, value_set=touched))
+    updates = int(pc.sum(pc.is_in(batch_keys, value_set=hits).cast(pa.int64())).as_py() or 0)
+    superseded = len(hits) + batch.num_rows - len(touched)
     return NewRows(batch, updates, existing.num_rows + batch.num_rows, max(superseded, 0))
 
 

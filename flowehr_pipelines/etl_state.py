@@ -92,7 +92,7 @@ class EtlStateStore:
         else:
             self._snapshot.update_incremental()
         filesystem = self._delta.storage.filesystem(self._delta.uri(ETL_STATE_TABLE))
-        self._rows = self._snapshot.to_pyarrow_table(filesystem=filesystem)
+        self._rows = self._snapshot.to_pyarrow_dataset(filesystem=filesystem).to_table()
         return self._rows
 
     def all(self, source: str | None = None) -> list[TableState]:
