@@ -158,11 +158,16 @@ class DeltaTableStore(dg.ConfigurableResource):
         """
         dt = self.table(table, version=version)
         filesystem = self.storage.filesystem(self.uri(table))
-        pruned = dt.to_pyarrow_dataset(file_pruning_predicate=where, filesystem=filesystem)
         seen: set[str] = set()
         if added_after is not None:
             earlier = self.table(table, version=added_after).get_add_actions(flatten=True)
             seen = {unquote(path) for path in earlier.column("path").to_pylist()}
+        keep = _partition_filter(where, dt.metadata().partition_columns)
+        if keep is not None:
+            # Partition values alone decide: prune from the log, which costs far less than
+            # delta-rs building a statistics expression for every file of a long history.
+            return _log_dataset(dt, filesystem, skip=seen, keep=keep)
+        pruned = dt.to_pyarrow_dataset(file_pruning_predicate=where, filesystem=filesystem)
         return _without_statistics_guarantees(dt, pruned, filesystem, skip=seen)
 
     def head(self, table: TablePath, rows: int) -> pa.Table:
@@ -803,6 +808,114 @@ def _without_statistics_guarantees(
     return pa_ds.FileSystemDataset(fragments, schema, fmt, filesystem)
 
 
+def _log_dataset(
+    dt: DeltaTable,
+    filesystem: pa_fs.FileSystem,
+    *,
+    skip: set[str] | frozenset[str] = frozenset(),
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+) -> pa_ds.FileSystemDataset:
+    """The table's live files as a dataset built from the log's add actions alone.
+
+    The same files, schema and partition guarantees as ``_without_statistics_guarantees``
+    gives, without asking delta-rs for its dataset: that builds a statistics expression
+    per file, which costs more than the read when a table has many small partitions.
+    Files in ``skip`` and those whose partition values ``keep`` refuses are left out.
+    """
+    schema = pa.schema(dt.schema().to_arrow())
+    columns = list(dt.metadata().partition_columns)
+    actions = dt.get_add_actions(flatten=True)
+    paths = [unquote(path) for path in actions.column("path").to_pylist()]
+    values = (
+        [
+            dict(zip(columns, row, strict=True))
+            for row in zip(
+                *[actions.column(f"partition.{c}").to_pylist() for c in columns], strict=True
+            )
+        ]
+        if columns
+        else [{} for _ in paths]
+    )
+    fmt = pa_ds.ParquetFileFormat()
+    fragments = []
+    for path, partition in zip(paths, values, strict=True):
+        if path in skip or (keep is not None and not keep(partition)):
+            continue
+        guarantee = None
+        for c, value in partition.items():
+            term = (
+                pc.field(c).is_null()
+                if value is None
+                else pc.field(c) == pa.scalar(value).cast(schema.field(c).type)
+            )
+            guarantee = term if guarantee is None else guarantee & term
+        fragments.append(fmt.make_fragment(path, filesystem, partition_expression=guarantee))
+    return pa_ds.FileSystemDataset(fragments, schema, fmt, filesystem)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: bool(a == b),
+    "==": lambda a, b: bool(a == b),
+    "!=": lambda a, b: bool(a != b),
+    "<": lambda a, b: bool(a < b),
+    "<=": lambda a, b: bool(a <= b),
+    ">": lambda a, b: bool(a > b),
+    ">=": lambda a, b: bool(a >= b),
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+}
+
+
+def _partition_filter(
+    where: Any, partition_columns: Sequence[str]
+) -> Callable[[dict[str, Any]], bool] | None:
+    """Tuple filters on partition columns only, as a test of a file's partition values.
+
+    None when ``where`` is anything else (statistics or a SQL predicate must decide).
+    A null partition value fails every comparison, as in SQL. A value that cannot be
+    compared keeps the file: this only prunes, the reader filters rows itself.
+    """
+    if where is None:
+        return lambda values: True
+    if not isinstance(where, list) or not all(
+        isinstance(term, tuple)
+        and len(term) == 3
+        and term[0] in partition_columns
+        and term[1] in _COMPARISONS
+        for term in where
+    ):
+        return None
+    terms = [
+        (
+            column,
+            _COMPARISONS[op],
+            [_comparable(v) for v in value] if op in ("in", "not in") else _comparable(value),
+        )
+        for column, op, value in where
+    ]
+
+    def keep(values: dict[str, Any]) -> bool:
+        for column, compare, value in terms:
+            stored = values.get(column)
+            if stored is None:
+                return False
+            try:
+                if not compare(_comparable(stored), value):
+                    return False
+            except TypeError:
+                continue
+        return True
+
+    return keep
+
+
+def _comparable(value: Any) -> Any:
+    """Dates as ISO text, so a date partition compares with a date or its ISO string."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
 _TARGET_COLUMN = re.compile(r"\bt\.`([^`]+)`")
 
 
@@ -905,27 +1018,14 @@ def _rows_that_act_in_partitions(
     columns = ", ".join(f'"{c}"' for c in wanted)
     part = f'"{column}"'
     indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
-    everything = _without_statistics_guarantees(
-        dt, dt.to_pyarrow_dataset(filesystem=filesystem), filesystem
-    )
+    everything = _log_dataset(dt, filesystem)
+    stored = everything.to_table(columns=list(dict.fromkeys([*keys, column])))
+    touched = _partitions_holding(stored, data, keys, column)
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
-        connection.register("s", indexed.select([*keys, "__row"]))
-        connection.register(
-            "stored", everything.to_table(columns=list(dict.fromkeys([*keys, column])))
-        )
-        holding = connection.sql(
-            f"SELECT DISTINCT t.{part} AS p FROM s JOIN stored AS t ON {on}"
-        ).to_arrow_table()
-        touched = set(holding.column("p").to_pylist())
         if touched:
-            subset = _without_statistics_guarantees(
-                dt,
-                dt.to_pyarrow_dataset(filesystem=filesystem),
-                filesystem,
-                keep=lambda values: values.get(column) in touched,
-            )
+            subset = _log_dataset(dt, filesystem, keep=lambda values: values.get(column) in touched)
             target = subset.to_table(columns=list(dict.fromkeys([*wanted, column])))
         else:
             schema = everything.schema
@@ -947,6 +1047,26 @@ def _rows_that_act_in_partitions(
     acting = data.take(rows.sort_by("__row").column("__row"))
     updating = rows.filter(rows.column("__updates")).column("__part").to_pylist()
     return acting, list(dict.fromkeys(updating))
+
+
+def _partitions_holding(
+    stored: pa.Table, data: pa.Table, keys: Sequence[str], column: str
+) -> set[Any]:
+    """The partition values of the stored rows whose key is among the incoming rows'.
+
+    A single key is a hash lookup (nulls match nulls, as ``IS NOT DISTINCT FROM``
+    would: a null key is looked up too, giving more partitions, never fewer). With a
+    compound key, every partition is answered.
+    """
+    if len(keys) != 1:
+        return set(pc.unique(stored.column(column)).to_pylist())
+    incoming = data.column(keys[0]).combine_chunks()
+    found = pc.is_in(
+        stored.column(keys[0]),
+        value_set=incoming.cast(stored.schema.field(keys[0]).type),
+        skip_nulls=False,
+    )
+    return set(pc.unique(stored.column(column).filter(found)).to_pylist())
 
 
 def _partition_predicate(column: str, values: list[Any]) -> str | None:
