@@ -3,8 +3,9 @@
 Peak memory is sampled (every 100 ms) as the summed RSS of the process and all its
 descendants, because ``flowehr run`` starts a JVM for Spark whose memory the Python
 process's own ``ru_maxrss`` would not include. The samples are kept as a timeline,
-split into the run's own process, the JVM(s) and anything else (Spark's Python
-workers), so that the peak can be attributed to the step running at the time.
+split into the command's own process, the JVM(s) and its other descendants (a run
+part's child process when ``flowehr run`` runs parts side by side, Spark's Python
+workers), so that the peak can be attributed to the steps running at the time.
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ def step_peaks(timeline: Sequence[RssSample], spans: StepSpans) -> dict[str, dic
     """Peak memory of each step: the largest tree sample taken while the step ran.
 
     ``spans`` maps a step to its (start, end) wall-clock times from the runs' event
-    logs. With the in-process executor steps run one at a time, so a sample belongs to
-    at most one step; memory a step leaves behind shows in the steps after it, which
-    is why the Python/JVM split and the memory at the step's start are kept.
+    logs. Within one run steps run one at a time, but independent parts of the graph
+    may run side by side (in other processes), and memory a step leaves resident shows
+    in the steps after it: so the split by process kind and the memory at the step's
+    start are kept, to tell a step's own cost from what it ran alongside.
     """
     peaks: dict[str, dict[str, float]] = {}
     for step, runs in spans.items():

@@ -130,9 +130,11 @@ def _memory_section(scale: str, memory: dict[str, Any]) -> list[str]:
         f"## Peak memory by step at {scale}",
         "",
         "Summed RSS of the run's process tree, sampled every 100 ms and attributed to the "
-        "step running at the time (from the run's event log). Python is the `flowehr run` "
-        "process (delta-rs, DuckDB, pyarrow), JVM the Spark driver, other Spark's Python "
-        "workers. Memory a step leaves resident shows in the steps after it: "
+        "steps running at the time (from the runs' event logs). Python is the `flowehr run` "
+        "process (delta-rs, DuckDB, pyarrow, Spark's driver side), JVM the Spark driver, "
+        "other the rest of the tree: a run part's own process when independent parts run "
+        "side by side, Spark's Python workers. A step's peak includes whatever ran "
+        "alongside it, and memory a step leaves resident shows in the steps after it: "
         "*at start* is the tree's RSS when the step began.",
     ]
     if peak:
