@@ -1,12 +1,13 @@
-"""Run the independent parts of the asset graph at the same time, one process each.
+"""Run the independent parts of the asset graph at the same time, in two processes.
 
 The all-assets job splits into parts that share no asset: the EHR sources to the
 features (Spark) and the CDC log to reporting (Arrow, DuckDB, delta-rs). Run one after
 the other they queue on each other's waits (the JVM, the event log, small Spark jobs)
-while a core idles; run at once they overlap. Each extra part runs in a child process
-of its own (``python -m flowehr_pipelines.run_parts``), started before this process
-starts any thread: Dagster configures process-wide logging and stdout capture for
-every run it starts, which is not safe for two runs in one process at once.
+while a core idles; run at once they overlap. The Spark parts run in this process (one
+JVM) and the rest in one child process (``python -m flowehr_pipelines.run_parts``),
+started before this process starts any thread: Dagster configures process-wide logging
+and stdout capture for every run it starts, which is not safe for two runs in one
+process at once.
 
 A child records its runs in the same Dagster instance, prints their ids and exits; it
 exits too if its parent dies, so killing ``flowehr run`` stops all of it (a killed run
@@ -64,6 +65,25 @@ def independent_parts(job: dg.JobDefinition, keys: set[dg.AssetKey]) -> list[set
     for key in keys:
         parts.setdefault(find(key), set()).add(key)
     return sorted(parts.values(), key=lambda part: (-len(part), min(part).to_user_string()))
+
+
+def concurrent_groups(job: dg.JobDefinition, keys: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
+    """The selected assets as at most two groups to run at once: Spark's, and the rest.
+
+    What overlaps well is a Spark part (its small jobs leave a core idle while the JVM
+    works) with parts that need no Spark; a second JVM or a child process per small
+    part would cost more than it saves. So there are two groups only when the
+    selection has both kinds, each a union of whole independent parts.
+    """
+    graph = job.asset_layer.asset_graph
+
+    def needs_spark(part: set[dg.AssetKey]) -> bool:
+        return any("spark" in graph.get(k).assets_def.required_resource_keys for k in part)
+
+    parts = independent_parts(job, keys)
+    spark = set().union(*[part for part in parts if needs_spark(part)])
+    rest = keys - spark
+    return [spark, rest] if spark and rest else [keys]
 
 
 def report_inputs(defs: dg.Definitions) -> set[dg.AssetKey]:

@@ -23,9 +23,9 @@ from flowehr_pipelines.jobs import ALL_ASSETS_JOB
 from flowehr_pipelines.run_parts import (
     DEFAULT_CODE,
     PartProcess,
+    concurrent_groups,
     execute_due_reports,
     execute_part,
-    independent_parts,
     report_inputs,
     subset,
 )
@@ -95,10 +95,11 @@ def run_assets(
 ) -> RunSummary:
     """Execute the all-assets job (or a selection of it), its parts at the same time.
 
-    The largest independent part runs in this process; the others (``run_parts``) run
-    at once in child processes that load ``code`` (where ``defs`` came from) and record
-    their runs in the same instance. An ephemeral instance cannot be shared, so with one
-    (or with ``concurrent`` off) the parts run here one after another. Then the
+    The parts that need Spark run in this process; the other independent parts
+    (``run_parts``) run at the same time in one child process that loads ``code``
+    (where ``defs`` came from) and records its runs in the same instance. An ephemeral
+    instance cannot be shared, so with one (or with ``concurrent`` off) the parts run
+    here one after another. Then the
     partitioned report assets the job leaves out run: the report partitions due now,
     exactly as the report schedules would request them (one run per partition range),
     as soon as the part they read has succeeded.
@@ -110,7 +111,7 @@ def run_assets(
     if not main_keys:
         parts: list[set[dg.AssetKey]] = []
     elif concurrent and not instance.is_ephemeral:
-        parts = independent_parts(job, main_keys)
+        parts = concurrent_groups(job, main_keys)
     else:
         parts = [main_keys]
     # The part holding every input of the reports writes them once it has succeeded;

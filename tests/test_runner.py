@@ -9,7 +9,7 @@ import pytest
 
 from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-from flowehr_pipelines.run_parts import independent_parts, report_inputs
+from flowehr_pipelines.run_parts import concurrent_groups, independent_parts, report_inputs
 from flowehr_pipelines.runner import (
     AssetOutcome,
     CheckOutcome,
@@ -106,6 +106,19 @@ def test_full_graph_splits_into_ehr_and_reporting_parts_that_share_no_asset(all_
             p in part for k in part for p in graph.get(k).parent_keys if p in ehr | reporting
         )
     assert report_inputs(definitions) <= reporting
+
+
+def test_spark_parts_and_the_rest_make_two_groups_and_only_when_both_are_selected(
+    all_assets,
+) -> None:
+    _, job = all_assets
+    selected = set(job.asset_layer.selected_asset_keys)
+    spark, rest = concurrent_groups(job, selected)
+    assert {k.path[0] for k in spark} == {"bronze", "silver", "gold"}
+    assert dg.AssetKey(["bronze", "transaction_history"]) in rest
+    reporting = {k for k in selected if k.path[0] == "reporting"}  # 5 parts, no Spark
+    assert len(independent_parts(job, reporting)) > 1
+    assert concurrent_groups(job, reporting) == [reporting]
 
 
 def test_one_steps_assets_stay_in_one_part(all_assets) -> None:

@@ -29,7 +29,7 @@ def _meet(me: str, other: str) -> None:
         time.sleep(0.05)
 
 
-@dg.asset
+@dg.asset(required_resource_keys={"spark"})  # stands for a Spark part: it stays in process
 def left() -> None:
     _meet("left", "right")
 
@@ -41,5 +41,6 @@ def right() -> None:
 
 defs = dg.Definitions(
     assets=[left, right],
+    resources={"spark": dg.ResourceDefinition.none_resource()},
     jobs=[dg.define_asset_job(ALL_ASSETS_JOB, executor_def=dg.in_process_executor)],
 )
