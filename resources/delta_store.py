@@ -163,7 +163,7 @@ class DeltaTableStore(dg.ConfigurableResource):
             earlier = self.table(table, version=added_after).get_add_actions(flatten=True)
             seen = {unquote(path) for path in earlier.column("path").to_pylist()}
         keep = _partition_filter(where, dt.metadata().partition_columns)
-        if keep is not None:
+        if keep is not None and _plain_files(dt):
             # Partition values alone decide: prune from the log, which costs far less than
             # delta-rs building a statistics expression for every file of a long history.
             return _log_dataset(dt, filesystem, skip=seen, keep=keep)
@@ -808,6 +808,12 @@ def _without_statistics_guarantees(
     return pa_ds.FileSystemDataset(fragments, schema, fmt, filesystem)
 
 
+def _plain_files(dt: DeltaTable) -> bool:
+    """Whether the table's Parquet files hold its rows as they are (reader version 1:
+    no deletion vectors, no column mapping), so they can be read without delta-rs."""
+    return bool(dt.protocol().min_reader_version == 1)
+
+
 def _log_dataset(
     dt: DeltaTable,
     filesystem: pa_fs.FileSystem,
@@ -1018,6 +1024,8 @@ def _rows_that_act_in_partitions(
     columns = ", ".join(f'"{c}"' for c in wanted)
     part = f'"{column}"'
     indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+    if not _plain_files(dt):
+        return data, None  # deletion vectors or column mapping: let the MERGE decide
     everything = _log_dataset(dt, filesystem)
     stored = everything.to_table(columns=list(dict.fromkeys([*keys, column])))
     touched = _partitions_holding(stored, data, keys, column)
