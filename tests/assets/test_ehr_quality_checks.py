@@ -204,7 +204,7 @@ def test_code_location_declares_the_quality_checks(flowehr_env: Path) -> None:
         assert (f"silver/ehr/{table}", FRESHNESS_CHECK) in specs
 
 
-def loaded(nhs_numbers: list[str], ids: list[int], load: int) -> pa.Table:
+def loaded(nhs_numbers: list[str | None], ids: list[int | None], load: int) -> pa.Table:
     """Patient rows as a bronze load writes them, stamped with the load's head."""
     from flowehr_pipelines.bronze_view import LOAD_COLUMN
 
