@@ -44,7 +44,8 @@ from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-from flowehr_pipelines.runner import QUIET_CONSOLE, resolve_selection
+from flowehr_pipelines.run_parts import QUIET_CONSOLE
+from flowehr_pipelines.runner import resolve_selection
 from flowehr_pipelines.synthetic import write_ehr_source
 from resources.delta_store import DeltaTableStore, LocalStorage
 from resources.object_store import LocalObjectStore
