@@ -316,3 +316,16 @@ def test_local_today_and_yesterday_use_the_reporting_zone():
     assert local_today("Europe/London", now) == date(2026, 7, 1)
     assert local_yesterday("Europe/London", now) == date(2026, 6, 30)
     assert local_today("UTC", now) == date(2026, 6, 30)
+
+
+def test_a_dataset_read_once_is_streamed_and_one_read_twice_is_read_whole() -> None:
+    import pyarrow.dataset as pa_ds
+
+    from transforms.reporting import _scan
+
+    data = pa_ds.dataset(pa.table({"a": [1, 2], "b": ["x", "y"], "unused": [0, 0]}))
+    once = _scan(data, "SELECT a, b FROM t", "t")
+    twice = _scan(data, "SELECT a FROM t JOIN t AS u USING (a)", "t")
+    assert isinstance(once, pa.RecordBatchReader)
+    assert once.read_all().column_names == ["a", "b"]
+    assert isinstance(twice, pa.Table) and twice.column_names == ["a"]

@@ -75,26 +75,30 @@ def run_sql(
     try:
         connection.execute("SET TimeZone = 'UTC'")
         for table_name, data in tables.items():
-            connection.register(table_name, _scan(data, sql))
+            connection.register(table_name, _scan(data, sql, table_name))
         result: pa.Table = connection.sql(sql).to_arrow_table()
         return result
     finally:
         connection.close()
 
 
-def _scan(data: pa.Table | pa_ds.Dataset, sql: str) -> pa.Table:
-    """A dataset's columns that the SQL names (every word of it is a candidate), read.
+def _scan(data: pa.Table | pa_ds.Dataset, sql: str, name: str) -> pa.Table | pa.RecordBatchReader:
+    """A dataset's columns that the SQL names (every word of it is a candidate).
 
     The reporting SQL names every column it outputs (``*`` only inside CTEs whose
     later use is explicit), so a column whose name never appears is never needed.
     Read here rather than pushed down by DuckDB: pyarrow has no comparison kernel for
     the ``string_view`` columns that delta-rs MERGE writes, so a pushed-down string
-    filter fails; the files were already pruned when the dataset was made.
+    filter fails; the files were already pruned when the dataset was made. A dataset
+    the SQL reads once is streamed in batches, so a first load's whole window never
+    sits in memory as Arrow beside DuckDB's own working set (at 10M records that
+    was ~4.5 GiB); one it reads more than once is read whole, since a stream is read once.
     """
     if isinstance(data, pa.Table):
         return data
-    words = set(_WORD.findall(sql))
-    return data.to_table(columns=[n for n in data.schema.names if n in words])
+    words = _WORD.findall(sql)
+    scanner = data.scanner(columns=[n for n in data.schema.names if n in set(words)])
+    return scanner.to_reader() if words.count(name) == 1 else scanner.to_table()
 
 
 def transpile(name: str, dialect: str = "spark") -> str:
