@@ -10,6 +10,7 @@ syntax.
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,14 @@ _PLACEHOLDER = re.compile(r":([a-z_][a-z0-9_]*)\b")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 SqlParam = int | float | date | datetime
+DUCKDB_MEMORY_LIMIT = "2GB"
+
+
+def _spill_directory() -> str:
+    """Where DuckDB spills past its memory limit (its default is ``.tmp`` in the cwd)."""
+    directory = Path(tempfile.gettempdir()) / "flowehr-duckdb-spill"
+    directory.mkdir(exist_ok=True)
+    return str(directory).replace("'", "''")
 
 
 @cache
@@ -74,6 +83,10 @@ def run_sql(
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
+        # Bounded, spilling to local temp files past the bound: a first load's window
+        # query over 10M records otherwise takes ~3.6 GiB beside the Spark part's JVM.
+        connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        connection.execute(f"SET temp_directory = '{_spill_directory()}'")
         for table_name, data in tables.items():
             connection.register(table_name, _scan(data, sql, table_name))
         result: pa.Table = connection.sql(sql).to_arrow_table()
