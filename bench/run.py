@@ -132,19 +132,13 @@ def step_spans(dagster_home: Path) -> dict[str, list[tuple[float, float]]]:
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
+    from flowehr_pipelines.runner import step_spans as run_step_spans
+
     spans: dict[str, list[tuple[float, float]]] = {}
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         for run in instance.get_runs():
-            started: dict[str, float] = {}
-            for entry in instance.all_logs(run.run_id):
-                event = entry.dagster_event
-                if event is None or event.step_key is None:
-                    continue
-                if event.event_type_value == "STEP_START":
-                    started[event.step_key] = entry.timestamp
-                elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-                    start = started.pop(event.step_key, entry.timestamp)
-                    spans.setdefault(event.step_key, []).append((start, entry.timestamp))
+            for step, start, end in run_step_spans(instance.all_logs(run.run_id)):
+                spans.setdefault(step, []).append((start, end))
     return spans
 
 

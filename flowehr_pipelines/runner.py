@@ -12,7 +12,7 @@ started on background threads, so they overlap the Python-only ingestion steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,21 +205,28 @@ def wait_for_slow_dependencies() -> None:
     wait_for_great_expectations_import()
 
 
-def step_seconds(
-    instance: dg.DagsterInstance, run_id: str, entries: Sequence[EventLogEntry] | None = None
-) -> dict[str, float]:
-    """Seconds each step of a run took, from its event log (or entries already read)."""
+def step_spans(entries: Iterable[EventLogEntry]) -> list[tuple[str, float, float]]:
+    """(step, start, end) wall-clock times of each finished step in a run's event log."""
     started: dict[str, float] = {}
-    spent: dict[str, float] = {}
-    for entry in instance.all_logs(run_id) if entries is None else entries:
+    spans: list[tuple[str, float, float]] = []
+    for entry in entries:
         event = entry.dagster_event
         if event is None or event.step_key is None:
             continue
         if event.event_type_value == "STEP_START":
             started[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-            spent[event.step_key] = entry.timestamp - started.get(event.step_key, entry.timestamp)
-    return spent
+            start = started.pop(event.step_key, entry.timestamp)
+            spans.append((event.step_key, start, entry.timestamp))
+    return spans
+
+
+def step_seconds(
+    instance: dg.DagsterInstance, run_id: str, entries: Sequence[EventLogEntry] | None = None
+) -> dict[str, float]:
+    """Seconds each step of a run took, from its event log (or entries already read)."""
+    logged = instance.all_logs(run_id) if entries is None else entries
+    return {step: end - start for step, start, end in step_spans(logged)}
 
 
 def _collect(summary: RunSummary, run_id: str, instance: dg.DagsterInstance) -> None:

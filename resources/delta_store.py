@@ -925,6 +925,32 @@ def _comparable(value: Any) -> Any:
 _TARGET_COLUMN = re.compile(r"\bt\.`([^`]+)`")
 
 
+def _acts_query(
+    dt: DeltaTable,
+    data: pa.Table,
+    keys: Sequence[str],
+    conditions: Sequence[str | None],
+    null_safe_keys: bool,
+) -> tuple[list[str], str, str, str] | None:
+    """The rows-that-act join's pieces: target columns to read, join, conditions, select.
+
+    None when it cannot be decided before the MERGE: an unconditional clause, or a
+    condition naming a column the target lacks (schema evolution).
+    """
+    if any(c is None for c in conditions):
+        return None
+    wanted = list(
+        dict.fromkeys([*keys, *_TARGET_COLUMN.findall(" ".join(c or "" for c in conditions))])
+    )
+    target_columns = set(dt.schema().to_arrow().names)
+    if not set(wanted) <= target_columns or not set(keys) <= set(data.column_names):
+        return None
+    op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
+    on = " AND ".join(f's."{k}" {op} t."{k}"' for k in keys)
+    acts = " OR ".join(f"({c})".replace("`", '"') for c in conditions if c)
+    return wanted, on, acts, ", ".join(f'"{c}"' for c in wanted)
+
+
 def _rows_that_act(
     dt: DeltaTable,
     data: pa.Table,
@@ -944,18 +970,12 @@ def _rows_that_act(
     condition names a column the target lacks (schema evolution) or a clause is
     unconditional.
     """
-    if data.num_rows == 0 or any(c is None for c in conditions):
+    if data.num_rows == 0:
         return data
-    wanted = list(
-        dict.fromkeys([*keys, *_TARGET_COLUMN.findall(" ".join(c or "" for c in conditions))])
-    )
-    target_columns = set(dt.schema().to_arrow().names)
-    if not set(wanted) <= target_columns or not set(keys) <= set(data.column_names):
+    query = _acts_query(dt, data, keys, conditions, null_safe_keys)
+    if query is None:
         return data
-    op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
-    on = " AND ".join(f's."{k}" {op} t."{k}"' for k in keys)
-    acts = " OR ".join(f"({c})".replace("`", '"') for c in conditions if c)
-    columns = ", ".join(f'"{c}"' for c in wanted)
+    wanted, on, acts, columns = query
     indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
     connection = duckdb.connect()
     try:
@@ -1010,18 +1030,10 @@ def _rows_that_act_in_partitions(
     """
     if data.num_rows == 0:
         return data, []
-    if any(c is None for c in conditions):
+    query = _acts_query(dt, data, keys, conditions, null_safe_keys)
+    if query is None:
         return data, None
-    wanted = list(
-        dict.fromkeys([*keys, *_TARGET_COLUMN.findall(" ".join(c or "" for c in conditions))])
-    )
-    target_columns = set(dt.schema().to_arrow().names)
-    if not set(wanted) <= target_columns or not set(keys) <= set(data.column_names):
-        return data, None
-    op = "IS NOT DISTINCT FROM" if null_safe_keys else "="
-    on = " AND ".join(f's."{k}" {op} t."{k}"' for k in keys)
-    acts = " OR ".join(f"({c})".replace("`", '"') for c in conditions if c)
-    columns = ", ".join(f'"{c}"' for c in wanted)
+    wanted, on, acts, columns = query
     part = f'"{column}"'
     indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
     if not _plain_files(dt):
