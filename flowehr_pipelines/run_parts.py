@@ -68,6 +68,12 @@ def independent_parts(job: dg.JobDefinition, keys: set[dg.AssetKey]) -> list[set
     return sorted(parts.values(), key=lambda part: (-len(part), min(part).to_user_string()))
 
 
+def uses_spark(job: dg.JobDefinition, keys: set[dg.AssetKey]) -> bool:
+    """Whether any of these assets needs the ``spark`` resource."""
+    graph = job.asset_layer.asset_graph
+    return any("spark" in graph.get(key).assets_def.required_resource_keys for key in keys)
+
+
 def concurrent_groups(job: dg.JobDefinition, keys: set[dg.AssetKey]) -> list[set[dg.AssetKey]]:
     """The selected assets as at most two groups to run at once: Spark's, and the rest.
 
@@ -76,13 +82,8 @@ def concurrent_groups(job: dg.JobDefinition, keys: set[dg.AssetKey]) -> list[set
     part would cost more than it saves. So there are two groups only when the
     selection has both kinds, each a union of whole independent parts.
     """
-    graph = job.asset_layer.asset_graph
-
-    def needs_spark(part: set[dg.AssetKey]) -> bool:
-        return any("spark" in graph.get(k).assets_def.required_resource_keys for k in part)
-
     parts = independent_parts(job, keys)
-    spark = set().union(*[part for part in parts if needs_spark(part)])
+    spark = set().union(*[part for part in parts if uses_spark(job, part)])
     rest = keys - spark
     return [spark, rest] if spark and rest else [keys]
 

@@ -28,6 +28,7 @@ from flowehr_pipelines.run_parts import (
     execute_part,
     report_inputs,
     subset,
+    uses_spark,
 )
 
 
@@ -169,7 +170,7 @@ def slow_dependencies(job: dg.JobDefinition) -> set[str]:
     graph = job.asset_layer.asset_graph
     selected = set(job.asset_layer.selected_asset_keys)
     needed: set[str] = set()
-    if any("spark" in graph.get(key).assets_def.required_resource_keys for key in selected):
+    if uses_spark(job, selected):
         needed.add("spark")
     if any(c.name in GX_CHECK_NAMES and c.asset_key in selected for c in graph.asset_check_keys):
         needed.add("great_expectations")
