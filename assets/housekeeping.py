@@ -31,14 +31,14 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from assets.ehr.bronze_view import compact
+from assets.ehr.etl_lock import ETL_LOCK_TABLE
+from assets.ehr.etl_state import ETL_STATE_TABLE, compact_coordination_table
 from assets.metadata import delta_table_metadata
-from assets.reporting import STAGING_KEYS
-from assets.watchdogs import WATCHDOG_METRICS
-from flowehr_pipelines.bronze_view import compact
-from flowehr_pipelines.config import Settings
-from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE
-from flowehr_pipelines.etl_state import ETL_STATE_TABLE, compact_coordination_table
-from resources.delta_store import DeltaTableStore, TablePath
+from assets.reporting.settings import HousekeepingDomain
+from assets.reporting.staging import STAGING_KEYS
+from assets.reporting.watchdogs import WATCHDOG_METRICS
+from resources.delta.store import DeltaTableStore, TablePath
 
 HOUSEKEEPING_LOG = dg.AssetKey(["internal", "reporting_housekeeping"])
 HOUSEKEEPING_LOG_SCHEMA = pa.schema(
@@ -85,7 +85,7 @@ def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int
     }
 
 
-def compact_bronze(delta: DeltaTableStore, settings: Settings) -> dict[str, int]:
+def compact_bronze(delta: DeltaTableStore, settings: HousekeepingDomain) -> dict[str, int]:
     """Fold each EHR bronze table to its current rows; superseded rows removed per table."""
     removed: dict[str, int] = {}
     for connection in settings.data_source_connections:
@@ -97,7 +97,7 @@ def compact_bronze(delta: DeltaTableStore, settings: Settings) -> dict[str, int]
     return removed
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
+def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
     """The housekeeping asset."""
     retention = settings.housekeeping.vacuum_retention_hours
 

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from resources.delta_store import DeltaTableStore, TablePath, logged_row_count
+from resources.delta.store import DeltaTableStore, TablePath, logged_row_count
 
 _TYPE_NAMES = {
     pa.string(): "string",

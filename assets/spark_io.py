@@ -6,7 +6,7 @@ back through delta-rs as Arrow. On S3, where local Spark has no filesystem drive
 table is read through delta-rs as Arrow instead.
 
 EHR bronze tables are appended to by changelog loads, so they hold superseded rows:
-``read_bronze_current`` is how Spark reads one (``flowehr_pipelines.bronze_view``
+``read_bronze_current`` is how Spark reads one (``assets.ehr.bronze_view``
 defines the current view).
 """
 
@@ -18,8 +18,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from flowehr_pipelines.bronze_view import LOAD_COLUMN, current_mask
-from resources.delta_store import DeltaTableStore, TablePath
+from assets.ehr.bronze_view import LOAD_COLUMN, current_mask
+from resources.delta.store import DeltaTableStore, TablePath
 
 
 def read_spark(spark: SparkSession, delta: DeltaTableStore, table: TablePath) -> DataFrame:

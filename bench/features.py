@@ -22,11 +22,11 @@ from typing import Any
 
 def main() -> None:
     out, repeat = Path(sys.argv[1]), int(sys.argv[2])
-    from assets.features import feature_options, silver_key
+    from assets.features.tables import feature_options, silver_key
     from assets.spark_io import read_spark, to_arrow
     from flowehr_pipelines.config import load_settings
-    from resources import build_delta_store
-    from resources.delta_store import logged_row_count
+    from flowehr_pipelines.deployment import build_delta_store
+    from resources.delta.store import logged_row_count
     from resources.spark import build_local_spark_session
     from transforms.features.pipeline import FEATURE_TABLES, compute_feature_update
 

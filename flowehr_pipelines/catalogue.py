@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from assets.features import FEATURE_ZONE, dictionary_schema
+from assets.features.tables import FEATURE_ZONE, dictionary_schema
 from transforms.features.pipeline import FEATURE_TABLES
 from transforms.reporting.dictionary import REPORTING_COLUMNS
 

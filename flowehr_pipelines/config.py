@@ -11,225 +11,31 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping, MutableMapping
-from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from flowehr_pipelines.config_loading import (
+from assets.ehr.settings import DataSourceConnection, EhrSettings
+from assets.features.settings import FeatureSettings
+from assets.reporting.settings import HousekeepingSettings, ReportingSettings
+from flowehr_pipelines.config_loading import environment, load_layers, source_of, substitute_tokens
+from resources.settings import (
     ConfigError,
-    environment,
-    load_layers,
-    source_of,
-    substitute_tokens,
+    DatabricksSettings,
+    LakeSettings,
+    SparkSettings,
+    StrictSettings,
 )
 
 Env = Literal["local", "ci", "dev", "prod"]
 EMBEDDED_ENVS: frozenset[str] = frozenset({"local", "ci"})
 PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 log = logging.getLogger(__name__)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceTable(_Strict):
-    """One table of a source database, loaded bulk first and then by changelog."""
-
-    name: str
-    primary_key: list[str] = Field(min_length=1)
-    change_column: str = "change_seq"
-    deleted_column: str | None = "is_deleted"
-    batch_size: int = Field(default=50_000, gt=0)
-    description: str = ""
-    nhs_number_column: str | None = Field(
-        default=None, description="Column holding NHS numbers; checked for validity in bronze."
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _snake_case(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError("must be snake_case (letters, digits, underscores)")
-        return value
-
-
-class DataSourceConnection(_Strict):
-    """A named source database; the name is also its Dagster resource key."""
-
-    name: str
-    description: str = ""
-    url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL without the password; omitted = embedded SQLite.",
-    )
-    password_env: str | None = Field(
-        default=None, description="Environment variable holding the database password."
-    )
-    tables: list[SourceTable] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _snake_case(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError("must be snake_case (letters, digits, underscores)")
-        return value
-
-
-class S3Settings(_Strict):
-    """Where an S3-compatible object store is, for the lake and the reports."""
-
-    endpoint_url: str | None = None
-    region: str = "eu-west-2"
-    allow_http: bool = False
-    access_key_id_env: str | None = None
-    secret_access_key_env: str | None = None
-
-
-class LakeSettings(_Strict):
-    """The lake root: a local directory or an ``s3://bucket/prefix``."""
-
-    root: str | None = Field(default=None, description="Defaults to <data_dir>/lake.")
-    s3: S3Settings = S3Settings()
-
-
-class SparkSettings(_Strict):
-    """The local Spark session shared by every asset in a run process."""
-
-    master: str = "local[2]"
-    conf: dict[str, str] = Field(default_factory=dict)
-
-
-class DatabricksSettings(_Strict):
-    """Where feature transforms run when ``compute: databricks``."""
-
-    host: str | None = None
-    token_env: str = "DATABRICKS_TOKEN"
-    existing_cluster_id: str | None = None
-    new_cluster: dict[str, Any] | None = None
-    secret_scope: str = "flowehr"
-    workspace_dir: str = "/Shared/flowehr"
-    pseudonymisation_secret_key: str = Field(
-        default="pseudonymisation-key",
-        description="Key in secret_scope holding the pseudonymisation key.",
-    )
-    entrypoint: str | None = Field(
-        default=None,
-        description="python_file of the feature job; default "
-        "<workspace_dir>/transforms/pipes/feature_job.py.",
-    )
-    libraries: list[dict[str, Any]] = Field(
-        default_factory=lambda: [{"pypi": {"package": "dagster-pipes==1.13.27"}}],
-        description="Libraries installed on the job cluster (Databricks jobs API format).",
-    )
-    timeout_seconds: int = Field(default=3600, gt=0)
-    poll_interval_seconds: float = Field(default=10.0, gt=0)
-
-
-class WatchdogSettings(_Strict):
-    """When a communication counts as overdue or stuck (NHS Notify's watchdog rules).
-
-    A request item plan is overdue when it has no final status this many hours after it
-    was created: ``plan_overdue_hours`` per channel for the first channel tried,
-    ``fallback_plan_overdue_hours`` for a later (fallback) channel, and
-    ``any_plan_overdue_hours`` for any plan at all.
-    """
-
-    plan_overdue_hours: dict[str, int] = Field(
-        default_factory=lambda: {"NHSAPP": 96, "SMS": 96, "EMAIL": 96, "LETTER": 168},
-        description="Per channel (communicationtype), for the first channel of an item.",
-    )
-    fallback_plan_overdue_hours: int = Field(default=240, gt=0)
-    any_plan_overdue_hours: int = Field(default=336, gt=0)
-    item_overdue_hours: int = Field(default=336, gt=0)
-    request_overdue_hours: int = Field(default=336, gt=0)
-    stuck_pending_enrichment_hours: int = Field(default=48, gt=0)
-    stuck_enriched_hours: int = Field(default=144, gt=0)
-    lookback_days: int = Field(default=90, gt=0, description="Older communications are ignored.")
-    error_at: int = Field(
-        default=1, gt=0, description="A watchdog fails with severity ERROR at this many."
-    )
-
-
-class ReportingSettings(_Strict):
-    """Windows and calendar of the reporting domain."""
-
-    projection_window_days: int = Field(default=7, gt=0)
-    aggregation_window_days: int = Field(default=31, gt=0)
-    initial_window_days: int = Field(
-        default=90,
-        gt=0,
-        description="Window of a staging table's first (migration) load, before it exists.",
-    )
-    timezone: str = "Europe/London"
-    clients: list[str] = Field(default_factory=list, description="Empty = every client seen.")
-    landing_sensor_interval_seconds: int = Field(
-        default=60, gt=0, description="How often the landing sensor lists new CDC files."
-    )
-    report_catch_up_days: int = Field(
-        default=7, gt=0, description="How far back a missing completed comms report is rewritten."
-    )
-    batch_report_lookback_days: int = Field(
-        default=7, gt=0, description="Batches completed this recently get a batch report."
-    )
-    batch_settle_minutes: int = Field(
-        default=120,
-        ge=0,
-        description="A batch is reported only this long after its last item completed.",
-    )
-    automation_running: bool = Field(
-        default=False,
-        description="Start the reporting schedules and landing sensor with the daemon "
-        "(otherwise they are switched on in the UI).",
-    )
-    reports_start_date: date = Field(
-        default=date(2024, 1, 1), description="First day of the daily report partitions."
-    )
-    watchdogs: WatchdogSettings = WatchdogSettings()
-
-
-class EhrSettings(_Strict):
-    """How EHR source loads are guarded and triggered."""
-
-    lock_stale_after_minutes: int = Field(default=120, gt=0)
-    sensor_interval_seconds: int = Field(default=300, gt=0)
-    lock_heartbeat_seconds: int = Field(
-        default=60, gt=0, description="How often a running load refreshes its lock."
-    )
-    freshness_max_age_days: int = Field(
-        default=3, gt=0, description="Silver event tables warn when their newest event is older."
-    )
-    automation_running: bool = Field(
-        default=False,
-        description="Start the nightly schedule and change sensors when the daemon starts.",
-    )
-
-
-class FeatureSettings(_Strict):
-    """The feature store's shape."""
-
-    version: str = "v1"
-    spo2_scale: Literal[1, 2] = Field(
-        default=1, description="NEWS2 SpO2 scale: 1, or 2 for hypercapnic respiratory failure."
-    )
-    horizon_grid_hours: int | None = Field(
-        default=None,
-        gt=0,
-        description="None = a horizon at every charted event; N = every N hours of the stay.",
-    )
-
-
-class HousekeepingSettings(_Strict):
-    """OPTIMIZE and VACUUM of staging tables."""
-
-    vacuum_retention_hours: int = Field(default=168, ge=0)
-
-
-class AlertSettings(_Strict):
+class AlertSettings(StrictSettings):
     """Where failed checks and runs are announced; no webhook = log only."""
 
     webhook_url: str | None = None
@@ -240,7 +46,7 @@ class AlertSettings(_Strict):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
-class DemoDataSettings(_Strict):
+class DemoDataSettings(StrictSettings):
     """The synthetic data ``make run`` generates on a fresh machine."""
 
     patients: int = Field(default=2_000, gt=0)
@@ -249,7 +55,7 @@ class DemoDataSettings(_Strict):
     seed: int = 42
 
 
-class AutomationPolicySettings(_Strict):
+class AutomationPolicySettings(StrictSettings):
     """Freshness windows and declarative automation of feature and reporting tables."""
 
     feature_fail_hours: int = Field(
@@ -280,7 +86,7 @@ class AutomationPolicySettings(_Strict):
     )
 
 
-class Settings(_Strict):
+class Settings(StrictSettings):
     """Everything one deployment needs, validated."""
 
     env: Env

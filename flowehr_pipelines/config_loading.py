@@ -21,11 +21,9 @@ from typing import Any
 
 import yaml
 
+from resources.settings import ConfigError
+
 _TOKEN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(Exception):
-    """A config problem a user can fix; the message names the file and the key."""
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,19 @@ a changed environment takes effect on the next code-location reload.
 
 import dagster as dg
 
-from assets import ehr, features, housekeeping, reporting, reports, silver
-from flowehr_pipelines import ehr_automation, reporting_automation
-from flowehr_pipelines.automation_policy import with_automation_policy
+from assets import housekeeping
+from assets.ehr import bronze as ehr
+from assets.ehr import silver
+from assets.features import tables as features
+from assets.reporting import staging as reporting
+from assets.reports import definitions as reports
+from flowehr_pipelines.automation import ehr as ehr_automation
+from flowehr_pipelines.automation import reporting as reporting_automation
+from flowehr_pipelines.automation.jobs import build_job_defs
+from flowehr_pipelines.automation.policy import with_automation_policy
 from flowehr_pipelines.catalogue import with_column_schemas
 from flowehr_pipelines.config import load_settings
-from flowehr_pipelines.jobs import build_job_defs
-from resources import build_resources
+from flowehr_pipelines.deployment import build_resources
 
 
 @dg.definitions

@@ -38,7 +38,7 @@ from transforms.identifiers import nhs_number_problem
 
 if TYPE_CHECKING:
     from flowehr_pipelines.config import Settings
-    from resources.delta_store import DeltaTableStore
+    from resources.delta.store import DeltaTableStore
     from resources.object_store import ObjectStore
 
 PUBLISHED_PREFIXES: tuple[str, ...] = ("gold/features", "reporting", "reports")
@@ -371,7 +371,7 @@ def _landing_lines(objects: ObjectStore) -> Iterator[bytes]:
 
 def scan_lake(settings: Settings) -> tuple[KnownIdentifiers, ScanResult]:
     """Collect the sources' identifiers and scan the configured lake's published zones."""
-    from resources import build_delta_store, build_object_store
+    from flowehr_pipelines.deployment import build_delta_store, build_object_store
 
     objects = build_object_store(settings)
     known = collect_source_identifiers(settings, objects)

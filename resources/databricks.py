@@ -31,8 +31,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from flowehr_pipelines.config import ConfigError, Settings
-from resources.delta_store import DeltaTableStore, TablePath
+from resources.delta.store import DeltaTableStore, TablePath
+from resources.settings import ConfigError
 
 ENTRYPOINT_MODULE = "transforms.pipes.feature_job"
 ENTRYPOINT_RELATIVE_PATH = "transforms/pipes/feature_job.py"
@@ -184,33 +184,3 @@ class LocalPipesResource(FeatureJobResource):
             context=context,
             extras=local_extras,
         )
-
-
-def build_feature_job_resource(settings: Settings) -> DatabricksPipesResource:
-    """The Databricks job resource for ``compute: databricks``; nothing connects here.
-
-    Raises:
-        ConfigError: when the workspace host or a cluster is not configured.
-    """
-    config = settings.databricks
-    if not config.host:
-        raise ConfigError("databricks.host is required when compute is 'databricks'")
-    if not (config.existing_cluster_id or config.new_cluster):
-        raise ConfigError(
-            "databricks: set existing_cluster_id or new_cluster when compute is 'databricks'"
-        )
-    python_file = config.entrypoint or (
-        f"{config.workspace_dir.rstrip('/')}/{ENTRYPOINT_RELATIVE_PATH}"
-    )
-    return DatabricksPipesResource(
-        host=config.host,
-        token=dg.EnvVar(config.token_env),
-        existing_cluster_id=config.existing_cluster_id or None,
-        new_cluster=config.new_cluster,
-        python_file=python_file,
-        libraries=config.libraries,
-        secret_scope=config.secret_scope,
-        pseudonymisation_secret_key=config.pseudonymisation_secret_key,
-        timeout_seconds=config.timeout_seconds,
-        poll_interval_seconds=config.poll_interval_seconds,
-    )

@@ -21,7 +21,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from flowehr_pipelines.processes import process_alive
+from resources.processes import process_alive
 
 
 class ObjectStore(dg.ConfigurableResource, ABC):

@@ -7,7 +7,8 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
-from flowehr_pipelines.automation_policy import (
+from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.automation.policy import (
     AUTOMATION_SENSOR,
     FEATURE_TABLES,
     REPORTING_TABLES,
@@ -15,7 +16,6 @@ from flowehr_pipelines.automation_policy import (
 )
 from flowehr_pipelines.config import Settings, load_settings
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB
 
 FEATURES = "gold/features/"
 REPORTING = "reporting/"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from flowehr_pipelines.bronze_view import LOAD_COLUMN, compact, current_rows, read_current
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.ehr.bronze_view import LOAD_COLUMN, compact, current_rows, read_current
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 
 def rows(*values: tuple[int | None, int, int, str]) -> pa.Table:

@@ -6,9 +6,10 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from flowehr_pipelines.cli import format_table, main
+from flowehr_pipelines.cli import main
+from flowehr_pipelines.cli.common import format_table
 from flowehr_pipelines.config import load_settings
-from resources import build_delta_store
+from flowehr_pipelines.deployment import build_delta_store
 
 
 @pytest.mark.parametrize(

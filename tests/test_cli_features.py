@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from assets.features import feature_key
+from assets.features.tables import feature_key
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
-from resources import build_delta_store
+from flowehr_pipelines.deployment import build_delta_store
 from tests.test_researcher import feature_rows, hours, news2_row
 
 

@@ -11,7 +11,8 @@ from flowehr_pipelines.config import (
     load_settings,
     local_key_file,
 )
-from flowehr_pipelines.config_loading import ConfigError, deep_merge, substitute_tokens
+from flowehr_pipelines.config_loading import deep_merge, substitute_tokens
+from resources.settings import ConfigError
 
 BASE = """
 data_source_connections:

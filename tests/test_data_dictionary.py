@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from assets.features import IDENTIFIER_COLUMNS
+from assets.features.tables import IDENTIFIER_COLUMNS
 from flowehr_pipelines.catalogue import COLUMN_SCHEMA
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.data_dictionary import (

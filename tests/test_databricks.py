@@ -15,8 +15,10 @@ import pytest
 import yaml
 from dagster_databricks import PipesDatabricksClient
 
-from flowehr_pipelines.config import ConfigError, Settings, load_settings
-from resources.databricks import DatabricksPipesResource, build_feature_job_resource
+from flowehr_pipelines.config import Settings, load_settings
+from flowehr_pipelines.deployment import build_feature_job_resource
+from resources.databricks import DatabricksPipesResource
+from resources.settings import ConfigError
 from tests.conftest import REPO_ROOT
 
 NEW_CLUSTER = {

@@ -16,7 +16,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.features import (
+from assets.features.tables import (
     STAGING_ZONE,
     build_feature_table_defs,
     compute_in_process,
@@ -24,9 +24,9 @@ from assets.features import (
     feature_key,
 )
 from flowehr_pipelines.config import load_settings
-from resources import build_delta_store
+from flowehr_pipelines.deployment import build_delta_store
 from resources.databricks import LocalPipesResource
-from resources.delta_store import DeltaTableStore
+from resources.delta.store import DeltaTableStore
 from resources.spark import SparkResource
 from tests.assets.silver_world import apply_changelog, build_world
 from transforms.features.news2 import NEWS2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from flowehr_pipelines.automation.ehr import EHR_JOB
+from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.automation.reporting import REPORTING_JOB
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.ehr_automation import EHR_JOB
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-from flowehr_pipelines.reporting_automation import REPORTING_JOB
 
 EXPECTED_ASSET_KEYS = {
     "bronze/ehr/diagnoses",

@@ -9,14 +9,15 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from assets.ehr import load_source_table
+from assets.ehr.bronze_loader import load_source_table
+from assets.ehr.etl_lock import EtlLockStore, LockOwner
+from flowehr_pipelines.automation.ehr import EHR_JOB, SOURCE_TAG, sensor_name
 from flowehr_pipelines.config import Settings, load_settings
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.ehr_automation import EHR_JOB, SOURCE_TAG, sensor_name
-from flowehr_pipelines.etl_lock import EtlLockStore, LockOwner
-from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
-from resources import build_delta_store
-from resources.delta_store import DeltaTableStore
+from flowehr_pipelines.deployment import build_delta_store
+from flowehr_pipelines.synthetic import write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from resources.delta.store import DeltaTableStore
 from resources.sql_source import SqlSourceResource
 
 
@@ -132,7 +133,7 @@ def test_sensor_waits_while_a_live_load_holds_the_lock_but_not_a_stale_one(world
 
 
 def test_ehr_automation_starts_stopped_unless_config_turns_it_on() -> None:
-    from flowehr_pipelines.ehr_automation import build_defs
+    from flowehr_pipelines.automation.ehr import build_defs
 
     settings = load_settings()
     for running, schedule_status, sensor_status in (

@@ -18,13 +18,14 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from flowehr_pipelines.bronze_view import read_current
+from assets.ehr.bronze_view import read_current
 from flowehr_pipelines.config import Settings, load_settings
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.runner import RunSummary, run_assets
-from flowehr_pipelines.synthetic import apply_source_changes, write_cdc_landing, write_ehr_source
-from resources import build_delta_store
-from resources.delta_store import DeltaTableStore
+from flowehr_pipelines.deployment import build_delta_store
+from flowehr_pipelines.run.runner import RunSummary, run_assets
+from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from resources.delta.store import DeltaTableStore
 from tests.conftest import TEST_KEY
 from transforms.identifiers import hmac_sha256_hex
 

@@ -18,9 +18,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from flowehr_pipelines.cli import main
-from flowehr_pipelines.config import load_settings
-from flowehr_pipelines.etl_lock import (
+from assets.ehr.etl_lock import (
     ETL_LOCK_TABLE,
     EtlLockHeldError,
     EtlLockLostError,
@@ -30,10 +28,13 @@ from flowehr_pipelines.etl_lock import (
     format_duration,
     process_alive,
 )
-from flowehr_pipelines.etl_state import EtlStateStore
+from assets.ehr.etl_state import EtlStateStore
+from flowehr_pipelines.cli import main
+from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.deployment import build_delta_store
 from flowehr_pipelines.synthetic import write_ehr_source
-from resources import build_delta_store
-from resources.delta_store import DeltaTableStore, LocalStorage, S3Storage
+from resources.delta.storage import LocalStorage, S3Storage
+from resources.delta.store import DeltaTableStore
 
 STALE_AFTER = timedelta(minutes=120)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flowehr_pipelines.etl_state import ETL_STATE_TABLE, EtlStateStore
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.ehr.etl_state import ETL_STATE_TABLE, EtlStateStore
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 
 def store(root: Path) -> DeltaTableStore:

@@ -13,19 +13,17 @@ from typing import ClassVar
 import dagster as dg
 import pytest
 
-from assets.reporting import REQUEST_ITEM_STATUS
-from assets.watchdogs import WATCHDOG_CHECK_KEYS
-from flowehr_pipelines.alerts import (
+from assets.reporting.staging import REQUEST_ITEM_STATUS
+from assets.reporting.watchdogs import WATCHDOG_CHECK_KEYS
+from flowehr_pipelines.automation.alerts import (
     AlertDeliveryError,
     AlertWebhook,
     failed_check_lines,
     failed_checks_text,
     run_failure_text,
 )
-from flowehr_pipelines.config import load_settings
-from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-from flowehr_pipelines.reporting_automation import (
+from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.automation.reporting import (
     BATCH_REPORT_JOB,
     BATCH_REPORT_SCHEDULE,
     COMMS_REPORT_JOB,
@@ -36,6 +34,8 @@ from flowehr_pipelines.reporting_automation import (
     WATCHDOG_JOB,
     landing_fingerprint,
 )
+from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.definitions import defs
 from tests.assets.reporting_world import Lake, item, lines
 
 CADENCE = {
@@ -343,7 +343,7 @@ def test_alert_texts_name_env_job_run_and_counts_only():
 def test_alert_webhook_url_comes_from_the_named_environment_variable(
     monkeypatch: pytest.MonkeyPatch, webhook
 ):
-    from flowehr_pipelines.alerts import build_alert_webhook
+    from flowehr_pipelines.automation.alerts import build_alert_webhook
 
     monkeypatch.setenv("FLOWEHR_TEST_WEBHOOK", webhook)
     settings = load_settings()
@@ -360,7 +360,7 @@ def test_alert_webhook_url_comes_from_the_named_environment_variable(
 
 
 def test_automation_starts_stopped_unless_configured_running():
-    from flowehr_pipelines import reporting_automation
+    from flowehr_pipelines.automation import reporting as reporting_automation
 
     settings = load_settings()
     stopped = reporting_automation.build_defs(settings)

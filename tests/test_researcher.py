@@ -14,11 +14,12 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from assets.features import arrow_schema, feature_key
+from assets.features.tables import arrow_schema, feature_key
 from flowehr_pipelines.config import load_settings
-from flowehr_pipelines.researcher import FeatureStore, published_path
-from resources import build_delta_store
-from resources.delta_store import DeltaTableStore
+from flowehr_pipelines.deployment import build_delta_store
+from flowehr_pipelines.researcher.reader import published_path
+from flowehr_pipelines.researcher.store import FeatureStore
+from resources.delta.store import DeltaTableStore
 from transforms.features.pipeline import FEATURE_TABLES
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -214,7 +215,7 @@ def test_researcher_reads_without_starting_spark(store: FeatureStore, tmp_path: 
         "import sys, pandas as pd\n"
         "from datetime import datetime, UTC\n"
         "from flowehr_pipelines.researcher import FeatureStore\n"
-        "from resources import build_delta_store\n"
+        "from flowehr_pipelines.deployment import build_delta_store\n"
         "from flowehr_pipelines.config import load_settings\n"
         "store = FeatureStore(build_delta_store(load_settings()))\n"
         "when = datetime(2026, 3, 1, 6, tzinfo=UTC)\n"

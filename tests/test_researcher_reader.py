@@ -9,8 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from flowehr_pipelines.cli import main
-from flowehr_pipelines.researcher import FeatureStore, ReaderSettings
-from resources.delta_store import DeltaTableStore, LocalStorage
+from flowehr_pipelines.researcher.reader import ReaderSettings
+from flowehr_pipelines.researcher.store import FeatureStore
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 REFUSED = [
     "landing/transaction_history",

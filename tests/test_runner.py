@@ -7,17 +7,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-from flowehr_pipelines.run_parts import concurrent_groups, independent_parts, report_inputs
-from flowehr_pipelines.runner import (
+from flowehr_pipelines.run.parts import concurrent_groups, independent_parts, report_inputs
+from flowehr_pipelines.run.runner import (
     AssetOutcome,
     CheckOutcome,
     RunSummary,
     format_summary,
     run_assets,
-    slow_dependencies,
 )
+from flowehr_pipelines.run.warmup import slow_dependencies
 from tests import two_part_definitions as two_parts
 
 

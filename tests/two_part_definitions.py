@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB
+from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
 
 WAIT_SECONDS = 60
 

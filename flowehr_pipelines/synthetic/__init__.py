@@ -3,14 +3,11 @@
 No Dagster import here: the CLI, the pipeline and tests all call these functions directly.
 """
 
-from flowehr_pipelines.synthetic.cdc import CdcGenerationStats, write_cdc_landing
-from flowehr_pipelines.synthetic.ehr_source import (
-    EhrGenerationStats,
-    SourceChangeStats,
-    apply_source_changes,
-    synthetic_nhs_number,
-    write_ehr_source,
-)
+from flowehr_pipelines.synthetic.cdc import write_cdc_landing
+from flowehr_pipelines.synthetic.cdc_model import CdcGenerationStats
+from flowehr_pipelines.synthetic.ehr_changes import SourceChangeStats, apply_source_changes
+from flowehr_pipelines.synthetic.ehr_schema import EhrGenerationStats, synthetic_nhs_number
+from flowehr_pipelines.synthetic.ehr_source import write_ehr_source
 
 __all__ = [
     "CdcGenerationStats",

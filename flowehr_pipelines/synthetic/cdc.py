@@ -31,285 +31,51 @@ seed, communications can be linked to patients ``1..PATIENT_POOL``.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from random import Random
-from typing import IO, Any
+from typing import Any
 
-from flowehr_pipelines.synthetic.ehr_source import synthetic_nhs_number
-
-TRANSACTION_HISTORY = "transaction_history"
-DAY_MS = 86_400_000
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
-
-MALFORMED_KINDS: tuple[str, ...] = (
-    "not_json",
-    "truncated",
-    "not_object",
-    "missing_sk",
-    "missing_timestamp",
-    "bad_timestamp_type",
-    "non_iso_date",
+from flowehr_pipelines.synthetic.cdc_files import (
+    _ITEM_FIELDS,
+    _clear_previous_output,
+    _DayWriter,
+    _letters,
+    _Spill,
+    _uuid,
+    iso_ms,
+    partition_dir,
 )
-COMMUNICATION_TYPES: tuple[str, ...] = ("NHSAPP", "EMAIL", "SMS", "LETTER")
-ITEM_STATUSES: tuple[str, ...] = (
-    "PENDING_ENRICHMENT",
-    "ENRICHED",
-    "SENDING",
-    "COMPLETED",
-    "FAILED",
+from flowehr_pipelines.synthetic.cdc_model import (
+    _ALL_CHANNELS_FAILED,
+    _CHANNEL_PLANS,
+    _DELIVERY_TIME,
+    _ENRICHMENT_FAILURES,
+    _PLAN_FAILURES,
+    CLIENT_RENAME_RATE,
+    DAY_MS,
+    ENRICHMENT_FAILURE_RATE,
+    GP_PRACTICES,
+    HOUR_MS,
+    LATE_DELIVERY_RATE,
+    MALFORMED_KINDS,
+    MINUTE_MS,
+    PATIENT_POOL,
+    PLAN_FAILURE_RATE,
+    PLAN_SKIP_RATE,
+    RECORDS_PER_ITEM,
+    STUCK_ITEM_RATE,
+    STUCK_PLAN_RATE,
+    WARMUP_DAYS,
+    CdcGenerationStats,
+    _Campaign,
+    _Client,
+    _encode,
+    _epoch_ms,
 )
-PLAN_STATUSES: tuple[str, ...] = ("PENDING", "SENDING", "DELIVERED", "FAILED", "SKIPPED")
-
-PATIENT_POOL = 100_000
-GP_PRACTICES = 400
-WARMUP_DAYS = 2
-LATE_DELIVERY_RATE = 0.05
-CLIENT_RENAME_RATE = 0.02  # per client per day
-STUCK_ITEM_RATE = 0.002  # never leaves PENDING_ENRICHMENT / ENRICHED
-STUCK_PLAN_RATE = 0.003  # never leaves SENDING (so neither does its item)
-ENRICHMENT_FAILURE_RATE = 0.01
-PLAN_SKIP_RATE = 0.05
-PLAN_FAILURE_RATE = {"NHSAPP": 0.35, "SMS": 0.08, "EMAIL": 0.1, "LETTER": 0.03}
-RECORDS_PER_ITEM = 8.7  # measured mean over the lifecycle model; turns events into items
-
-_CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
-    ("NHSAPP", "SMS"),
-    ("NHSAPP", "SMS", "LETTER"),
-    ("NHSAPP", "EMAIL", "LETTER"),
-    ("SMS",),
-    ("EMAIL",),
-    ("LETTER",),
-    ("SMS", "LETTER"),
-)
-_ENRICHMENT_FAILURES = (
-    ("Patient not found in PDS", "CM_PDS_NOT_FOUND"),
-    ("Patient is recorded as deceased", "CM_PATIENT_DECEASED"),
-    ("NHS number has been superseded", "CM_NHS_NUMBER_SUPERSEDED"),
-)
-_PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
-    "NHSAPP": (
-        ("Patient is not an NHS App user", "CM_NHSAPP_NOT_REGISTERED"),
-        ("NHS App notifications are switched off", "CM_NHSAPP_OPTED_OUT"),
-    ),
-    "SMS": (
-        ("No mobile number on record", "CM_NO_MOBILE"),
-        ("Mobile network rejected the message", "CM_SMS_PERMANENT_FAILURE"),
-    ),
-    "EMAIL": (
-        ("No email address on record", "CM_NO_EMAIL"),
-        ("Email address bounced", "CM_EMAIL_BOUNCED"),
-    ),
-    "LETTER": (
-        ("Address is incomplete", "CM_INVALID_ADDRESS"),
-        ("Letter returned to sender", "CM_LETTER_RETURNED"),
-    ),
-}
-_ALL_CHANNELS_FAILED = ("All communication channels failed", "CM_ALL_CHANNELS_FAILED")
-# (median duration to delivery, log-sigma) per channel, in ms; letters are posted.
-_DELIVERY_TIME: dict[str, tuple[float, float]] = {
-    "NHSAPP": (2 * MINUTE_MS, 1.0),
-    "SMS": (1 * MINUTE_MS, 1.2),
-    "EMAIL": (3 * MINUTE_MS, 1.2),
-    "LETTER": (2 * DAY_MS, 0.3),
-}
-
-# One compact encoder, reused: json.dumps with non-default options builds a new one per call.
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
-@dataclass(frozen=True)
-class CdcGenerationStats:
-    """What :func:`write_cdc_landing` wrote, so tests can check it line by line."""
-
-    records: int  # well-formed records written (including duplicates)
-    duplicates: int  # exact re-deliveries of an earlier record
-    malformed: dict[str, int]  # kind -> count of malformed lines written
-    files: list[Path]
-
-
-@dataclass
-class _Campaign:
-    campaignid: str
-    sendinggroupid: str
-    sendinggroupidversion: int
-    channels: tuple[str, ...]
-
-
-@dataclass
-class _Client:
-    clientid: str
-    letter: str
-    createddate: str
-    letter_supplier: str
-    campaigns: list[_Campaign] = field(default_factory=list)
-    renames: int = 0
-
-    @property
-    def clientname(self) -> str:
-        variants = (
-            f"Hospital Trust {self.letter}",
-            f"Hospital Trust {self.letter} NHS Foundation Trust",
-            f"{self.letter} University Hospitals NHS Trust",
-            f"{self.letter} and District Hospitals NHS Foundation Trust",
-        )
-        return variants[self.renames % len(variants)]
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """Format epoch ms as ``2026-11-20T13:45:12.123Z``."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
-
-
-def _uuid(rng: Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _letters(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA: spreadsheet-style client letters."""
-    out = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(ord("A") + rem) + out
-    return out
-
-
-def partition_dir(landing_dir: Path, day: date) -> Path:
-    """The Hive-style directory holding the files delivered on ``day``."""
-    return (
-        Path(landing_dir)
-        / TRANSACTION_HISTORY
-        / f"__year={day.year:04d}"
-        / f"__month={day.month:02d}"
-        / f"__day={day.day:02d}"
-    )
-
-
-def _clear_previous_output(landing_dir: Path) -> None:
-    """Remove earlier runs' part files (and empty partition dirs) so none go stale."""
-    for spill in landing_dir.glob(".cdc-spill-*"):
-        shutil.rmtree(spill, ignore_errors=True)
-    root = landing_dir / TRANSACTION_HISTORY
-    if not root.exists():
-        return
-    for pattern in ("*.jsonl", "*.jsonl.tmp"):
-        for path in root.rglob(pattern):
-            path.unlink()
-    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-        if not any(directory.iterdir()):
-            directory.rmdir()
-
-
-class _Spill:
-    """Lines for later delivery days, kept on disk so memory stays bounded."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._handles: dict[int, IO[str]] = {}
-
-    def add(self, day: int, flag: str, ts_day: int, line: str) -> None:
-        handle = self._handles.get(day)
-        if handle is None:
-            handle = open(self.directory / f"{day}.spill", "a", encoding="utf-8")
-            self._handles[day] = handle
-        handle.write(f"{flag}\t{ts_day}\t{line}\n")
-
-    def take(self, day: int) -> Iterator[tuple[str, int, str]]:
-        """Yield (flag, timestamp day, line) for ``day``, then delete its spill file."""
-        handle = self._handles.pop(day, None)
-        if handle is None:
-            return
-        handle.close()
-        path = self.directory / f"{day}.spill"
-        with open(path, encoding="utf-8") as lines:
-            for raw in lines:
-                flag, ts_day, line = raw.rstrip("\n").split("\t", 2)
-                yield flag, int(ts_day), line
-        path.unlink()
-
-    def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
-        self._handles.clear()
-
-
-class _DayWriter:
-    """Writes one delivery day's lines as shuffled part files of bounded size.
-
-    Also injects the re-deliveries and malformed lines, since both are properties of
-    delivery rather than of the source system.
-    """
-
-    def __init__(self, gen: _Generator, day: int, directory: Path, lines_per_file: int) -> None:
-        self.gen = gen
-        self.day = day
-        self.directory = directory
-        self.lines_per_file = max(1, lines_per_file)
-        self.buffer: list[str] = []
-        self.deferred: list[str] = []  # duplicates for a later file of the same day
-        self.part = 0
-
-    def add_record(self, line: str, ts_day: int) -> None:
-        """A first delivery: maybe re-deliver it and maybe follow it with a broken line."""
-        gen = self.gen
-        rng = gen.rng
-        self._append(line)
-        gen.records += 1
-        if rng.random() < gen.duplicate_rate:
-            roll = rng.random()
-            if roll < 0.3 and ts_day == self.day and self.day + 1 < gen.days:
-                gen.spill.add(self.day + 1, "D", ts_day, line)  # counted when written
-            elif roll < 0.6:
-                self.deferred.append(line)
-            else:
-                self.add_duplicate(line)
-        if rng.random() < gen.malformed_rate:
-            kind = rng.choice(MALFORMED_KINDS)
-            self._append(gen.malformed_line(kind, line))
-            gen.malformed[kind] += 1
-
-    def add_duplicate(self, line: str) -> None:
-        self._append(line)
-        self.gen.records += 1
-        self.gen.duplicates += 1
-
-    def _append(self, line: str) -> None:
-        self.buffer.append(line)
-        if len(self.buffer) >= self.lines_per_file:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.buffer:
-            return
-        self.gen.rng.shuffle(self.buffer)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"part-{self.part:05d}.jsonl"
-        tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-            out.writelines(f"{line}\n" for line in self.buffer)
-        tmp.replace(final)
-        self.gen.files.append(final)
-        self.part += 1
-        self.buffer = []
-        deferred, self.deferred = self.deferred, []
-        for line in deferred:
-            self.add_duplicate(line)
-
-    def close(self) -> None:
-        while self.buffer or self.deferred:
-            deferred, self.deferred = self.deferred, []
-            for line in deferred:
-                self.add_duplicate(line)
-            self._flush()
+from flowehr_pipelines.synthetic.ehr_schema import synthetic_nhs_number
 
 
 class _Generator:
@@ -642,34 +408,6 @@ class _Generator:
             reason, code = _ALL_CHANNELS_FAILED
             final.update(status="FAILED", failedreason=reason, failedreasoncode=code)
         emit(t, final)
-
-
-_ITEM_FIELDS = (
-    "pk",
-    "sk",
-    "timestamp",
-    "clientid",
-    "campaignid",
-    "sendinggroupid",
-    "sendinggroupidversion",
-    "requestid",
-    "requestrefid",
-    "requestitemid",
-    "requestitemrefid",
-    "nhsnumber",
-    "createddate",
-    "completeddate",
-    "status",
-    "failedreason",
-    "failedreasoncode",
-    "completedcommunicationtypes",
-    "failedcommunicationtypes",
-    "patientodscode",
-)
-
-
-def _epoch_ms(day: date) -> int:
-    return (day - date(1970, 1, 1)).days * DAY_MS
 
 
 def write_cdc_landing(

@@ -25,224 +25,51 @@ and are unique per ``patient_id`` for a given seed (see :func:`synthetic_nhs_num
 
 from __future__ import annotations
 
-import calendar
-import functools
 import math
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flowehr_pipelines.synthetic import names
-from transforms.identifiers import nhs_number_check_digit
+from flowehr_pipelines.synthetic.ehr_schema import (
+    _CRITICAL_CARE_WARDS,
+    _ELECTIVE_DIAGNOSES,
+    _ELECTIVE_WARDS,
+    _EMERGENCY_WARDS,
+    _ETHNICITY_CUM_WEIGHTS,
+    _ETHNICITY_NAMES,
+    _INDEXES,
+    _LAB_BY_CODE,
+    _REDUCED_CONSCIOUSNESS,
+    _REDUCED_CONSCIOUSNESS_WEIGHTS,
+    _SCHEMA,
+    _T,
+    _VISIT_COUNT_WEIGHTS,
+    _VISIT_COUNTS,
+    CDC_COLUMNS,
+    DAY,
+    HOUR,
+    IDENTIFYING_NOTE_RATE,
+    IMPOSSIBLE_DOB_RATE,
+    INVALID_NHS_NUMBER_RATE,
+    MISSING_READING_RATE,
+    ORPHAN_PATIENT_ID_BASE,
+    ORPHAN_VISIT_RATE,
+    READMISSION_RATE,
+    SPACED_NHS_NUMBER_RATE,
+    TABLES,
+    EhrGenerationStats,
+    _epoch,
+    iso_utc,
+    synthetic_nhs_number,
+)
 
-_T = TypeVar("_T")
-
-HOUR = 3600
-DAY = 24 * HOUR
-
-INVALID_NHS_NUMBER_RATE = 0.005
-SPACED_NHS_NUMBER_RATE = 0.15
-IMPOSSIBLE_DOB_RATE = 0.001
-ORPHAN_VISIT_RATE = 0.0005
-ORPHAN_PATIENT_ID_BASE = 1_000_000_000  # no generated patient ever gets an id this high
-READMISSION_RATE = 0.35
-MISSING_READING_RATE = 0.015
-IDENTIFYING_NOTE_RATE = 0.05
-NEW_PATIENT_LOOKBACK_DAYS = 14
-
-_NHS_BASE_SPACE = 10**7
-_NHS_MULTIPLIER = 48_271  # coprime with 10**7, so index -> base is a permutation
-
-TABLES: dict[str, tuple[str, ...]] = {
-    "patients": (
-        "patient_id",
-        "mrn",
-        "nhs_number",
-        "given_name",
-        "family_name",
-        "date_of_birth",
-        "sex",
-        "postcode",
-        "ethnicity",
-    ),
-    "visits": (
-        "visit_id",
-        "patient_id",
-        "admission_datetime",
-        "discharge_datetime",
-        "admission_type",
-        "ward",
-        "discharge_disposition",
-    ),
-    "observations": (
-        "observation_id",
-        "visit_id",
-        "observed_at",
-        "respiratory_rate",
-        "spo2",
-        "on_supplemental_oxygen",
-        "temperature",
-        "systolic_bp",
-        "heart_rate",
-        "consciousness",
-    ),
-    "lab_results": (
-        "lab_result_id",
-        "visit_id",
-        "collected_at",
-        "test_code",
-        "value",
-        "unit",
-        "reference_low",
-        "reference_high",
-    ),
-    "diagnoses": (
-        "diagnosis_id",
-        "visit_id",
-        "icd10_code",
-        "description",
-        "recorded_at",
-        "clinical_note",
-    ),
-}
 """Business columns per table, primary key first; every table also has the CDC columns."""
-
-CDC_COLUMNS = ("updated_at", "change_seq", "is_deleted")
-
-_SCHEMA = """
-CREATE TABLE patients (
-    patient_id INTEGER PRIMARY KEY, mrn TEXT NOT NULL, nhs_number TEXT, given_name TEXT,
-    family_name TEXT, date_of_birth TEXT, sex TEXT, postcode TEXT, ethnicity TEXT,
-    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE visits (
-    visit_id INTEGER PRIMARY KEY, patient_id INTEGER, admission_datetime TEXT,
-    discharge_datetime TEXT, admission_type TEXT, ward TEXT, discharge_disposition TEXT,
-    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE observations (
-    observation_id INTEGER PRIMARY KEY, visit_id INTEGER, observed_at TEXT,
-    respiratory_rate INTEGER, spo2 INTEGER, on_supplemental_oxygen INTEGER,
-    temperature REAL, systolic_bp INTEGER, heart_rate INTEGER, consciousness TEXT,
-    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE lab_results (
-    lab_result_id INTEGER PRIMARY KEY, visit_id INTEGER, collected_at TEXT, test_code TEXT,
-    value REAL, unit TEXT, reference_low REAL, reference_high REAL,
-    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE diagnoses (
-    diagnosis_id INTEGER PRIMARY KEY, visit_id INTEGER, icd10_code TEXT, description TEXT,
-    recorded_at TEXT, clinical_note TEXT,
-    updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE source_metadata (key TEXT PRIMARY KEY, value TEXT);
-"""
-
-# Built after the bulk insert: cheaper than maintaining the indexes row by row.
-_INDEXES = (
-    *(f"CREATE INDEX ix_{table}_change_seq ON {table} (change_seq)" for table in TABLES),
-    "CREATE INDEX ix_visits_patient_id ON visits (patient_id)",
-)
-
-# (code, unit, reference low, reference high)
-LAB_TESTS: tuple[tuple[str, str, float, float], ...] = (
-    ("HB", "g/L", 115.0, 165.0),
-    ("WBC", "10^9/L", 4.0, 11.0),
-    ("CRP", "mg/L", 0.0, 5.0),
-    ("CREAT", "umol/L", 59.0, 104.0),
-    ("NA", "mmol/L", 133.0, 146.0),
-    ("K", "mmol/L", 3.5, 5.3),
-    ("LACTATE", "mmol/L", 0.5, 2.2),
-)
-_LAB_BY_CODE = {test[0]: test for test in LAB_TESTS}
-
-_ETHNICITY_NAMES = tuple(name for name, _ in names.ETHNICITIES)
-_ETHNICITY_CUM_WEIGHTS = tuple(
-    sum(weight for _, weight in names.ETHNICITIES[: i + 1]) for i in range(len(names.ETHNICITIES))
-)
-_ELECTIVE_DIAGNOSES = tuple(
-    dx for dx in names.DIAGNOSES if dx[0] in {"K80.2", "M17.1", "C34.9", "E11.9", "I48.9"}
-)
-_CRITICAL_CARE_WARDS = ("Intensive Care Unit", "High Dependency Unit")
-_ELECTIVE_WARDS = ("General Surgery", "Orthopaedics", "Day Surgery", "Oncology", "Cardiology")
-_EMERGENCY_WARDS = tuple(
-    ward for ward in names.WARDS if ward not in (*_CRITICAL_CARE_WARDS, "Day Surgery")
-)
-_VISIT_COUNTS = (0, 1, 2, 3)
-_VISIT_COUNT_WEIGHTS = (0.40, 0.38, 0.15, 0.07)
-_REDUCED_CONSCIOUSNESS = ("C", "V", "P", "U")
-_REDUCED_CONSCIOUSNESS_WEIGHTS = (0.45, 0.3, 0.15, 0.1)
-
-
-@dataclass(frozen=True)
-class EhrGenerationStats:
-    """What :func:`write_ehr_source` wrote, so callers can log and tests can verify it."""
-
-    patients: int
-    visits: int
-    observations: int
-    lab_results: int
-    diagnoses: int
-    invalid_nhs_numbers: int  # patients deliberately given an invalid NHS number
-    last_change_seq: int
-
-
-@dataclass(frozen=True)
-class SourceChangeStats:
-    """What :func:`apply_source_changes` did; row counts are summed over all tables.
-
-    ``first_change_seq > last_change_seq`` means nothing changed.
-    """
-
-    updated: int
-    deleted: int
-    inserted: int
-    first_change_seq: int
-    last_change_seq: int
-
-
-def iso_utc(epoch_seconds: float) -> str:
-    """Format epoch seconds as ``2026-11-20T13:45:00Z`` (the source's timestamp format)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
-
-
-def _parse_iso_utc(value: str) -> int:
-    return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def _epoch(day: date) -> int:
-    return calendar.timegm(day.timetuple())
-
-
-@functools.lru_cache(maxsize=16)
-def _nhs_offset(seed: int) -> int:
-    return random.Random(f"nhs-number-offset:{seed}").randrange(_NHS_BASE_SPACE)
-
-
-def synthetic_nhs_number(index: int, seed: int) -> str:
-    """A valid, ten-digit NHS number unique to ``index`` (0 <= index < 10**7) for a seed.
-
-    The nine-digit stem is ``9`` + lead + a seeded permutation of the index. When lead 0
-    gives a stem with no valid check digit (remainder 10), lead 1 shifts the weighted
-    sum by 9 (mod 11) and therefore always works; lead 1 stems are used for nothing
-    else, so numbers stay unique. Prefixes 90/91 are not issued to real patients.
-    """
-    if not 0 <= index < _NHS_BASE_SPACE:
-        raise ValueError(f"index must be in [0, {_NHS_BASE_SPACE}), got {index}")
-    base = (index * _NHS_MULTIPLIER + _nhs_offset(seed)) % _NHS_BASE_SPACE
-    for lead in (0, 1):
-        stem = f"9{lead}{base:07d}"
-        check = nhs_number_check_digit(stem)
-        if check is not None:
-            return f"{stem}{check}"
-    raise AssertionError("unreachable: one of two adjacent leads always has a check digit")
 
 
 class _SourceWriter:
@@ -690,203 +517,3 @@ def write_ehr_source(
 
 
 # -- changes after a load -----------------------------------------------------------------
-
-
-def _sampled_ids(rng: random.Random, max_id: int, fraction: float) -> Iterator[int]:
-    """Ids in ``1..max_id``, each picked with probability ``fraction``, in ascending order.
-
-    Geometric gaps make this O(picked) time and O(1) memory, unlike ``random.sample``
-    over millions of ids.
-    """
-    if fraction <= 0 or max_id <= 0:
-        return
-    if fraction >= 1:
-        yield from range(1, max_id + 1)
-        return
-    log_q = math.log1p(-fraction)
-    current = 0
-    while True:
-        current += int(math.log(1.0 - rng.random()) / log_q) + 1
-        if current > max_id:
-            return
-        yield current
-
-
-def _chunks(ids: Iterator[int], size: int) -> Iterator[list[int]]:
-    chunk: list[int] = []
-    for value in ids:
-        chunk.append(value)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _plausible_update(table: str, row: sqlite3.Row, rng: random.Random, now: int) -> dict[str, Any]:
-    """The fields a real source would plausibly change on this row."""
-    if table == "patients":
-        roll = rng.random()
-        if roll < 0.5:
-            letters = names.POSTCODE_UNIT_LETTERS
-            return {
-                "postcode": f"{rng.choice(names.POSTCODE_DISTRICTS)} {rng.randrange(10)}"
-                f"{rng.choice(letters)}{rng.choice(letters)}"
-            }
-        if roll < 0.75:
-            return {"family_name": rng.choice(names.FAMILY_NAMES)}
-        return {"ethnicity": rng.choice(_ETHNICITY_NAMES)}
-    if table == "visits":
-        admitted = _parse_iso_utc(row["admission_datetime"])
-        if row["discharge_datetime"] is None and admitted < now:
-            discharged = admitted + rng.randrange(max(1, now - admitted))
-            roll = rng.random()
-            disposition = "died" if roll < 0.03 else ("transfer" if roll < 0.1 else "home")
-            return {"discharge_datetime": iso_utc(discharged), "discharge_disposition": disposition}
-        return {"ward": rng.choice(names.WARDS)}
-    if table == "observations":
-        heart_rate = row["heart_rate"]
-        corrected = 80 if heart_rate is None else max(30, heart_rate + rng.choice((-10, -5, 5, 10)))
-        return {"heart_rate": corrected}
-    if table == "lab_results":
-        value = row["value"]
-        return {"value": None if value is None else round(value * rng.uniform(0.9, 1.1), 1)}
-    if table == "diagnoses":
-        if rng.random() < 0.5:
-            other_code, other_description, _ = rng.choice(names.DIAGNOSES)
-            return {"icd10_code": other_code, "description": other_description}
-        note = row["clinical_note"] or ""
-        return {"clinical_note": f"{note} Addendum: reviewed by consultant, agree with plan."}
-    raise ValueError(f"unknown table {table}")
-
-
-def _metadata(conn: sqlite3.Connection) -> dict[str, str]:
-    return {key: value for key, value in conn.execute("SELECT key, value FROM source_metadata")}
-
-
-def _epoch_seconds(moment: datetime) -> int:
-    """Whole epoch seconds; a naive datetime is taken to be UTC already."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return calendar.timegm(moment.timetuple())
-
-
-def _default_now(meta: dict[str, str]) -> int:
-    """One hour after the latest write recorded in the database: deterministic, unlike a clock."""
-    stamps = [meta[key] for key in ("generated_at", "last_changes_at") if meta.get(key)]
-    return max(_parse_iso_utc(stamp) for stamp in stamps) + HOUR
-
-
-def apply_source_changes(
-    db_path: Path,
-    *,
-    seed: int,
-    update_fraction: float = 0.01,
-    delete_fraction: float = 0.001,
-    new_patients: int = 0,
-    now: datetime | None = None,
-) -> SourceChangeStats:
-    """Simulate source activity after a load: updates, tombstones and new patients.
-
-    Every touched row gets ``updated_at = now`` and the next ``change_seq``, so an
-    incremental load picks up exactly these rows. ``now`` defaults to one hour after
-    the database's last recorded write, which keeps repeated calls deterministic.
-    Runs in one SQLite transaction: a crash leaves the database as it was.
-    """
-    db_path = Path(db_path)
-    if not db_path.exists():
-        raise FileNotFoundError(db_path)
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        meta = _metadata(conn)
-        last_seq = int(meta["last_change_seq"])
-        now_ts = _default_now(meta) if now is None else _epoch_seconds(now)
-        now_iso = iso_utc(now_ts)
-        rng = random.Random(f"apply_source_changes:{seed}")
-        seq = last_seq
-        updated = deleted = 0
-
-        for table, columns in TABLES.items():
-            key = columns[0]
-            (max_id,) = conn.execute(f"SELECT COALESCE(MAX({key}), 0) FROM {table}").fetchone()
-            for chunk in _chunks(_sampled_ids(rng, max_id, update_fraction), 1_000):
-                rows = conn.execute(
-                    f"SELECT * FROM {table} WHERE is_deleted = 0 AND {key} IN "
-                    f"({', '.join('?' * len(chunk))}) ORDER BY {key}",
-                    chunk,
-                ).fetchall()
-                for row in rows:
-                    changes = _plausible_update(table, row, rng, now_ts)
-                    seq += 1
-                    assignments = ", ".join(f"{column} = ?" for column in changes)
-                    conn.execute(
-                        f"UPDATE {table} SET {assignments}, updated_at = ?, change_seq = ? "
-                        f"WHERE {key} = ?",
-                        (*changes.values(), now_iso, seq, row[key]),
-                    )
-                    updated += 1
-
-        for table, columns in TABLES.items():
-            key = columns[0]
-            (max_id,) = conn.execute(f"SELECT COALESCE(MAX({key}), 0) FROM {table}").fetchone()
-            for chunk in _chunks(_sampled_ids(rng, max_id, delete_fraction), 1_000):
-                live = [
-                    row[0]
-                    for row in conn.execute(
-                        f"SELECT {key} FROM {table} WHERE is_deleted = 0 AND {key} IN "
-                        f"({', '.join('?' * len(chunk))}) ORDER BY {key}",
-                        chunk,
-                    )
-                ]
-                params: list[Sequence[Any]] = []
-                for row_id in live:
-                    seq += 1
-                    params.append((now_iso, seq, row_id))
-                conn.executemany(
-                    f"UPDATE {table} SET is_deleted = 1, updated_at = ?, change_seq = ? "
-                    f"WHERE {key} = ?",
-                    params,
-                )
-                deleted += len(params)
-
-        inserted = 0
-        if new_patients > 0:
-            next_ids = {}
-            for table, columns in TABLES.items():
-                (max_id,) = conn.execute(
-                    f"SELECT COALESCE(MAX({columns[0]}), 0) FROM {table}"
-                ).fetchone()
-                next_ids[table] = max_id + 1
-            writer = _SourceWriter(
-                conn,
-                rng,
-                seed=int(meta.get("seed", seed)),
-                batch_size=10_000,
-                next_change_seq=seq + 1,
-                next_ids=next_ids,
-                updated_at_override=now_iso,
-            )
-            for _ in range(new_patients):
-                writer.patient(now_ts - NEW_PATIENT_LOOKBACK_DAYS * DAY, now_ts)
-            writer.flush_all()
-            seq = writer.last_change_seq
-            inserted = sum(writer.counts.values())
-
-        conn.executemany(
-            "INSERT OR REPLACE INTO source_metadata (key, value) VALUES (?, ?)",
-            [("last_change_seq", str(seq)), ("last_changes_at", now_iso)],
-        )
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
-    return SourceChangeStats(
-        updated=updated,
-        deleted=deleted,
-        inserted=inserted,
-        first_change_seq=last_seq + 1,
-        last_change_seq=seq,
-    )

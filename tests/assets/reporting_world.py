@@ -17,13 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from assets.cdc_ingestion import LANDING_PREFIX, IngestStats, ingest_landing_files
-from assets.reporting import (
-    refresh_aggregation,
-    refresh_projection,
-    staging_key,
-)
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.reporting.ingestion import LANDING_PREFIX, IngestStats, ingest_landing_files
+from assets.reporting.staging import refresh_aggregation, refresh_projection, staging_key
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from resources.object_store import LocalObjectStore, ObjectStore
 from resources.pseudonymiser import Pseudonymiser
 from tests.conftest import TEST_KEY

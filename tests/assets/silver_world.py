@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from resources.delta_store import DeltaTableStore
+from resources.delta.store import DeltaTableStore
 from tests.transforms.features.silver_rows import T0, arrow, lab, obs, patient, visit
 
 LABS = (("HB", 115, 165), ("CRP", 0, 5), ("NA", 133, 146), ("K", 3.5, 5.3))

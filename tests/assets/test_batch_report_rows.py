@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.reports import _row_indices_by_batch
+from assets.reports.writing import _row_indices_by_batch
 
 
 def test_row_indices_by_batch_match_an_equality_filter_per_batch() -> None:

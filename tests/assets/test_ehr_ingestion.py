@@ -11,15 +11,18 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from assets import ehr
-from assets.ehr import LOCK_PURPOSE, build_source_defs, load_source_table
-from flowehr_pipelines.bronze_view import read_current
-from flowehr_pipelines.config import DataSourceConnection, EhrSettings, SourceTable
-from flowehr_pipelines.etl_lock import EtlLockHeldError, EtlLockStore, LockOwner
-from flowehr_pipelines.etl_state import EtlStateStore
-from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
-from flowehr_pipelines.synthetic.ehr_source import CDC_COLUMNS, TABLES
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.ehr import bronze_loader
+from assets.ehr.bronze import build_source_defs
+from assets.ehr.bronze_loader import LOCK_PURPOSE, load_source_table
+from assets.ehr.bronze_view import read_current
+from assets.ehr.etl_lock import EtlLockHeldError, EtlLockStore, LockOwner
+from assets.ehr.etl_state import EtlStateStore
+from assets.ehr.settings import DataSourceConnection, EhrSettings, SourceTable
+from flowehr_pipelines.synthetic import write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from flowehr_pipelines.synthetic.ehr_schema import CDC_COLUMNS, TABLES
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from resources.sql_source import SqlSourceResource
 
 BATCH = 60
@@ -163,11 +166,11 @@ def fail_on_call(
         # bronze append committed, changelog number not yet advanced
         ("bulk", EtlStateStore, "set", 3),
         # dies before the bronze write of the fourth batch
-        ("bulk", ehr, "_append", 4),
+        ("bulk", bronze_loader, "_append", 4),
         # bronze append committed, changelog number not yet advanced
         ("changelog", EtlStateStore, "set", 2),
         # dies before the second changelog batch's append
-        ("changelog", ehr, "_append", 2),
+        ("changelog", bronze_loader, "_append", 2),
     ],
 )
 def test_restart_after_failure_mid_batch_neither_loses_nor_duplicates(

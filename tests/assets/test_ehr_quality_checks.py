@@ -11,7 +11,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.quality_checks import (
+from assets.ehr.quality_checks import (
     FRESHNESS_CHECK,
     KEYS_CHECK,
     NHS_NUMBER_CHECK,
@@ -22,7 +22,8 @@ from assets.quality_checks import (
     build_range_check,
 )
 from flowehr_pipelines.definitions import defs
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from transforms.ehr_silver import CONSCIOUSNESS_LEVELS, VITAL_SIGN_RANGES
 
 BRONZE_PATIENTS = dg.AssetKey(["bronze", "ehr", "patients"])
@@ -206,7 +207,7 @@ def test_code_location_declares_the_quality_checks(flowehr_env: Path) -> None:
 
 def loaded(nhs_numbers: list[str | None], ids: list[int | None], load: int) -> pa.Table:
     """Patient rows as a bronze load writes them, stamped with the load's head."""
-    from flowehr_pipelines.bronze_view import LOAD_COLUMN
+    from assets.ehr.bronze_view import LOAD_COLUMN
 
     return patients(nhs_numbers, ids).append_column(
         LOAD_COLUMN, pa.array([load] * len(ids), pa.int64())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from assets.features import (
+from assets.features.tables import (
     STATE_SCHEMA,
     ComputedUpdate,
     arrow_schema,
@@ -16,7 +16,8 @@ from assets.features import (
     feature_key,
     state_path,
 )
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from transforms.features.dictionary import FeatureColumn, FeatureTableSpec
 from transforms.features.pipeline import FEATURE_TABLES
 from transforms.quality import IdentifierLeakError

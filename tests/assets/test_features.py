@@ -15,7 +15,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.features import (
+from assets.features.tables import (
     KEY_CHECK,
     NO_IDENTIFIERS_CHECK,
     build_defs,
@@ -23,8 +23,8 @@ from assets.features import (
     state_path,
 )
 from flowehr_pipelines.config import load_settings
-from resources import build_delta_store
-from resources.delta_store import DeltaTableStore
+from flowehr_pipelines.deployment import build_delta_store
+from resources.delta.store import DeltaTableStore
 from resources.spark import SparkResource
 from tests.assets.silver_world import Changes, SilverWorld, apply_changelog, build_world
 from transforms.features.pipeline import FEATURE_TABLES

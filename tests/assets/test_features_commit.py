@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 KEYS = ("visit_id", "h")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assets.features import (
+from assets.features.tables import (
     IDENTIFIER_COLUMNS,
     arrow_schema,
     column_lineage,

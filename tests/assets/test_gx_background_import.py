@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from assets import quality_checks
+from assets.ehr import quality_checks
 
 
 def test_background_import_loads_great_expectations_once(monkeypatch) -> None:

@@ -10,16 +10,16 @@ from typing import Any, cast
 
 import dagster as dg
 
-from assets.housekeeping import HOUSEKEEPING_LOG, build_defs, housekept_tables, tidy_table
-from assets.reporting import STAGING_KEYS, staging_key
-from flowehr_pipelines.config import load_settings
-from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE, EtlLockStore, LockOwner
-from flowehr_pipelines.etl_state import (
+from assets.ehr.etl_lock import ETL_LOCK_TABLE, EtlLockStore, LockOwner
+from assets.ehr.etl_state import (
     COORDINATION_LOG_RETENTION,
     ETL_STATE_TABLE,
     EtlStateStore,
     compact_coordination_table,
 )
+from assets.housekeeping import HOUSEKEEPING_LOG, build_defs, housekept_tables, tidy_table
+from assets.reporting.staging import STAGING_KEYS, staging_key
+from flowehr_pipelines.config import load_settings
 from tests.assets.reporting_world import NOW, Lake, item, lines
 
 ITEMS = ("reporting", "request_item_status")
@@ -165,9 +165,10 @@ def test_housekeeping_folds_superseded_ehr_bronze_rows_keeping_the_current_view(
 ):
     import pyarrow as pa
 
+    from assets.ehr.bronze_view import LOAD_COLUMN, read_current
     from assets.housekeeping import compact_bronze
-    from flowehr_pipelines.bronze_view import LOAD_COLUMN, read_current
-    from resources.delta_store import DeltaTableStore, LocalStorage
+    from resources.delta.storage import LocalStorage
+    from resources.delta.store import DeltaTableStore
 
     settings = load_settings()
     connection = settings.data_source_connections[0]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from assets.metadata import SAMPLE_ROWS, delta_table_metadata, sample_rows_markdown
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 
 def _store(tmp_path: Path) -> DeltaTableStore:

@@ -11,22 +11,23 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.reports import (
+from assets.reports.definitions import build_defs
+from assets.reports.partitions import (
     BATCH_PARTITIONS,
     CLIENT_PARTITIONS,
     COMPLETED_BATCH_REPORT,
     COMPLETED_COMMS_REPORT,
-    PREVIEW_ROWS,
     RANGE_END_TAG,
     RANGE_START_TAG,
-    build_defs,
-    chart_key,
     comms_partition_key,
-    completed_batch_report_key,
+)
+from assets.reports.previews import (
+    PREVIEW_ROWS,
+    chart_key,
     completed_channel_counts,
-    completed_comms_report_key,
     markdown_preview,
 )
+from assets.reports.writing import completed_batch_report_key, completed_comms_report_key
 from flowehr_pipelines.config import Settings, load_settings
 from tests.assets.reporting_world import Lake, item, lines, plan
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from assets.metadata import column_type_name
-from assets.reporting import staging_key
+from assets.reporting.staging import staging_key
 from tests.assets.reporting_world import (
     NOW,
     STAGING_TABLES,

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from assets.cdc_ingestion import (
+from assets.reporting.ingestion import (
     QUARANTINE,
     TRANSACTION_HISTORY,
     landing_marker,
     pending_landing_keys,
     quarantine_check,
 )
-from resources.delta_store import DeltaTableStore
+from resources.delta.store import DeltaTableStore
 from tests.assets.reporting_world import NOW, Lake, client, item, lines, plan
 from transforms.cdc import ParsedFile
 

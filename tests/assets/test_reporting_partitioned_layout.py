@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assets.reporting import staging_key
+from assets.reporting.staging import staging_key
 from tests.assets import reporting_world
 from tests.assets.reporting_world import NOW, Lake, item, lines, plan
 from transforms.reporting.staging import PROJECTIONS

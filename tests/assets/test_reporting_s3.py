@@ -16,10 +16,11 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from assets.cdc_ingestion import pending_landing_keys
-from assets.reports import completed_comms_report_key, write_completed_comms_reports
-from flowehr_pipelines.reporting_automation import evaluate_landing
-from resources.delta_store import DeltaTableStore, S3Storage
+from assets.reporting.ingestion import pending_landing_keys
+from assets.reports.writing import completed_comms_report_key, write_completed_comms_reports
+from flowehr_pipelines.automation.reporting import evaluate_landing
+from resources.delta.storage import S3Storage
+from resources.delta.store import DeltaTableStore
 from resources.object_store import S3ObjectStore
 from resources.pseudonymiser import Pseudonymiser
 from tests.assets.reporting_world import Lake, item, lines

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from assets.reporting import TRANSACTION_HISTORY, staging_key
+from assets.reporting.staging import TRANSACTION_HISTORY, staging_key
 from flowehr_pipelines.synthetic import write_cdc_landing
 from tests.assets.reporting_world import NOW, Lake, item, lines, plan
 
@@ -235,7 +235,7 @@ def test_plan_completed_summary_counts_delivered_and_failed_plans(tmp_path: Path
 
 
 def test_first_load_reads_the_initial_window_then_the_moving_one(tmp_path: Path):
-    from assets.reporting import refresh_projection
+    from assets.reporting.staging import refresh_projection
     from transforms.reporting.staging import REQUEST_ITEM_STATUS
 
     lake = Lake.at(tmp_path / "lake")

@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.watchdogs import (
+from assets.reporting.settings import WatchdogSettings
+from assets.reporting.watchdogs import (
     WATCHDOG_CHECK_KEYS,
     WATCHDOG_METRICS,
     WATCHDOGS,
@@ -17,7 +18,7 @@ from assets.watchdogs import (
     record_watchdog_metrics,
     watchdog_result,
 )
-from flowehr_pipelines.config import WatchdogSettings, load_settings
+from flowehr_pipelines.config import load_settings
 from tests.assets.reporting_world import NOW, Lake, item, lines, plan
 
 LIMITS = WatchdogSettings()

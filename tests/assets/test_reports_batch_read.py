@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.reports import read_rows_in
+from assets.reports.writing import read_rows_in
 from tests.assets.reporting_world import Lake
 
 TABLE = ("reporting", "rows_in_test")

@@ -12,25 +12,22 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from assets.reporting import REQUEST_ITEM_STATUS
-from assets.reports import (
+from assets.reporting.staging import REQUEST_ITEM_STATUS
+from assets.reports.definitions import build_defs
+from assets.reports.partitions import (
     BATCH_PARTITIONS,
     CLIENT_PARTITIONS,
     COMPLETED_BATCH_REPORT,
     COMPLETED_COMMS_REPORT,
-    LISTED_REPORT_PATHS,
     RANGE_END_TAG,
     RANGE_START_TAG,
-    build_defs,
     comms_partition_key,
-    completed_batch_report_key,
-    completed_comms_report_key,
     contiguous_ranges,
     parse_comms_partition_key,
-    plan_batch_reports,
-    plan_comms_reports,
-    report_metadata,
 )
+from assets.reports.planning import plan_batch_reports, plan_comms_reports
+from assets.reports.previews import LISTED_REPORT_PATHS, report_metadata
+from assets.reports.writing import completed_batch_report_key, completed_comms_report_key
 from flowehr_pipelines.config import Settings, load_settings
 from tests.assets.reporting_world import Lake, item, lines, plan
 

@@ -13,12 +13,14 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.ehr import load_source_table
-from assets.silver import SILVER_TABLES, build_silver_table_asset
-from flowehr_pipelines.config import SourceTable
-from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
-from flowehr_pipelines.synthetic.ehr_source import TABLES
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.ehr.bronze_loader import load_source_table
+from assets.ehr.settings import SourceTable
+from assets.ehr.silver import SILVER_TABLES, build_silver_table_asset
+from flowehr_pipelines.synthetic import write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from flowehr_pipelines.synthetic.ehr_schema import TABLES
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from resources.pseudonymiser import Pseudonymiser
 from resources.spark import SparkResource
 from resources.sql_source import SqlSourceResource

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from assets.ehr import load_source_table
-from flowehr_pipelines.bronze_view import read_current
-from flowehr_pipelines.config import SourceTable
-from flowehr_pipelines.synthetic import apply_source_changes, write_ehr_source
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.ehr.bronze_loader import load_source_table
+from assets.ehr.bronze_view import read_current
+from assets.ehr.settings import SourceTable
+from flowehr_pipelines.synthetic import write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from resources.sql_source import SourceUnavailableError, SqlSourceResource
 from tests.integration.ehr_postgres import copy_sqlite_to_postgres
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 # Columns that record *when* or *by which run* something happened, not *what*: they
 # differ between two runs over the same data by design. Keyed by table ("zone/.../name").

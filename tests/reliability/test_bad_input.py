@@ -38,16 +38,17 @@ import pytest
 from click.testing import CliRunner
 from pydantic import Field
 
-from assets.cdc_ingestion import QUARANTINE, TRANSACTION_HISTORY, transaction_history
-from flowehr_pipelines.bronze_view import read_current
+from assets.ehr.bronze_view import read_current
+from assets.reporting.ingestion import QUARANTINE, TRANSACTION_HISTORY, transaction_history
+from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.jobs import ALL_ASSETS_JOB
-from flowehr_pipelines.run_parts import QUIET_CONSOLE
-from flowehr_pipelines.runner import resolve_selection
+from flowehr_pipelines.run.parts import QUIET_CONSOLE
+from flowehr_pipelines.run.runner import resolve_selection
 from flowehr_pipelines.synthetic import write_ehr_source
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 from resources.object_store import LocalObjectStore
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.integration.postgres import find_pg_bin, postgres_server
@@ -673,7 +674,7 @@ def test_accepted_odd_input_keeps_its_values_intact(ingested: Ingested) -> None:
 def test_vanished_file_is_not_marked_so_it_is_ingested_when_it_returns(
     ingested: Ingested,
 ) -> None:
-    from assets.cdc_ingestion import pending_landing_keys
+    from assets.reporting.ingestion import pending_landing_keys
 
     case = next(c for c in CASES if c.id == "cdc_vanished_file")
     assert not (ingested.lake / landing_key(case)).exists()
@@ -761,7 +762,7 @@ def ehr_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EhrRun]:
             for e in result.all_events
             if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
         ]
-        from resources import build_delta_store
+        from flowehr_pipelines.deployment import build_delta_store
 
         yield EhrRun(db_path, build_delta_store(settings), result.success, failures)
 
@@ -896,8 +897,9 @@ def test_changelog_load_of_a_repeated_key_keeps_the_newest_and_quarantines_the_r
     tmp_path: Path,
 ) -> None:
     """A MERGE cannot take two rows of one key: the load must not fail, nor drop one."""
-    from assets.ehr import load_quarantine_path, load_source_table
-    from flowehr_pipelines.config import SourceTable
+    from assets.ehr.bronze_loader import load_source_table
+    from assets.ehr.change_batches import load_quarantine_path
+    from assets.ehr.settings import SourceTable
     from resources.sql_source import SqlSourceResource
 
     db_path = tmp_path / "ehr.db"

@@ -38,11 +38,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.ehr.etl_lock import process_alive
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.etl_lock import process_alive
-from flowehr_pipelines.runner import RunSummary, run_assets, step_seconds
-from flowehr_pipelines.synthetic import apply_source_changes, write_cdc_landing, write_ehr_source
+from flowehr_pipelines.run.runner import RunSummary, run_assets, step_seconds
+from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.reliability import lake
 
@@ -117,7 +118,7 @@ ZYGOTE = r"""
 import json, os, signal, sys, traceback
 import dagster as dg
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.runner import run_assets
+from flowehr_pipelines.run.runner import run_assets
 import resources, assets.ehr, assets.reporting, assets.reports, assets.features  # warm imports
 
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked runs are reaped automatically

@@ -21,9 +21,9 @@ import dagster as dg
 import pytest
 
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.runner import run_assets
+from flowehr_pipelines.run.runner import run_assets
 from flowehr_pipelines.synthetic import write_cdc_landing
-from flowehr_pipelines.synthetic.cdc import partition_dir
+from flowehr_pipelines.synthetic.cdc_files import partition_dir
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.reliability import lake
 

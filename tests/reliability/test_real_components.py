@@ -44,11 +44,13 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 
-from flowehr_pipelines.bronze_view import read_current
-from flowehr_pipelines.etl_lock import ETL_LOCK_TABLE, EtlLockStore
-from flowehr_pipelines.runner import RunSummary, run_assets
-from flowehr_pipelines.synthetic import apply_source_changes, write_cdc_landing, write_ehr_source
-from resources.delta_store import DeltaTableStore, S3Storage
+from assets.ehr.bronze_view import read_current
+from assets.ehr.etl_lock import ETL_LOCK_TABLE, EtlLockStore
+from flowehr_pipelines.run.runner import RunSummary, run_assets
+from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from resources.delta.storage import S3Storage
+from resources.delta.store import DeltaTableStore
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.integration.ehr_postgres import EHR_TABLES, copy_sqlite_to_postgres, create_database
 from tests.integration.postgres import find_pg_bin, postgres_server
@@ -478,8 +480,8 @@ import json
 import sys
 from datetime import timedelta
 
-from flowehr_pipelines.etl_lock import EtlLockHeldError, EtlLockStore, LockOwner
-from resources.delta_store import DeltaTableStore, S3Storage
+from assets.ehr.etl_lock import EtlLockHeldError, EtlLockStore, LockOwner
+from resources.delta import DeltaTableStore, S3Storage
 
 endpoint, name = sys.argv[1], sys.argv[2]
 storage = S3Storage(

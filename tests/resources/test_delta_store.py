@@ -10,7 +10,8 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from resources.delta_store import DeltaTableStore, LocalStorage
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 TABLE = ("silver", "things")
 SCHEMA = pa.schema([("id", pa.int64()), ("v", pa.int64()), ("x", pa.string())])

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flowehr_pipelines.etl_state import ETL_STATE_TABLE, EtlStateStore, TableState
-from resources.delta_store import DeltaTableStore, LocalStorage
+from assets.ehr.etl_state import ETL_STATE_TABLE, EtlStateStore, TableState
+from resources.delta.storage import LocalStorage
+from resources.delta.store import DeltaTableStore
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from resources.delta_store import DeltaTableStore, S3Storage
+from resources.delta.storage import S3Storage
+from resources.delta.store import DeltaTableStore
 from resources.object_store import LocalObjectStore, S3ObjectStore
 from tests.s3_server import moto_server
 

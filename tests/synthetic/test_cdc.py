@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from flowehr_pipelines.synthetic import CdcGenerationStats, write_cdc_landing
-from flowehr_pipelines.synthetic.cdc import MALFORMED_KINDS, partition_dir
+from flowehr_pipelines.synthetic import write_cdc_landing
+from flowehr_pipelines.synthetic.cdc_files import partition_dir
+from flowehr_pipelines.synthetic.cdc_model import MALFORMED_KINDS, CdcGenerationStats
 from transforms.identifiers import nhs_number_problem
 
 START = date(2026, 11, 1)

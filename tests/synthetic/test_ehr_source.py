@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from flowehr_pipelines.synthetic import (
+from flowehr_pipelines.synthetic import write_ehr_source
+from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
+from flowehr_pipelines.synthetic.ehr_schema import (
+    ORPHAN_PATIENT_ID_BASE,
+    TABLES,
     EhrGenerationStats,
-    apply_source_changes,
     synthetic_nhs_number,
-    write_ehr_source,
 )
-from flowehr_pipelines.synthetic.ehr_source import ORPHAN_PATIENT_ID_BASE, TABLES
 from transforms.identifiers import nhs_number_problem
 
 START = date(2026, 10, 1)

@@ -1,0 +1,1 @@
+"""Feature store domain: silver EHR tables to the gold feature tables researchers read."""

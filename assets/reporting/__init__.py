@@ -1,0 +1,3 @@
+"""Reporting domain: CDC landing files to bronze, staging projections and aggregations,
+watchdogs.
+"""

@@ -1,0 +1,201 @@
+"""Landing ingestion of the CDC ``transaction_history`` log into bronze.
+
+Ingestion is exactly-once per landed file: each file's Delta commit records the file's
+name and content hash as Delta application transactions (``txn`` actions), in the
+same atomic commit as its rows. A re-run, or the same bytes delivered again under
+another name, finds the marker and adds nothing; two overlapping runs cannot both
+commit a file, because the markers are checked against the snapshot the commit is
+made on (Delta's concurrent-transaction check rejects the second).
+"""
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from assets.metadata import delta_table_metadata
+from resources.delta.store import DeltaTableStore
+from resources.object_store import ObjectStore
+from transforms.cdc import ParsedFile
+from transforms.cdc_fast import parse_landed_file
+
+LANDING_PREFIX = "landing/transaction_history"
+TRANSACTION_HISTORY = dg.AssetKey(["bronze", "transaction_history"])
+QUARANTINE = ("bronze", "quarantine_transaction_history")
+QUARANTINE_SHARE_CHECK = "quarantine_share"
+# Above this share of a run's lines in quarantine, something upstream has changed.
+QUARANTINE_WARN_SHARE = 0.01
+FLUSH_RECORDS = 250_000
+
+
+@dataclass
+class IngestStats:
+    """What one landing ingestion did, for the UI."""
+
+    files_seen: int = 0
+    files_ingested: int = 0
+    files_already_ingested: int = 0
+    duplicate_deliveries: int = 0
+    records: int = 0
+    quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def quarantine_share(self) -> float:
+        lines = self.records + self.quarantined
+        return self.quarantined / lines if lines else 0.0
+
+
+def landing_marker(key: str) -> str:
+    """The Delta app-transaction id that records a landed file as ingested."""
+    return f"landing:{key}"
+
+
+def _file_markers(key: str, digest: str) -> list[str]:
+    return [landing_marker(key), f"sha256:{digest}"]
+
+
+def _applied(dt: DeltaTable | None, marker: str) -> bool:
+    return dt is not None and dt.transaction_version(marker) is not None
+
+
+def pending_landing_keys(objects: ObjectStore, delta: DeltaTableStore) -> list[str]:
+    """Landed CDC files not yet ingested into bronze, in key order."""
+    history = (
+        delta.table(TRANSACTION_HISTORY.path) if delta.exists(TRANSACTION_HISTORY.path) else None
+    )
+    return [
+        key
+        for key in objects.list_keys(LANDING_PREFIX)
+        if key.endswith(".jsonl") and not _applied(history, landing_marker(key))
+    ]
+
+
+def _commit_batch(delta: DeltaTableStore, batch: list[tuple[list[str], ParsedFile]]) -> None:
+    """Quarantine first, then records, each commit carrying its files' markers.
+
+    A crash between the two commits leaves the quarantine marked and the records not:
+    the re-run skips the first and writes the second, so nothing is lost or doubled.
+    """
+    delta.append_once(QUARANTINE, [(m, p.quarantine_table()) for m, p in batch])
+    delta.append_once(
+        TRANSACTION_HISTORY.path,
+        [(m, p.records_table()) for m, p in batch],
+        partition_by=["change_date"],
+    )
+
+
+def ingest_landing_files(
+    *, objects: ObjectStore, delta: DeltaTableStore, now: datetime, log: dg.DagsterLogManager
+) -> IngestStats:
+    """Ingest every landed file not yet in bronze, exactly once each."""
+    stats = IngestStats()
+    batch: list[tuple[list[str], ParsedFile]] = []
+    pending = 0
+    # One snapshot for the whole scan: each file's markers are looked up in memory.
+    history = (
+        delta.table(TRANSACTION_HISTORY.path) if delta.exists(TRANSACTION_HISTORY.path) else None
+    )
+    for key in objects.list_keys(LANDING_PREFIX):
+        if not key.endswith(".jsonl"):
+            continue
+        stats.files_seen += 1
+        if _applied(history, landing_marker(key)):
+            stats.files_already_ingested += 1
+            continue
+        try:
+            data = objects.read_bytes(key)
+        except FileNotFoundError:
+            # Listed, then gone (moved or expired by the sender): not marked, so it is
+            # ingested if it comes back; the quarantine row says it was seen.
+            log.warning(f"{key} vanished before it could be read: quarantined, not marked")
+            stats.quarantined += 1
+            stats.quarantine_reasons["file vanished before it was read"] += 1
+            delta.append(QUARANTINE, vanished_row(key, now))
+            continue
+        markers = _file_markers(key, hashlib.sha256(data).hexdigest())
+        if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
+            log.warning(f"{key} repeats an ingested file byte for byte: recorded, not re-ingested")
+            stats.duplicate_deliveries += 1
+            batch.append((markers, ParsedFile()))
+            continue
+        parsed = parse_landed_file(data, source_file=key, now=now, quarantined_at=now)
+        stats.files_ingested += 1
+        stats.records += parsed.record_count
+        stats.quarantined += len(parsed.quarantined)
+        stats.quarantine_reasons.update(q["reason"].split(" (")[0] for q in parsed.quarantined)
+        batch.append((markers, parsed))
+        pending += parsed.record_count
+        if pending >= FLUSH_RECORDS:
+            _commit_batch(delta, batch)
+            batch, pending = [], 0
+    if batch:
+        _commit_batch(delta, batch)
+    return stats
+
+
+def vanished_row(key: str, now: datetime) -> pa.Table:
+    """The quarantine row of a landed file that was listed but could not be read."""
+    row = {
+        "_source_file": key,
+        "_line_number": 0,
+        "reason": "file vanished before it was read",
+        "raw_line": "",
+        "_quarantined_at": now,
+    }
+    return ParsedFile(quarantined=[row]).quarantine_table()
+
+
+def quarantine_check(stats: IngestStats) -> dg.AssetCheckResult:
+    """Warn when an unusual share of this run's lines went to quarantine."""
+    return dg.AssetCheckResult(
+        asset_key=TRANSACTION_HISTORY,
+        check_name=QUARANTINE_SHARE_CHECK,
+        passed=stats.quarantine_share <= QUARANTINE_WARN_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "records_quarantined": stats.quarantined,
+            "quarantine_share": round(stats.quarantine_share, 6),
+            "warn_above": QUARANTINE_WARN_SHARE,
+        },
+    )
+
+
+@dg.asset(
+    key=TRANSACTION_HISTORY,
+    group_name="reporting",
+    kinds={"delta"},
+    owners=["team:data-engineering"],
+    tags={"zone": "bronze", "pii": "true"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_SHARE_CHECK,
+            asset=TRANSACTION_HISTORY,
+            description="At most 1% of a run's landed lines are malformed.",
+        )
+    ],
+)
+def transaction_history(
+    context: dg.AssetExecutionContext, objects: ObjectStore, delta: DeltaTableStore
+) -> dg.MaterializeResult:
+    """The CDC communications log as landed, each file once, malformed lines quarantined."""
+    stats = ingest_landing_files(
+        objects=objects, delta=delta, now=datetime.now(UTC), log=context.log
+    )
+    metadata: dict[str, Any] = {
+        "files_seen": stats.files_seen,
+        "files_ingested": stats.files_ingested,
+        "files_already_ingested": stats.files_already_ingested,
+        "duplicate_deliveries": stats.duplicate_deliveries,
+        "records_ingested": stats.records,
+        "records_quarantined": stats.quarantined,
+        "quarantine_reasons": dg.MetadataValue.json(dict(stats.quarantine_reasons)),
+    }
+    if delta.exists(TRANSACTION_HISTORY.path):
+        metadata.update(delta_table_metadata(delta, TRANSACTION_HISTORY.path))
+    return dg.MaterializeResult(metadata=metadata, check_results=[quarantine_check(stats)])

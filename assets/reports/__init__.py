@@ -1,0 +1,1 @@
+"""Canned reports: partitions, CSV writing, previews and charts, and which partitions are due."""

@@ -1,0 +1,1 @@
+"""Automation: jobs, schedules, sensors, freshness policies and alerts of the code location."""

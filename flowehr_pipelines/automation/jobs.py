@@ -1,0 +1,27 @@
+"""The main job: the whole asset graph, in one process.
+
+Every job here runs in process: a local run shares one SparkSession across its steps,
+which the multiprocess executor would start afresh for every step. Domain jobs,
+schedules and sensors live beside their domain (``ehr_automation``,
+``reporting_automation``).
+"""
+
+import dagster as dg
+
+from flowehr_pipelines.automation.reporting import separately_run
+from flowehr_pipelines.config import Settings
+
+ALL_ASSETS_JOB = "all_assets_job"
+
+
+def build_job_defs(settings: Settings) -> dg.Definitions:
+    """The job that materialises everything, as ``flowehr run`` does."""
+    all_assets = dg.define_asset_job(
+        ALL_ASSETS_JOB,
+        # Partitioned reports and watchdog checks run separately (flowehr run catches the
+        # reports up after this job; see reporting_automation).
+        selection=dg.AssetSelection.all() - separately_run(),
+        description="Materialise the whole graph: EHR sources to features, CDC log to reports.",
+        executor_def=dg.in_process_executor,
+    )
+    return dg.Definitions(jobs=[all_assets])

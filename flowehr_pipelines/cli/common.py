@@ -1,0 +1,68 @@
+"""What every flowehr command shares: exit codes, one-line errors, settings loading, plain
+tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from flowehr_pipelines.config import Settings, load_settings
+from resources.settings import ConfigError
+
+EXIT_FAILED = 1
+
+
+EXIT_USAGE = 2
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserFacingError(click.ClickException):
+    """An error worth one line, not a traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise UserFacingError(" ".join(str(exc).split())) from None
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    from deltalake.exceptions import DeltaError
+
+    from resources.sql_source import SourceUnavailableError
+
+    try:
+        yield
+    except (ConfigError, SourceUnavailableError, DeltaError, OSError, ValueError) as exc:
+        raise UserFacingError(str(exc).strip().splitlines()[0]) from None
+
+
+class _StderrLog:
+    """Warnings for the user on stderr (a stale lock being broken)."""
+
+    def warning(self, msg: str) -> None:
+        click.echo(f"warning: {msg}", err=True)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned text columns, numbers right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            numeric = cell.replace(",", "").isdigit()
+            out.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])

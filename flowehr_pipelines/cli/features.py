@@ -1,0 +1,201 @@
+"""``flowehr features``: the researcher API on the command line.
+
+``list`` and ``describe`` print the data dictionary; ``training-set`` writes a
+point-in-time-correct training set for a spine file; ``export`` upserts a feature table
+into a SQL database; ``head`` prints the first rows of any published table. All of them
+use the researcher's own reader (``FeatureStore.for_researcher``): the lake root and read
+credentials from the environment, never the pipeline's config, secret key or source
+database, and only published tables (see ``flowehr_pipelines.researcher``). Problems
+print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_USAGE = 2
+
+
+class _Problem(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+@contextmanager
+def _store() -> Iterator[Any]:
+    """The researcher's read-only API, with one-line errors."""
+    from deltalake.exceptions import DeltaError
+
+    from flowehr_pipelines.researcher.store import FeatureStore
+    from resources.settings import ConfigError
+
+    try:
+        yield FeatureStore.for_researcher()
+    except KeyError as exc:
+        raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+    except (
+        ConfigError,
+        PermissionError,
+        FileNotFoundError,
+        ImportError,
+        ValueError,
+        TypeError,
+        DeltaError,
+        OSError,
+    ) as exc:
+        raise _Problem(str(exc).strip().splitlines()[0]) from None
+
+
+def _table(header: tuple[str, ...], rows: Sequence[Sequence[str]]) -> str:
+    from flowehr_pipelines.cli.common import format_table
+
+    return format_table(header, rows)
+
+
+@click.group("features")
+def features() -> None:
+    """Feature store for researchers: data dictionary, training sets, SQL export."""
+
+
+@features.command("list")
+def list_tables() -> None:
+    """List the feature tables with their Delta version, rows and description."""
+    with _store() as store:
+        tables = store.list_tables()
+    rows = [
+        (
+            t.name,
+            "-" if t.delta_version is None else str(t.delta_version),
+            "-" if t.rows is None else f"{t.rows:,}",
+            ",".join(t.feature_versions) or "-",
+            t.description,
+        )
+        for t in tables
+    ]
+    click.echo(_table(("table", "version", "rows", "features", "description"), rows))
+
+
+@features.command("describe")
+@click.argument("table")
+def describe(table: str) -> None:
+    """Print a feature table's data dictionary."""
+    with _store() as store:
+        info = store.describe(table)
+    click.echo(f"{info.path}: {info.description}")
+    click.echo(f"horizon: {info.horizon}")
+    if info.delta_version is None:
+        click.echo("not published yet: run `flowehr run`")
+    else:
+        click.echo(
+            f"Delta version {info.delta_version}, {info.rows:,} rows, feature version(s) "
+            f"{', '.join(info.feature_versions) or '-'}"
+        )
+    click.echo("")
+    rows = [(c.name, c.type, c.role, c.description) for c in info.columns]
+    click.echo(_table(("column", "type", "role", "description"), rows))
+
+
+@features.command("training-set")
+@click.option(
+    "--spine",
+    "spine_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV or Parquet file with the entity key and event time (other columns are kept).",
+)
+@click.option(
+    "--features",
+    "feature_list",
+    required=True,
+    help="Comma-separated: table, table.column or table.pattern* (e.g. news2,labs.lab_crp_*).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file: .parquet or .csv.",
+)
+@click.option("--entity-key", default="visit_id", show_default=True, help="visit_id or person_key.")
+@click.option("--event-time", default="event_time", show_default=True, help="Spine time column.")
+@click.option(
+    "--version",
+    "versions",
+    multiple=True,
+    help="TABLE=N: read that table at Delta version N (repeatable).",
+)
+def training_set(
+    spine_path: Path,
+    feature_list: str,
+    out_path: Path,
+    entity_key: str,
+    event_time: str,
+    versions: tuple[str, ...],
+) -> None:
+    """Write point-in-time-correct features (horizon at or before each event time)."""
+    pinned: dict[str, int] = {}
+    for item in versions:
+        table, _, number = item.partition("=")
+        if not number.isdigit():
+            raise _Problem(f"--version expects TABLE=N, not '{item}'")
+        pinned[table] = int(number)
+    chosen = [f for f in (part.strip() for part in feature_list.split(",")) if f]
+    with _store() as store:
+        result = store.training_set(
+            spine_path,
+            chosen,
+            entity_key=entity_key,
+            event_time=event_time,
+            versions=pinned,
+            output="arrow",
+        )
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if out_path.suffix.lower() == ".csv":
+            import pyarrow.csv as pa_csv
+
+            pa_csv.write_csv(result, out_path)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(result, out_path)
+    matched = {
+        column.removesuffix("__horizon_datetime"): result.num_rows - result[column].null_count
+        for column in result.column_names
+        if column.endswith("__horizon_datetime")
+    }
+    click.echo(f"{out_path}: {result.num_rows:,} rows, {result.num_columns} columns")
+    for table, count in matched.items():
+        click.echo(f"  {table}: {count:,} rows with a horizon at or before the event")
+
+
+@features.command("head")
+@click.argument("path")
+@click.option("--rows", default=10, show_default=True, type=click.IntRange(min=1))
+def head(path: str, rows: int) -> None:
+    """Print the first rows of a published table, e.g. reporting/request_item_status."""
+    with _store() as store:
+        table = store.open_table(path).slice(0, rows)
+    header = tuple(table.column_names)
+    body = [tuple("" if v is None else str(v) for v in row.values()) for row in table.to_pylist()]
+    click.echo(_table(header, body) if body else f"{path}: no rows")
+
+
+@features.command("export")
+@click.argument("table")
+@click.option("--url", required=True, help="SQLAlchemy URL of the SQL feature store.")
+@click.option("--table-name", help="Target SQL table (default features_<TABLE>).")
+@click.option("--version", type=click.IntRange(min=0), help="Export an earlier Delta version.")
+def export(table: str, url: str, table_name: str | None, version: int | None) -> None:
+    """Upsert a feature table into a SQL database (SQLite, PostgreSQL, SQL Server)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with _store() as store:
+        try:
+            written = store.export_to_sql(table, url, table_name=table_name, version=version)
+        except SQLAlchemyError as exc:
+            raise _Problem(str(exc).strip().splitlines()[0]) from None
+    click.echo(f"{table}: {written:,} rows upserted into {table_name or f'features_{table}'}")

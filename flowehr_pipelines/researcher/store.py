@@ -1,0 +1,310 @@
+"""Researcher access to the feature store: catalogue, point-in-time training sets, export.
+
+Design:
+
+* **Read-only, published zones only.** Every read goes through :class:`PublishedLake`,
+  which accepts tables under ``gold/features`` and ``reporting`` and raises
+  ``PermissionError`` for anything else (landing, bronze, silver, internal, and paths
+  that climb out of a published zone with ``..``). The API has no method that writes.
+* **Its own identity.** :meth:`FeatureStore.for_researcher` needs only the lake root
+  and the storage's read credentials (``ReaderSettings``, from the environment): no
+  config files and their ``${...}`` tokens, no pseudonymisation key, no source database.
+  On S3 the credentials are a read-only identity limited to the published prefixes
+  (docs/DEPLOYMENT.md), so the storage refuses what this guard refuses.
+* **No Spark.** Tables are read with delta-rs as Arrow and joined with DuckDB, so a
+  researcher's laptop or notebook needs neither a JVM nor a cluster. (The data
+  dictionary lives beside the PySpark transforms; importing it starts nothing.)
+* **Point in time correct.** :meth:`FeatureStore.training_set` joins each spine row to
+  the latest feature row of the same entity whose ``horizon_datetime`` is at or
+  before the row's event time, with DuckDB's ``ASOF LEFT JOIN``; a feature computed
+  after the event can never appear. The horizon used is returned beside the features
+  so the guarantee can be audited.
+* **Versioned.** Any table can be read at an earlier Delta version (time travel), and
+  every row carries the ``feature_version`` it was computed with.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowehr_pipelines.config import Settings, load_settings
+from flowehr_pipelines.researcher.reader import (
+    FEATURE_ZONE,
+    ColumnInfo,
+    FeatureTableInfo,
+    PublishedLake,
+    ReaderSettings,
+    published_path,
+)
+from flowehr_pipelines.researcher.spine import Output, convert, load_spine, normalise_spine
+from flowehr_pipelines.researcher.sql_export import _sql_row, _sql_type, _upsert
+from resources.delta.store import DeltaTableStore
+from transforms.features.dictionary import KEY_COLUMNS, FeatureTableSpec
+from transforms.features.pipeline import FEATURE_TABLES
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+ENTITY_KEYS: tuple[str, ...] = ("visit_id", "person_key")
+
+
+class FeatureStore:
+    """Read-only researcher API over the published zones of one lake."""
+
+    def __init__(self, delta: DeltaTableStore) -> None:
+        self._lake = PublishedLake(delta)
+
+    @classmethod
+    def for_researcher(cls, env: Mapping[str, str] | None = None) -> FeatureStore:
+        """The researcher's reader: lake root and read credentials only (no config, no key)."""
+        return cls(ReaderSettings.from_env(env).delta_store())
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> FeatureStore:
+        """The store of the configured environment (``FLOWEHR_ENV``), for engineers."""
+        from flowehr_pipelines.deployment import build_delta_store
+
+        return cls(build_delta_store(settings or load_settings()))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def open_table(
+        self,
+        path: str | Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+        filters: Any = None,
+    ) -> pa.Table:
+        """Read a published table as Arrow (optionally at a Delta version).
+
+        Raises:
+            PermissionError: when the path is outside the published zones.
+            FileNotFoundError: when nothing has been published there yet.
+        """
+        parts = published_path(path)
+        if not self._lake.exists(parts):
+            raise FileNotFoundError(f"no table at '{'/'.join(parts)}' yet: run the pipeline first")
+        return self._lake.read(
+            parts, columns=list(columns) if columns else None, version=version, filters=filters
+        )
+
+    def read(
+        self,
+        name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+        output: Output = "arrow",
+    ) -> Any:
+        """One feature table, whole or some columns, as Arrow, pandas or Polars."""
+        spec = self.spec(name)
+        unknown = sorted(set(columns or ()) - set(spec.column_names))
+        if unknown:
+            raise KeyError(f"{name} has no column(s) {', '.join(unknown)}")
+        return convert(
+            self.open_table((*FEATURE_ZONE, name), columns=columns, version=version), output
+        )
+
+    # -- catalogue -------------------------------------------------------------------
+
+    def spec(self, name: str) -> FeatureTableSpec:
+        try:
+            return FEATURE_TABLES[name]
+        except KeyError:
+            known = ", ".join(sorted(FEATURE_TABLES))
+            raise KeyError(f"no feature table '{name}' (known: {known})") from None
+
+    def describe(self, name: str) -> FeatureTableInfo:
+        """A feature table's data dictionary, Delta version, row count and feature versions."""
+        spec = self.spec(name)
+        path = (*FEATURE_ZONE, name)
+        version = rows = None
+        feature_versions: tuple[str, ...] = ()
+        if self._lake.exists(path):
+            dt = self._lake.table(path)
+            version, rows = dt.version(), dt.count()
+            stored = self._lake.read(path, columns=["feature_version"])
+            feature_versions = tuple(sorted(pc.unique(stored["feature_version"]).to_pylist()))
+        return FeatureTableInfo(
+            name=spec.name,
+            description=spec.description,
+            horizon=spec.horizon,
+            columns=tuple(ColumnInfo(c.name, c.type, c.role, c.description) for c in spec.columns),
+            delta_version=version,
+            rows=rows,
+            feature_versions=feature_versions,
+        )
+
+    def list_tables(self) -> list[FeatureTableInfo]:
+        """Every feature table with its data dictionary (published or not yet)."""
+        return [self.describe(name) for name in FEATURE_TABLES]
+
+    # -- training sets ---------------------------------------------------------------
+
+    def resolve_features(self, features: Sequence[str]) -> dict[str, list[str]]:
+        """``table``, ``table.column`` or ``table.pattern*`` to columns per table.
+
+        A bare table name selects its feature and label columns (not keys or metadata).
+        """
+        chosen: dict[str, list[str]] = {}
+        for item in features:
+            table, _, pattern = item.strip().partition(".")
+            spec = self.spec(table)
+            selectable = [c.name for c in spec.columns if c.role in ("feature", "label")]
+            if not pattern:
+                matched = selectable
+            else:
+                matched = [c for c in selectable if fnmatch.fnmatchcase(c, pattern)]
+                if not matched:
+                    raise KeyError(f"{table} has no feature column matching '{pattern}'")
+            columns = chosen.setdefault(table, [])
+            columns.extend(c for c in matched if c not in columns)
+        if not chosen:
+            raise ValueError("choose at least one feature table or column")
+        return chosen
+
+    def training_set(
+        self,
+        spine: Any,
+        features: Sequence[str],
+        *,
+        entity_key: str = "visit_id",
+        event_time: str = "event_time",
+        versions: Mapping[str, int] | None = None,
+        output: Output = "pandas",
+    ) -> Any:
+        """Point-in-time-correct features for each row of a spine.
+
+        Args:
+            spine: rows of ``entity_key`` and ``event_time`` (plus anything else, e.g. a
+                label), as pandas, Polars, Arrow, or a CSV/Parquet path. Naive event
+                times are taken as UTC.
+            features: ``table``, ``table.column`` or ``table.glob*`` items.
+            entity_key: ``visit_id`` or ``person_key``.
+            event_time: the spine's time column.
+            versions: Delta version per table, for a reproducible (time-travelled) read.
+            output: ``pandas``, ``polars`` or ``arrow``.
+
+        Returns:
+            The spine's rows in their order and columns, then each chosen feature, then
+            ``<table>__horizon_datetime``: the horizon whose values were used (null
+            when the entity had no horizon at or before the event). Feature names that
+            clash between tables are prefixed ``<table>__``.
+
+        Raises:
+            KeyError: unknown table or column; ValueError: a spine without the columns.
+        """
+        import duckdb
+
+        if entity_key not in ENTITY_KEYS:
+            raise ValueError(f"entity_key must be one of {', '.join(ENTITY_KEYS)}")
+        chosen = self.resolve_features(features)
+        base = normalise_spine(load_spine(spine), entity_key=entity_key, event_time=event_time)
+        row_id = "__spine_row"
+        spine_table = base.append_column(row_id, pa.array(range(base.num_rows), pa.int64()))
+        seen: dict[str, int] = {}
+        for columns in chosen.values():
+            for column in columns:
+                seen[column] = seen.get(column, 0) + 1
+        taken = set(spine_table.column_names)
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("spine", spine_table)
+            select = [f"s.{_q(c)}" for c in base.column_names]
+            joins = []
+            for i, (table, columns) in enumerate(chosen.items()):
+                version = (versions or {}).get(table)
+                data = self.open_table(
+                    (*FEATURE_ZONE, table),
+                    columns=[entity_key, "horizon_datetime", *columns],
+                    version=version,
+                )
+                alias = f"f{i}"
+                con.register(alias, data)
+                for column in columns:
+                    name = (
+                        column
+                        if seen[column] == 1 and column not in taken
+                        else f"{table}__{column}"
+                    )
+                    select.append(f"{alias}.{_q(column)} AS {_q(name)}")
+                select.append(f"{alias}.horizon_datetime AS {_q(f'{table}__horizon_datetime')}")
+                joins.append(
+                    f"ASOF LEFT JOIN {alias} ON s.{_q(entity_key)} = {alias}.{_q(entity_key)} "
+                    f"AND s.{_q(event_time)} >= {alias}.horizon_datetime"
+                )
+            query = f"SELECT {', '.join(select)} FROM spine s {' '.join(joins)} ORDER BY s.{row_id}"
+            result = con.sql(query).to_arrow_table()
+        finally:
+            con.close()
+        return convert(result, output)
+
+    # -- export ----------------------------------------------------------------------
+
+    def export_to_sql(
+        self,
+        name: str,
+        target: str | Engine,
+        *,
+        table_name: str | None = None,
+        version: int | None = None,
+        batch_size: int = 5_000,
+    ) -> int:
+        """Upsert a feature table into a SQL database (a SQL feature store, as FlowEHR has).
+
+        The SQL table is created when missing, keyed on ``(visit_id, horizon_datetime)``;
+        rows are inserted or updated by key (``ON CONFLICT`` on SQLite and PostgreSQL, a
+        delete-then-insert in one transaction elsewhere, e.g. SQL Server). Rows removed
+        from the feature store are not removed from the SQL copy.
+
+        Args:
+            name: the feature table.
+            target: a SQLAlchemy URL or engine.
+            table_name: the SQL table (default ``features_<name>``).
+            version: export an earlier Delta version.
+            batch_size: rows per statement.
+
+        Returns:
+            The rows written.
+        """
+        import sqlalchemy as sa
+
+        spec = self.spec(name)
+        data = self.open_table((*FEATURE_ZONE, name), version=version)
+        engine = sa.create_engine(target) if isinstance(target, str) else target
+        metadata = sa.MetaData()
+        table = sa.Table(
+            table_name or f"features_{name}",
+            metadata,
+            *(
+                sa.Column(c.name, _sql_type(c.type), primary_key=c.name in KEY_COLUMNS)
+                for c in spec.columns
+            ),
+        )
+        metadata.create_all(engine)
+        dialect = engine.dialect.name
+        naive = dialect == "sqlite"  # SQLite has no time zones: store UTC wall time
+        written = 0
+        with engine.begin() as conn:
+            for batch in data.to_batches(max_chunksize=batch_size):
+                rows = [_sql_row(r, naive=naive) for r in batch.to_pylist()]
+                if not rows:
+                    continue
+                _upsert(conn, table, rows, dialect)
+                written += len(rows)
+        return written
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -1,0 +1,1 @@
+"""flowehr run: materialise the graph in its independent parts and summarise the outcome."""

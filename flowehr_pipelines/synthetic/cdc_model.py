@@ -1,0 +1,176 @@
+"""The synthetic CDC feed: statuses, channels, lifecycle rates and the records of a client and
+its campaigns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+TRANSACTION_HISTORY = "transaction_history"
+
+
+DAY_MS = 86_400_000
+
+
+MINUTE_MS = 60_000
+
+
+HOUR_MS = 3_600_000
+
+
+MALFORMED_KINDS: tuple[str, ...] = (
+    "not_json",
+    "truncated",
+    "not_object",
+    "missing_sk",
+    "missing_timestamp",
+    "bad_timestamp_type",
+    "non_iso_date",
+)
+
+
+COMMUNICATION_TYPES: tuple[str, ...] = ("NHSAPP", "EMAIL", "SMS", "LETTER")
+
+
+ITEM_STATUSES: tuple[str, ...] = (
+    "PENDING_ENRICHMENT",
+    "ENRICHED",
+    "SENDING",
+    "COMPLETED",
+    "FAILED",
+)
+
+
+PLAN_STATUSES: tuple[str, ...] = ("PENDING", "SENDING", "DELIVERED", "FAILED", "SKIPPED")
+
+
+PATIENT_POOL = 100_000
+
+
+GP_PRACTICES = 400
+
+
+WARMUP_DAYS = 2
+
+
+LATE_DELIVERY_RATE = 0.05
+
+
+CLIENT_RENAME_RATE = 0.02  # per client per day
+
+
+STUCK_ITEM_RATE = 0.002  # never leaves PENDING_ENRICHMENT / ENRICHED
+
+
+STUCK_PLAN_RATE = 0.003  # never leaves SENDING (so neither does its item)
+
+
+ENRICHMENT_FAILURE_RATE = 0.01
+
+
+PLAN_SKIP_RATE = 0.05
+
+
+PLAN_FAILURE_RATE = {"NHSAPP": 0.35, "SMS": 0.08, "EMAIL": 0.1, "LETTER": 0.03}
+
+
+RECORDS_PER_ITEM = 8.7  # measured mean over the lifecycle model; turns events into items
+
+
+_CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
+    ("NHSAPP", "SMS"),
+    ("NHSAPP", "SMS", "LETTER"),
+    ("NHSAPP", "EMAIL", "LETTER"),
+    ("SMS",),
+    ("EMAIL",),
+    ("LETTER",),
+    ("SMS", "LETTER"),
+)
+
+
+_ENRICHMENT_FAILURES = (
+    ("Patient not found in PDS", "CM_PDS_NOT_FOUND"),
+    ("Patient is recorded as deceased", "CM_PATIENT_DECEASED"),
+    ("NHS number has been superseded", "CM_NHS_NUMBER_SUPERSEDED"),
+)
+
+
+_PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
+    "NHSAPP": (
+        ("Patient is not an NHS App user", "CM_NHSAPP_NOT_REGISTERED"),
+        ("NHS App notifications are switched off", "CM_NHSAPP_OPTED_OUT"),
+    ),
+    "SMS": (
+        ("No mobile number on record", "CM_NO_MOBILE"),
+        ("Mobile network rejected the message", "CM_SMS_PERMANENT_FAILURE"),
+    ),
+    "EMAIL": (
+        ("No email address on record", "CM_NO_EMAIL"),
+        ("Email address bounced", "CM_EMAIL_BOUNCED"),
+    ),
+    "LETTER": (
+        ("Address is incomplete", "CM_INVALID_ADDRESS"),
+        ("Letter returned to sender", "CM_LETTER_RETURNED"),
+    ),
+}
+
+
+_ALL_CHANNELS_FAILED = ("All communication channels failed", "CM_ALL_CHANNELS_FAILED")
+
+
+# (median duration to delivery, log-sigma) per channel, in ms; letters are posted.
+_DELIVERY_TIME: dict[str, tuple[float, float]] = {
+    "NHSAPP": (2 * MINUTE_MS, 1.0),
+    "SMS": (1 * MINUTE_MS, 1.2),
+    "EMAIL": (3 * MINUTE_MS, 1.2),
+    "LETTER": (2 * DAY_MS, 0.3),
+}
+
+
+# One compact encoder, reused: json.dumps with non-default options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class CdcGenerationStats:
+    """What :func:`write_cdc_landing` wrote, so tests can check it line by line."""
+
+    records: int  # well-formed records written (including duplicates)
+    duplicates: int  # exact re-deliveries of an earlier record
+    malformed: dict[str, int]  # kind -> count of malformed lines written
+    files: list[Path]
+
+
+@dataclass
+class _Campaign:
+    campaignid: str
+    sendinggroupid: str
+    sendinggroupidversion: int
+    channels: tuple[str, ...]
+
+
+@dataclass
+class _Client:
+    clientid: str
+    letter: str
+    createddate: str
+    letter_supplier: str
+    campaigns: list[_Campaign] = field(default_factory=list)
+    renames: int = 0
+
+    @property
+    def clientname(self) -> str:
+        variants = (
+            f"Hospital Trust {self.letter}",
+            f"Hospital Trust {self.letter} NHS Foundation Trust",
+            f"{self.letter} University Hospitals NHS Trust",
+            f"{self.letter} and District Hospitals NHS Foundation Trust",
+        )
+        return variants[self.renames % len(variants)]
+
+
+def _epoch_ms(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * DAY_MS
