@@ -38,7 +38,7 @@ from assets.metadata import delta_table_metadata
 from assets.reporting.settings import HousekeepingDomain
 from assets.reporting.staging import STAGING_KEYS
 from assets.reporting.watchdogs import WATCHDOG_METRICS
-from resources.delta.store import DeltaTableStore, TablePath
+from resources.delta.store import DeltaTableStore, Marked, TablePath
 
 HOUSEKEEPING_LOG = dg.AssetKey(["internal", "reporting_housekeeping"])
 HOUSEKEEPING_LOG_SCHEMA = pa.schema(
@@ -138,7 +138,8 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
                 )
         folded = compact_bronze(delta, settings)
         log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
-        delta.append_once(HOUSEKEEPING_LOG.path, [([f"housekeeping:{context.run.run_id}"], log)])
+        marked = Marked([f"housekeeping:{context.run.run_id}"], log)
+        delta.append(HOUSEKEEPING_LOG.path, [marked], once=True)
         return dg.MaterializeResult(
             metadata={
                 **delta_table_metadata(delta, HOUSEKEEPING_LOG.path),

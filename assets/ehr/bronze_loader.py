@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from assets.ehr.bronze_view import COMPACT_SUPERSEDED_SHARE, LOAD_COLUMN, compact
@@ -65,13 +65,7 @@ def _open(delta: DeltaTableStore, table: TablePath) -> DeltaTable | None:
 
 def _append(delta: DeltaTableStore, table: TablePath, data: pa.Table, target: Any = None) -> None:
     """One append commit (to an opened snapshot when given: no second log replay)."""
-    write_deltalake(
-        target if target is not None else delta.uri(table),
-        data,
-        mode="append",
-        schema_mode="merge",
-        storage_options=delta.storage.options(),
-    )
+    delta.append(table, data, at=target)
 
 
 def _identity(data: pa.Table, columns: Sequence[str]) -> pa.ChunkedArray | pa.Array:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
 from resources.delta.store import DeltaTableStore, TablePath
 
@@ -139,14 +137,6 @@ def compact(
     if mask is None or removed == 0 or removed < min_share * data.num_rows:
         return Compaction(data.num_rows, data.num_rows, committed=False)
     kept = data.filter(mask)
-    try:
-        write_deltalake(
-            DeltaTable(delta.uri(table), version=version, storage_options=delta.storage.options()),
-            kept,
-            mode="overwrite",
-            storage_options=delta.storage.options(),
-            commit_properties=CommitProperties(max_commit_retries=0),
-        )
-    except CommitFailedError:
+    if not delta.replace_if_version(table, kept, expected_version=version):
         return Compaction(data.num_rows, data.num_rows, committed=False)
     return Compaction(data.num_rows, kept.num_rows, committed=True)

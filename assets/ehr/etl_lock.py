@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, SwapConflictError
 from resources.processes import process_alive
 
 if TYPE_CHECKING:
@@ -298,14 +298,8 @@ class EtlLockStore:
                 _warn(log, f"lock on source '{source}' had been broken before release")
 
     def _read(self) -> tuple[int | None, dict[str, SourceLock]]:
-        if not self._delta.exists(ETL_LOCK_TABLE):
-            return None, {}
-        dt = self._delta.table(ETL_LOCK_TABLE)
-        version = dt.version()
-        # Read the very snapshot whose version the swap will compare against.
-        table = self._delta.read(ETL_LOCK_TABLE, version=version)
-        locks = {row["source"]: SourceLock(**row) for row in table.to_pylist()}
-        return version, locks
+        version, rows = self._delta.versioned_rows(ETL_LOCK_TABLE)
+        return version, _locks(rows)
 
     def _swap(
         self, change: Callable[[dict[str, SourceLock]], dict[str, SourceLock] | None]
@@ -314,22 +308,35 @@ class EtlLockStore:
 
         ``change`` may raise to refuse, or return None to leave the table as it is.
         """
-        for _ in range(MAX_ATTEMPTS):
-            version, locks = self._read()
+        outcome: dict[str, SourceLock] = {}
+
+        def apply(rows: pa.Table | None) -> pa.Table | None:
+            locks = _locks(rows)
             updated = change(dict(locks))
+            outcome.clear()
+            outcome.update(locks if updated is None else updated)
             if updated is None:
-                return locks
-            rows = [
+                return None
+            records = [
                 {field: getattr(lock, field) for field in _SCHEMA.names}
                 for lock in updated.values()
             ]
-            data = pa.Table.from_pylist(rows, schema=_SCHEMA)
-            if self._delta.replace_if_version(ETL_LOCK_TABLE, data, expected_version=version):
-                return updated
-        raise EtlLockError(
-            f"could not update {'/'.join(ETL_LOCK_TABLE)} after {MAX_ATTEMPTS} attempts: "
-            "too many concurrent writers"
-        )
+            return pa.Table.from_pylist(records, schema=_SCHEMA)
+
+        try:
+            self._delta.swap(ETL_LOCK_TABLE, apply, attempts=MAX_ATTEMPTS)
+        except SwapConflictError:
+            raise EtlLockError(
+                f"could not update {'/'.join(ETL_LOCK_TABLE)} after {MAX_ATTEMPTS} attempts: "
+                "too many concurrent writers"
+            ) from None
+        return dict(outcome)
+
+
+def _locks(rows: pa.Table | None) -> dict[str, SourceLock]:
+    if rows is None:
+        return {}
+    return {row["source"]: SourceLock(**row) for row in rows.select(_SCHEMA.names).to_pylist()}
 
 
 def _warn(log: Logger | None, message: str) -> None:

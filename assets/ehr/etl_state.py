@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from resources.delta.store import DeltaTableStore, TablePath
+from resources.delta.store import DeltaTableStore, SwapConflictError, TablePath
 
 if TYPE_CHECKING:
     from assets.ehr.settings import SourceTable
@@ -132,37 +132,29 @@ class EtlStateStore:
             ],
             schema=_SCHEMA,
         )
-        once = CommitProperties(max_commit_retries=0)
-        for attempt in range(_WRITE_ATTEMPTS):
-            current = self._rows if attempt == 0 and self._snapshot is not None else None
+
+        def put(current: pa.Table | None) -> pa.Table:
             if current is None:
-                current = self._read(refresh=True)
-            if current is None or self._snapshot is None:
-                self._delta.merge(ETL_STATE_TABLE, row, keys=["source", "table_name"])
-                self._snapshot, self._rows = None, None
-                return
+                return row
             same = pc.and_(
                 pc.equal(current["source"], source), pc.equal(current["table_name"], table_name)
             )
             others = current.filter(pc.invert(pc.fill_null(same, False))).select(_SCHEMA.names)
-            rows = pa.concat_tables([others.cast(_SCHEMA), row])
-            try:
-                write_deltalake(
-                    self._snapshot,
-                    rows,
-                    mode="overwrite",
-                    storage_options=self._delta.storage.options(),
-                    commit_properties=once,
-                )
-            except CommitFailedError:
-                self._snapshot, self._rows = None, None  # someone else committed: re-read
-                continue
-            self._rows = rows
-            return
-        raise CommitFailedError(
-            f"internal/etl_state: {_WRITE_ATTEMPTS} concurrent commits in a row; "
-            f"the changelog number of {source}/{table_name} was not stored"
-        )
+            return pa.concat_tables([others.cast(_SCHEMA), row])
+
+        # The snapshot this store read last is the first compare-and-swap's expectation.
+        known = None
+        if self._snapshot is not None and self._rows is not None:
+            known = (self._snapshot.version(), self._rows)
+        try:
+            self._delta.swap(ETL_STATE_TABLE, put, attempts=_WRITE_ATTEMPTS, known=known)
+        except SwapConflictError:
+            raise CommitFailedError(
+                f"internal/etl_state: {_WRITE_ATTEMPTS} concurrent commits in a row; "
+                f"the changelog number of {source}/{table_name} was not stored"
+            ) from None
+        finally:
+            self._snapshot, self._rows = None, None  # the next read opens the new version
 
     def clear(self, source: str, table_name: str | None = None) -> int:
         """Forget changelog numbers so the next load is a bulk load; returns rows removed."""

@@ -272,9 +272,7 @@ def commit_update(
         }
     else:
         visits = computed.changed_visits.column("visit_id").to_pylist()
-        metrics = delta.replace_groups(
-            table, rows, keys=KEY_COLUMNS, group_column="visit_id", groups=visits
-        )
+        metrics = delta.sync(table, rows, keys=KEY_COLUMNS, group_column="visit_id", groups=visits)
         counts = {
             "rows_inserted": metrics["num_target_rows_inserted"],
             "rows_updated": metrics["num_target_rows_updated"],

@@ -19,7 +19,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from assets.metadata import delta_table_metadata
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, Marked
 from resources.object_store import ObjectStore
 from transforms.cdc import ParsedFile
 from transforms.cdc_fast import parse_landed_file
@@ -82,10 +82,11 @@ def _commit_batch(delta: DeltaTableStore, batch: list[tuple[list[str], ParsedFil
     A crash between the two commits leaves the quarantine marked and the records not:
     the re-run skips the first and writes the second, so nothing is lost or doubled.
     """
-    delta.append_once(QUARANTINE, [(m, p.quarantine_table()) for m, p in batch])
-    delta.append_once(
+    delta.append(QUARANTINE, [Marked(m, p.quarantine_table()) for m, p in batch], once=True)
+    delta.append(
         TRANSACTION_HISTORY.path,
-        [(m, p.records_table()) for m, p in batch],
+        [Marked(m, p.records_table()) for m, p in batch],
+        once=True,
         partition_by=["change_date"],
     )
 

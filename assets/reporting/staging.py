@@ -25,7 +25,7 @@ from assets.metadata import delta_table_metadata
 from assets.reporting import watchdogs
 from assets.reporting.ingestion import TRANSACTION_HISTORY, transaction_history
 from assets.reporting.settings import ReportingDomain
-from resources.delta.store import DeltaTableStore, TablePath
+from resources.delta.store import DeltaTableStore, Matched, TablePath
 from resources.pseudonymiser import Pseudonymiser
 from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, window_start
 from transforms.quality import duplicate_key_count, null_key_count, refuse_identifiers
@@ -199,11 +199,15 @@ def refresh_projection(
     if partition_by:
         # A table an earlier version wrote unpartitioned is laid out anew, once.
         delta.repartition(target, partition_by)
-    metrics = delta.merge_with_clauses(
+    metrics = delta.merge(
         target,
         projected,
         keys=[spec.key],
-        matched=projection_merge_clauses(spec, projected.column_names),
+        matched=[
+            Matched(where=where, set=columns)
+            for where, columns in projection_merge_clauses(spec, projected.column_names)
+        ],
+        prune=True,
         partition_by=partition_by,
         # Nothing new taken in: leave the markers (and the table) as they are.
         markers=None if since == source_version else _markers(source_version, start, window_days),
@@ -279,11 +283,12 @@ def refresh_aggregation(
         [f"s.`{n}` > t.`{n}`" for n in spec.totals]
         + [f"s.`{n}` IS DISTINCT FROM t.`{n}`" for n in spec.current]
     )
-    metrics = delta.merge_with_clauses(
+    metrics = delta.merge(
         staging_key(spec.table).path,
         summary,
         keys=list(spec.dimensions),
-        matched=[(acts, spec.updates())],
+        matched=[Matched(where=acts, set=spec.updates())],
+        prune=True,
         null_safe_keys=True,
         markers=_markers(source_version, start, window_days),
     )

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.reporting.settings import ReportingDomain, WatchdogSettings
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, Marked
 from transforms.reporting import SqlParam, run_sql
 from transforms.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
 
@@ -205,8 +205,8 @@ def record_watchdog_metrics(
         },
         schema=WATCHDOG_METRICS_SCHEMA,
     )
-    written = delta.append_once(WATCHDOG_METRICS, [([f"watchdog:{watchdog.name}:{run_id}"], rows)])
-    return bool(written)
+    marked = Marked([f"watchdog:{watchdog.name}:{run_id}"], rows)
+    return bool(delta.append(WATCHDOG_METRICS, [marked], once=True).applied)
 
 
 def watchdog_result(

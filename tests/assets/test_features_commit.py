@@ -30,7 +30,7 @@ def stored(delta: DeltaTableStore) -> list[tuple]:
 def test_features_replace_groups_rewrites_only_the_named_visits(tmp_path: Path) -> None:
     delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path)))
     table = ("gold", "t")
-    first = delta.replace_groups(
+    first = delta.sync(
         table,
         rows((1, 1, 1.0), (1, 2, 2.0), (2, 1, 5.0), (3, 1, 7.0)),
         keys=KEYS,
@@ -40,7 +40,7 @@ def test_features_replace_groups_rewrites_only_the_named_visits(tmp_path: Path) 
     assert first["num_target_rows_inserted"] == 4
     # Visit 1: one row is unchanged, one changes (to null) and one arrives.
     # Visit 2 disappears entirely; visit 3 is not named, so it is untouched.
-    metrics = delta.replace_groups(
+    metrics = delta.sync(
         table,
         rows((1, 1, 1.0), (1, 3, 3.0), (1, 2, None)),
         keys=KEYS,
@@ -54,5 +54,5 @@ def test_features_replace_groups_rewrites_only_the_named_visits(tmp_path: Path) 
         "num_target_rows_deleted": 1,
     }
     version = delta.version(table)
-    nothing = delta.replace_groups(table, rows(), keys=KEYS, group_column="visit_id", groups=[])
+    nothing = delta.sync(table, rows(), keys=KEYS, group_column="visit_id", groups=[])
     assert sum(nothing.values()) == 0 and delta.version(table) == version

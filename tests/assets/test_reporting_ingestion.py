@@ -19,7 +19,7 @@ from assets.reporting.ingestion import (
     pending_landing_keys,
     quarantine_check,
 )
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, Marked
 from tests.assets.reporting_world import NOW, Lake, client, item, lines, plan
 from transforms.cdc import ParsedFile
 
@@ -151,7 +151,9 @@ def test_append_once_rejects_a_commit_made_on_a_snapshot_that_missed_the_marker(
     table = TRANSACTION_HISTORY.path
     lake.delta.append(table, rows.slice(0, 0), partition_by=["change_date"])
     stale = lake.delta.table(table)  # what the slower writer read before the other committed
-    assert lake.delta.append_once(table, [(["landing:f"], rows)]) == ["landing:f"]
+    assert lake.delta.append(table, [Marked(["landing:f"], rows)], once=True).applied == (
+        "landing:f",
+    )
 
     snapshots = [stale]
     fresh_table = DeltaTableStore.table
@@ -160,7 +162,7 @@ def test_append_once_rejects_a_commit_made_on_a_snapshot_that_missed_the_marker(
         return snapshots.pop() if snapshots else fresh_table(self, path, **kwargs)
 
     monkeypatch.setattr(DeltaTableStore, "table", slow_reader)
-    assert lake.delta.append_once(table, [(["landing:f"], rows)]) == []
+    assert lake.delta.append(table, [Marked(["landing:f"], rows)], once=True).applied == ()
     assert not snapshots  # the stale snapshot was used, and its commit rejected
     monkeypatch.undo()
     assert history(lake).num_rows == 1

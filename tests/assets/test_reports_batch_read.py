@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.reports.writing import read_rows_in
+from resources.delta.store import Matched
 from tests.assets.reporting_world import Lake
 
 TABLE = ("reporting", "rows_in_test")
@@ -31,8 +32,12 @@ def _merged_lake(tmp_path: Path) -> Lake:
     first = _rows(["r1", "r2", "r3", "r2"], [date(2026, 4, d) for d in (1, 2, 3, 4)], "SENT")
     lake.delta.append(TABLE, first)
     update = _rows(["r1", "r2"], [date(2026, 4, 5)] * 2, "COMPLETED")
-    lake.delta.merge_with_clauses(
-        TABLE, update, keys=["requestitemid"], matched=[(None, {"status": "s.status"})]
+    lake.delta.merge(
+        TABLE,
+        update,
+        keys=["requestitemid"],
+        matched=[Matched(set={"status": "s.status"})],
+        prune=True,
     )
     return lake
 

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, Matched
 
 TABLE = ("silver", "things")
 SCHEMA = pa.schema([("id", pa.int64()), ("v", pa.int64()), ("x", pa.string())])
@@ -70,7 +70,10 @@ def test_delta_store_merge_updates_and_inserts(store: DeltaTableStore):
 def test_delta_store_merge_matched_condition_keeps_newer_row(store: DeltaTableStore):
     store.merge(TABLE, rows((1, 5, "new"), (2, 5, "new")), keys=["id"])
     metrics = store.merge(
-        TABLE, rows((1, 3, "old"), (2, 7, "newer")), keys=["id"], matched_condition="s.v > t.v"
+        TABLE,
+        rows((1, 3, "old"), (2, 7, "newer")),
+        keys=["id"],
+        matched=[Matched(where="s.v > t.v")],
     )
     assert metrics["num_target_rows_updated"] == 1
     assert content(store) == [(1, 5, "new"), (2, 7, "newer")]
@@ -79,9 +82,9 @@ def test_delta_store_merge_matched_condition_keeps_newer_row(store: DeltaTableSt
 def test_delta_store_merge_same_batch_twice_is_idempotent(store: DeltaTableStore):
     batch = rows((1, 1, "a"), (2, 2, "b"))
     store.merge(TABLE, rows((1, 0, "z")), keys=["id"])
-    store.merge(TABLE, batch, keys=["id"], matched_condition="s.v > t.v")
+    store.merge(TABLE, batch, keys=["id"], matched=[Matched(where="s.v > t.v")])
     first = content(store)
-    metrics = store.merge(TABLE, batch, keys=["id"], matched_condition="s.v > t.v")
+    metrics = store.merge(TABLE, batch, keys=["id"], matched=[Matched(where="s.v > t.v")])
     assert content(store) == first == [(1, 1, "a"), (2, 2, "b")]
     assert metrics["num_target_rows_updated"] == 0
     assert metrics["num_target_rows_inserted"] == 0
@@ -97,7 +100,9 @@ def test_delta_store_merge_without_condition_is_idempotent_in_content(store: Del
 def test_delta_store_merge_updates_coalesce_keeps_old_values(store: DeltaTableStore):
     store.merge(TABLE, rows((1, 1, "keep"), (2, 1, "replace")), keys=["id"])
     updates = {"v": "s.v", "x": "coalesce(s.x, t.x)"}
-    store.merge(TABLE, rows((1, 2, None), (2, 2, "new")), keys=["id"], updates=updates)
+    store.merge(
+        TABLE, rows((1, 2, None), (2, 2, "new")), keys=["id"], matched=[Matched(set=updates)]
+    )
     assert content(store) == [(1, 2, "keep"), (2, 2, "new")]
 
 
@@ -130,7 +135,7 @@ def test_delta_store_merge_delete_condition_deletes_matched(store: DeltaTableSto
         TABLE,
         rows((1, 2, 1), (2, 2, 0), (4, 2, 1), (5, 2, 0), schema=TOMBSTONE_SCHEMA),
         keys=["id"],
-        delete_condition="s.is_deleted = 1",
+        matched=[Matched(where="s.is_deleted = 1", delete=True), Matched()],
     )
     assert metrics["num_target_rows_deleted"] == 1
     assert metrics["num_target_rows_inserted"] == 1
@@ -144,7 +149,7 @@ def test_delta_store_merge_delete_condition_on_new_table_inserts_no_tombstones(
         TABLE,
         rows((1, 1, 1), (2, 1, 0), schema=TOMBSTONE_SCHEMA),
         keys=["id"],
-        delete_condition="s.is_deleted = 1",
+        matched=[Matched(where="s.is_deleted = 1", delete=True), Matched()],
     )
     assert metrics["num_target_rows_inserted"] == 1
     assert content(store) == [(2, 1, 0)]
@@ -159,18 +164,18 @@ def test_delta_store_merge_adds_new_columns(store: DeltaTableStore):
 
 
 def test_delta_store_merge_records_app_marker(store: DeltaTableStore):
-    store.merge(TABLE, rows((1, 1, "a")), keys=["id"], app_id="load-1", app_version=7)
-    store.merge(TABLE, rows((2, 1, "b")), keys=["id"], app_id="load-2", app_version=3)
+    store.merge(TABLE, rows((1, 1, "a")), keys=["id"], markers={"load-1": 7})
+    store.merge(TABLE, rows((2, 1, "b")), keys=["id"], markers={"load-2": 3})
     assert store.applied_version(TABLE, "load-1") == 7
     assert store.applied_version(TABLE, "load-2") == 3
 
 
 def test_delta_store_append_marked_records_markers_with_rows(store: DeltaTableStore):
     store.append(TABLE, rows((1, 1, "a")))
-    version = store.append_marked(
+    written = store.append(
         TABLE, rows((2, 1, "b"), (3, 1, "c")), markers=["file-a.jsonl", "file-b.jsonl"]
     )
-    assert version == 1
+    assert written.version == 1
     assert store.applied_version(TABLE, "file-a.jsonl") == 1
     assert store.applied_version(TABLE, "file-b.jsonl") == 1
     assert store.applied_version(TABLE, "file-c.jsonl") is None
@@ -183,12 +188,12 @@ def test_delta_store_append_marked_records_markers_with_rows(store: DeltaTableSt
 
 
 def test_delta_store_append_marked_creates_table(store: DeltaTableStore):
-    assert store.append_marked(TABLE, rows((1, 1, "a")), markers=["f"]) == 0
+    assert store.append(TABLE, rows((1, 1, "a")), markers=["f"]).version == 0
     assert store.applied_version(TABLE, "f") == 1
 
 
 def test_delta_store_append_with_app_id_records_version(store: DeltaTableStore):
-    store.append(TABLE, rows((1, 1, "a")), app_id="batch", app_version=42)
+    store.append(TABLE, rows((1, 1, "a")), markers={"batch": 42})
     assert store.applied_version(TABLE, "batch") == 42
 
 
@@ -289,8 +294,12 @@ NEWER = "s.`v` > t.`v`"
 def test_merge_with_clauses_commits_nothing_when_no_row_acts(store: DeltaTableStore):
     store.append(TABLE, rows((1, 5, "a"), (2, 5, "b")))
     version = store.version(TABLE)
-    metrics = store.merge_with_clauses(
-        TABLE, rows((1, 4, "old"), (2, 5, "same")), keys=["id"], matched=[(NEWER, {"v": "s.`v`"})]
+    metrics = store.merge(
+        TABLE,
+        rows((1, 4, "old"), (2, 5, "same")),
+        keys=["id"],
+        matched=[Matched(where=NEWER, set={"v": "s.`v`"})],
+        prune=True,
     )
     assert metrics["num_target_rows_updated"] == metrics["num_target_rows_inserted"] == 0
     assert store.version(TABLE) == version
@@ -300,11 +309,12 @@ def test_merge_with_clauses_commits_nothing_when_no_row_acts(store: DeltaTableSt
 def test_merge_with_clauses_merges_only_rows_that_act(store: DeltaTableStore):
     store.append(TABLE, rows((1, 5, "a"), (2, 5, "b")))
     updates = {"v": "s.`v`", "x": "s.`x`"}
-    metrics = store.merge_with_clauses(
+    metrics = store.merge(
         TABLE,
         rows((1, 4, "older"), (2, 6, "newer"), (3, 1, "new")),
         keys=["id"],
-        matched=[(NEWER, updates)],
+        matched=[Matched(where=NEWER, set=updates)],
+        prune=True,
     )
     assert (metrics["num_target_rows_updated"], metrics["num_target_rows_inserted"]) == (1, 1)
     assert metrics["num_source_rows"] == 3
@@ -314,13 +324,23 @@ def test_merge_with_clauses_merges_only_rows_that_act(store: DeltaTableStore):
 def test_merge_with_clauses_records_markers_even_when_nothing_changes(store: DeltaTableStore):
     store.append(TABLE, rows((1, 5, "a")))
     no_op = rows((1, 5, "a"))
-    store.merge_with_clauses(
-        TABLE, no_op, keys=["id"], matched=[(NEWER, {"v": "s.`v`"})], markers={"source": 7}
+    store.merge(
+        TABLE,
+        no_op,
+        keys=["id"],
+        matched=[Matched(where=NEWER, set={"v": "s.`v`"})],
+        markers={"source": 7},
+        prune=True,
     )
     assert store.applied_version(TABLE, "source") == 7
     version = store.version(TABLE)
-    store.merge_with_clauses(
-        TABLE, no_op, keys=["id"], matched=[(NEWER, {"v": "s.`v`"})], markers={"source": 7}
+    store.merge(
+        TABLE,
+        no_op,
+        keys=["id"],
+        matched=[Matched(where=NEWER, set={"v": "s.`v`"})],
+        markers={"source": 7},
+        prune=True,
     )
     assert store.version(TABLE) == version  # recorded already: no second commit
 
@@ -338,8 +358,12 @@ def test_dataset_added_after_lists_only_newer_files(store: DeltaTableStore):
 def test_dataset_filters_strings_in_files_a_merge_wrote(store: DeltaTableStore):
     """delta-rs MERGE writes strings as string_view; a string filter must still work."""
     store.append(TABLE, rows((1, 1, "a")))
-    store.merge_with_clauses(
-        TABLE, rows((1, 2, "b"), (2, 1, "c")), keys=["id"], matched=[(NEWER, {"x": "s.`x`"})]
+    store.merge(
+        TABLE,
+        rows((1, 2, "b"), (2, 1, "c")),
+        keys=["id"],
+        matched=[Matched(where=NEWER, set={"x": "s.`x`"})],
+        prune=True,
     )
     dataset = store.dataset(TABLE)
     connection = duckdb.connect()

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, Matched
 
 TABLE = ("reporting", "things")
 SCHEMA = pa.schema(
@@ -39,12 +39,16 @@ def day(n: int) -> date:
 
 
 def merge(store: DeltaTableStore, data: pa.Table, **kwargs) -> dict:
-    return store.merge_with_clauses(
+    return store.merge(
         TABLE,
         data,
         keys=["id"],
-        matched=[(NEWER, UPDATE_ALL), (FILL, {"x": "coalesce(t.`x`, s.`x`)"})],
+        matched=[
+            Matched(where=NEWER, set=UPDATE_ALL),
+            Matched(where=FILL, set={"x": "coalesce(t.`x`, s.`x`)"}),
+        ],
         partition_by=["day"],
+        prune=True,
         **kwargs,
     )
 
@@ -94,11 +98,15 @@ def test_partitioned_merge_matches_unpartitioned_result(tmp_path: Path):
     first = rows(*[(f"k{i}", i % 3, "x" if i % 4 else None, day(1 + i % 5)) for i in range(40)])
     second = rows(*[(f"k{i}", 2, "y", day(1 + i % 7) if i % 6 else None) for i in range(0, 60, 3)])
     for batch in (first, second):
-        plain.merge_with_clauses(
+        plain.merge(
             TABLE,
             batch,
             keys=["id"],
-            matched=[(NEWER, UPDATE_ALL), (FILL, {"x": "coalesce(t.`x`, s.`x`)"})],
+            matched=[
+                Matched(where=NEWER, set=UPDATE_ALL),
+                Matched(where=FILL, set={"x": "coalesce(t.`x`, s.`x`)"}),
+            ],
+            prune=True,
         )
         merge(parted, batch)
     assert content(plain) == content(parted)
@@ -106,12 +114,13 @@ def test_partitioned_merge_matches_unpartitioned_result(tmp_path: Path):
 
 
 def test_repartition_keeps_rows_and_markers(store: DeltaTableStore):
-    store.merge_with_clauses(
+    store.merge(
         TABLE,
         rows(("a", 1, "x", day(1)), ("b", 1, None, None)),
         keys=["id"],
-        matched=[(NEWER, UPDATE_ALL)],
+        matched=[Matched(where=NEWER, set=UPDATE_ALL)],
         markers={"source": 4},
+        prune=True,
     )
     before = content(store)
     assert store.repartition(TABLE, ["day"])

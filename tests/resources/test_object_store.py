@@ -17,7 +17,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from resources.delta.storage import S3Storage
-from resources.delta.store import DeltaTableStore
+from resources.delta.store import DeltaTableStore, Matched
 from resources.object_store import LocalObjectStore, S3ObjectStore
 from tests.s3_server import moto_server
 
@@ -194,7 +194,7 @@ def test_delta_store_on_s3_writes_merges_and_reads(moto_endpoint: str, bucket: s
         table,
         pa.Table.from_pylist([{"id": 2, "v": 2}, {"id": 3, "v": 1}], schema),
         keys=["id"],
-        matched_condition="s.v > t.v",
+        matched=[Matched(where="s.v > t.v")],
     )
     assert metrics["num_target_rows_updated"] == 1
     assert metrics["num_target_rows_inserted"] == 1

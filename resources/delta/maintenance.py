@@ -1,0 +1,70 @@
+"""Maintenance of Delta tables: OPTIMIZE, VACUUM, a new partition layout, deletes.
+
+A mixin of ``DeltaTableStore`` (``store.py``): housekeeping's verbs, grouped apart from
+the append and MERGE path every load takes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deltalake import DeltaTable, write_deltalake
+
+if TYPE_CHECKING:
+    from resources.delta.reads import TablePath
+    from resources.delta.storage import LocalStorage, S3Storage
+
+
+class DeltaMaintenance:
+    """OPTIMIZE, VACUUM, repartition and delete."""
+
+    if TYPE_CHECKING:
+        storage: LocalStorage | S3Storage
+
+        def exists(self, table: TablePath) -> bool: ...
+
+        def table(self, table: TablePath, *, version: int | None = None) -> DeltaTable: ...
+
+        def uri(self, table: TablePath) -> str: ...
+
+    def delete(self, table: TablePath, predicate: str) -> dict[str, Any]:
+        """Delete rows matching a SQL predicate."""
+        result: dict[str, Any] = self.table(table).delete(predicate)
+        return result
+
+    def optimize(self, table: TablePath, *, z_order: list[str] | None = None) -> dict[str, Any]:
+        """Compact small files (or z-order by columns)."""
+        dt = self.table(table)
+        metrics: dict[str, Any] = dt.optimize.z_order(z_order) if z_order else dt.optimize.compact()
+        return metrics
+
+    def vacuum(self, table: TablePath, *, retention_hours: int) -> list[str]:
+        """Delete files no longer referenced and older than the retention period."""
+        return self.table(table).vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+        )
+
+    def repartition(self, table: TablePath, partition_by: list[str]) -> bool:
+        """Lay an existing table out partitioned by these columns, if it is not already.
+
+        One overwrite commit with the same rows (earlier versions stay readable, and
+        app-transaction markers carry over). A missing table is left alone.
+
+        Returns:
+            Whether the table was rewritten.
+        """
+        if not self.exists(table):
+            return False
+        dt = self.table(table)
+        if list(dt.metadata().partition_columns) == list(partition_by):
+            return False
+        data = dt.to_pyarrow_table(filesystem=self.storage.filesystem(self.uri(table)))
+        write_deltalake(
+            dt,
+            data,
+            mode="overwrite",
+            partition_by=partition_by,
+            schema_mode="overwrite",
+            storage_options=self.storage.options(),
+        )
+        return True
