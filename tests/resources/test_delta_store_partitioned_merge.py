@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore, Matched
+from resources.delta.store import DeltaTableStore, Matched, WriteMetrics
 
 TABLE = ("reporting", "things")
 SCHEMA = pa.schema(
@@ -38,7 +38,7 @@ def day(n: int) -> date:
     return date(2026, 3, n)
 
 
-def merge(store: DeltaTableStore, data: pa.Table, **kwargs) -> dict:
+def merge(store: DeltaTableStore, data: pa.Table, **kwargs) -> WriteMetrics:
     return store.merge(
         TABLE,
         data,
