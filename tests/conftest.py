@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from resources.delta.store import DeltaTableStore
+from resources.object_store import LocalObjectStore
+from tests.lakes import local_objects, local_store
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-pseudonymisation-key-0123456789"
 
@@ -22,3 +26,21 @@ def flowehr_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("FLOWEHR_LAKE_ROOT", raising=False)
     monkeypatch.delenv("FLOWEHR_EHR_URL", raising=False)
     return data_dir
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    """A throwaway lake root."""
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def store(lake: Path) -> DeltaTableStore:
+    """The Delta table store of the throwaway lake."""
+    return local_store(lake)
+
+
+@pytest.fixture
+def objects(lake: Path) -> LocalObjectStore:
+    """The object store of the throwaway lake."""
+    return local_objects(lake)

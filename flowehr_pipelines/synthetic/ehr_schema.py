@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import calendar
 import functools
+import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import TypeVar
 
 from flowehr_pipelines.synthetic import names
@@ -249,3 +252,22 @@ def synthetic_nhs_number(index: int, seed: int) -> str:
         if check is not None:
             return f"{stem}{check}"
     raise AssertionError("unreachable: one of two adjacent leads always has a check digit")
+
+
+def _reading(rand: Callable[[], float], value: _T) -> _T | None:
+    """A vital sign, or None for the occasional reading nobody charted."""
+    return None if rand() < MISSING_READING_RATE else value
+
+
+def _dob_epoch(dob: str) -> int:
+    year, month, day = (int(part) for part in dob.split("-"))
+    return _epoch(date(year, month, day))
+
+
+def _replace_sqlite_file(tmp_path: Path, db_path: Path) -> None:
+    """Move a finished database into place, dropping the old one's journal files."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        sidecar = db_path.with_name(db_path.name + suffix)
+        if sidecar.exists():
+            sidecar.unlink()
+    os.replace(tmp_path, db_path)

@@ -26,7 +26,6 @@ and are unique per ``patient_id`` for a given seed (see :func:`synthetic_nhs_num
 from __future__ import annotations
 
 import math
-import os
 import random
 import sqlite3
 import time
@@ -48,7 +47,6 @@ from flowehr_pipelines.synthetic.ehr_schema import (
     _REDUCED_CONSCIOUSNESS,
     _REDUCED_CONSCIOUSNESS_WEIGHTS,
     _SCHEMA,
-    _T,
     _VISIT_COUNT_WEIGHTS,
     _VISIT_COUNTS,
     CDC_COLUMNS,
@@ -57,14 +55,16 @@ from flowehr_pipelines.synthetic.ehr_schema import (
     IDENTIFYING_NOTE_RATE,
     IMPOSSIBLE_DOB_RATE,
     INVALID_NHS_NUMBER_RATE,
-    MISSING_READING_RATE,
     ORPHAN_PATIENT_ID_BASE,
     ORPHAN_VISIT_RATE,
     READMISSION_RATE,
     SPACED_NHS_NUMBER_RATE,
     TABLES,
     EhrGenerationStats,
+    _dob_epoch,
     _epoch,
+    _reading,
+    _replace_sqlite_file,
     iso_utc,
     synthetic_nhs_number,
 )
@@ -424,25 +424,6 @@ class _SourceWriter:
                 (self._new_id("diagnoses"), visit_id, dx_code, dx_description, stamp, note),
                 stamp,
             )
-
-
-def _reading(rand: Callable[[], float], value: _T) -> _T | None:
-    """A vital sign, or None for the occasional reading nobody charted."""
-    return None if rand() < MISSING_READING_RATE else value
-
-
-def _dob_epoch(dob: str) -> int:
-    year, month, day = (int(part) for part in dob.split("-"))
-    return _epoch(date(year, month, day))
-
-
-def _replace_sqlite_file(tmp_path: Path, db_path: Path) -> None:
-    """Move a finished database into place, dropping the old one's journal files."""
-    for suffix in ("-wal", "-shm", "-journal"):
-        sidecar = db_path.with_name(db_path.name + suffix)
-        if sidecar.exists():
-            sidecar.unlink()
-    os.replace(tmp_path, db_path)
 
 
 def write_ehr_source(

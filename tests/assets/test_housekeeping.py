@@ -21,6 +21,7 @@ from assets.housekeeping import HOUSEKEEPING_LOG, build_defs, housekept_tables, 
 from assets.reporting.staging import STAGING_KEYS, staging_key
 from flowehr_pipelines.config import load_settings
 from tests.assets.reporting_world import NOW, Lake, item, lines
+from tests.lakes import local_store
 
 ITEMS = ("reporting", "request_item_status")
 
@@ -167,15 +168,13 @@ def test_housekeeping_folds_superseded_ehr_bronze_rows_keeping_the_current_view(
 
     from assets.ehr.bronze_view import LOAD_COLUMN, read_current
     from assets.housekeeping import compact_bronze
-    from resources.delta.storage import LocalStorage
-    from resources.delta.store import DeltaTableStore
 
     settings = load_settings()
     connection = settings.data_source_connections[0]
     spec = connection.tables[0]
     [key] = spec.primary_key
     path = ("bronze", connection.name, spec.name)
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    delta = local_store(tmp_path / "lake")
     for ids, load in (([1, 2, 3], 10), ([2], 20)):
         delta.append(
             path,

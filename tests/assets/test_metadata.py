@@ -7,12 +7,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from assets.metadata import SAMPLE_ROWS, delta_table_metadata, sample_rows_markdown
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 
 def _store(tmp_path: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    return local_store(tmp_path / "lake")
 
 
 def test_published_table_metadata_has_row_count_schema_and_capped_sample(tmp_path: Path) -> None:

@@ -13,10 +13,9 @@ from assets.ehr.bronze_view import read_current
 from assets.ehr.settings import SourceTable
 from flowehr_pipelines.synthetic import write_ehr_source
 from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
-from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore
 from resources.sql_source import SourceUnavailableError, SqlSourceResource
 from tests.integration.ehr_postgres import copy_sqlite_to_postgres
+from tests.lakes import local_store
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ def test_postgres_source_loads_bulk_then_changelog_into_bronze(
     write_ehr_source(sqlite_path, patients=120, days=5, start_date=date(2026, 1, 1), seed=11)
     copy_sqlite_to_postgres(sqlite_path, postgres_url, TABLES)
     source = SqlSourceResource(url=postgres_url)
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    delta = local_store(tmp_path / "lake")
     for table, key in TABLES.items():
         spec = SourceTable(name=table, primary_key=[key], batch_size=50)
         first = load_source_table(source_name="ehr", table=spec, source=source, delta=delta)

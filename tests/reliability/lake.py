@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 # Columns that record *when* or *by which run* something happened, not *what*: they
 # differ between two runs over the same data by design. Keyed by table ("zone/.../name").
@@ -71,7 +71,7 @@ def private_directory(prefix: str) -> Iterator[Path]:
 
 def lake_store(lake_root: Path) -> DeltaTableStore:
     """A Delta store over a local lake (native pyarrow filesystem reads)."""
-    return DeltaTableStore(storage=LocalStorage(root=str(lake_root)))
+    return local_store(lake_root)
 
 
 def delta_tables(lake_root: Path) -> list[str]:

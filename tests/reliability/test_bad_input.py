@@ -47,11 +47,11 @@ from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.run.parts import QUIET_CONSOLE
 from flowehr_pipelines.run.runner import resolve_selection
 from flowehr_pipelines.synthetic import write_ehr_source
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
 from resources.object_store import LocalObjectStore
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.integration.postgres import find_pg_bin, postgres_server
+from tests.lakes import local_store
 from transforms.identifiers import nhs_number_check_digit
 
 pytestmark = pytest.mark.reliability
@@ -611,7 +611,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
             path = lake / landing_key(case)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(case.input)
-    delta = DeltaTableStore(storage=LocalStorage(root=str(lake)))
+    delta = local_store(lake)
     objects = VanishingObjectStore(
         root=str(lake), vanish=[landing_key(c) for c in CASES if c.id == "cdc_vanished_file"]
     )
@@ -907,7 +907,7 @@ def test_changelog_load_of_a_repeated_key_keeps_the_newest_and_quarantines_the_r
     with sqlite3.connect(db_path) as db:
         _drop_key_constraint(db, "lab_results")
     source = SqlSourceResource(url=f"sqlite:///{db_path}")
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    delta = local_store(tmp_path / "lake")
     spec = SourceTable(name="lab_results", primary_key=["lab_result_id"])
     assert (
         load_source_table(source_name="ehr", table=spec, source=source, delta=delta).mode == "bulk"

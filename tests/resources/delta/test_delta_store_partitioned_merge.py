@@ -7,10 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore, Matched, WriteMetrics
+from tests.lakes import local_store
 
 TABLE = ("reporting", "things")
 SCHEMA = pa.schema(
@@ -19,11 +18,6 @@ SCHEMA = pa.schema(
 NEWER = "s.`v` > t.`v`"
 UPDATE_ALL = {"v": "s.`v`", "x": "s.`x`", "day": "coalesce(s.`day`, t.`day`)"}
 FILL = "t.`x` IS NULL AND s.`x` IS NOT NULL"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
 
 
 def rows(*values: tuple[object, ...]) -> pa.Table:
@@ -93,8 +87,8 @@ def test_partitioned_merge_finds_a_row_whose_partition_value_changes(store: Delt
 
 def test_partitioned_merge_matches_unpartitioned_result(tmp_path: Path):
     """Same clauses, same inputs: the partitioned layout changes no row."""
-    plain = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "plain")))
-    parted = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "parted")))
+    plain = local_store(tmp_path / "plain")
+    parted = local_store(tmp_path / "parted")
     first = rows(*[(f"k{i}", i % 3, "x" if i % 4 else None, day(1 + i % 5)) for i in range(40)])
     second = rows(*[(f"k{i}", 2, "y", day(1 + i % 7) if i % 6 else None) for i in range(0, 60, 3)])
     for batch in (first, second):

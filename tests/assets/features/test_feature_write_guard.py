@@ -16,8 +16,7 @@ from assets.features.tables import (
     feature_key,
     state_path,
 )
-from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 from transforms.features.dictionary import FeatureColumn, FeatureTableSpec
 from transforms.features.pipeline import FEATURE_TABLES
 from transforms.quality import IdentifierLeakError
@@ -46,7 +45,7 @@ def _update(spec: FeatureTableSpec, extra: dict[str, str]) -> ComputedUpdate:
 def test_feature_commit_refuses_identifiers_and_writes_nothing(
     tmp_path: Path, column: str, value: str, message: str
 ) -> None:
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    delta = local_store(tmp_path / "lake")
     leaky = dataclasses.replace(
         SPEC, columns=(*SPEC.columns, FeatureColumn(column, "string", "a leak"))
     )
@@ -57,6 +56,6 @@ def test_feature_commit_refuses_identifiers_and_writes_nothing(
 
 
 def test_feature_commit_writes_a_clean_table(tmp_path: Path) -> None:
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    delta = local_store(tmp_path / "lake")
     commit_update(delta, SPEC, _update(SPEC, {}))
     assert delta.read(feature_key(SPEC.name).path).num_rows == 1

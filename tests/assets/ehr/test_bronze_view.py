@@ -7,8 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from assets.ehr.bronze_view import LOAD_COLUMN, compact, current_rows, read_current
-from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 
 def rows(*values: tuple[int | None, int, int, str]) -> pa.Table:
@@ -49,7 +48,7 @@ def test_current_view_of_rows_written_before_the_load_column_is_the_table() -> N
 
 
 def test_current_view_drops_the_load_column_and_reads_only_asked_columns(tmp_path: Path) -> None:
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path)))
+    delta = local_store(tmp_path)
     delta.append(("bronze", "ehr", "t"), rows((1, 5, 10, "old"), (2, 6, 10, "x")))
     delta.append(("bronze", "ehr", "t"), rows((1, 15, 20, "new")))
     current = read_current(delta, ("bronze", "ehr", "t"), ["id"], columns=["value"])
@@ -58,7 +57,7 @@ def test_current_view_drops_the_load_column_and_reads_only_asked_columns(tmp_pat
 
 
 def test_compaction_keeps_the_current_view_and_is_a_no_op_when_repeated(tmp_path: Path) -> None:
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path)))
+    delta = local_store(tmp_path)
     path = ("bronze", "ehr", "t")
     delta.append(path, rows((1, 5, 10, "old"), (2, 6, 10, "x"), (3, 7, 10, "y")))
     delta.append(path, rows((1, 15, 20, "new"), (3, 16, 20, "gone")))
@@ -74,7 +73,7 @@ def test_compaction_keeps_the_current_view_and_is_a_no_op_when_repeated(tmp_path
 
 
 def test_compaction_below_the_threshold_commits_nothing(tmp_path: Path) -> None:
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path)))
+    delta = local_store(tmp_path)
     path = ("bronze", "ehr", "t")
     delta.append(path, rows(*[(i, i, 10, "v") for i in range(10)]))
     delta.append(path, rows((1, 50, 20, "new")))

@@ -10,16 +10,10 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore, Matched
 
 TABLE = ("silver", "things")
 SCHEMA = pa.schema([("id", pa.int64()), ("v", pa.int64()), ("x", pa.string())])
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
 
 
 def rows(*values: tuple[object, ...], schema: pa.Schema = SCHEMA) -> pa.Table:

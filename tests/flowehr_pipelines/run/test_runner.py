@@ -18,7 +18,9 @@ from flowehr_pipelines.run.runner import (
     run_assets,
 )
 from flowehr_pipelines.run.warmup import slow_dependencies
-from tests import two_part_definitions as two_parts
+from tests.flowehr_pipelines.run import two_part_definitions as two_parts
+
+TWO_PARTS = "tests.flowehr_pipelines.run.two_part_definitions:defs"
 
 
 def test_run_summary_shows_rows_seconds_and_rate_per_asset() -> None:
@@ -141,7 +143,7 @@ def test_independent_parts_run_at_the_same_time_in_separate_processes(
     tmp_path: Path, meeting: Path
 ) -> None:
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
-        summary = run_assets(two_parts.defs, instance, code="tests.two_part_definitions:defs")
+        summary = run_assets(two_parts.defs, instance, code=TWO_PARTS)
         assert summary.success, summary.failures
         assert {a.key for a in summary.assets} == {"left", "right"}
         assert len({summary.run_id, *summary.extra_run_ids}) == 2
@@ -156,7 +158,7 @@ def test_a_part_that_fails_in_a_child_fails_the_run_and_is_summarised(
     monkeypatch.setenv("FLOWEHR_TEST_FAIL", "right")  # the part the child process runs
     (meeting / "right").write_text("absent")  # left need not wait for it
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
-        summary = run_assets(two_parts.defs, instance, code="tests.two_part_definitions:defs")
+        summary = run_assets(two_parts.defs, instance, code=TWO_PARTS)
     assert not summary.success
     assert [a.key for a in summary.assets] == ["left"]
     assert len(summary.failures) == 1 and summary.failures[0].startswith("right: ")

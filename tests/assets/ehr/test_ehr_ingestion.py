@@ -21,9 +21,9 @@ from assets.ehr.settings import DataSourceConnection, EhrSettings, SourceTable
 from flowehr_pipelines.synthetic import write_ehr_source
 from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
 from flowehr_pipelines.synthetic.ehr_schema import CDC_COLUMNS, TABLES
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
 from resources.sql_source import SqlSourceResource
+from tests.lakes import local_store
 
 BATCH = 60
 
@@ -39,7 +39,7 @@ def connection(batch_size: int = BATCH) -> DataSourceConnection:
 
 
 def lake(root: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(root)))
+    return local_store(root)
 
 
 @pytest.fixture

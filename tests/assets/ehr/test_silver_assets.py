@@ -19,12 +19,12 @@ from assets.ehr.silver import SILVER_TABLES, build_silver_table_asset
 from flowehr_pipelines.synthetic import write_ehr_source
 from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
 from flowehr_pipelines.synthetic.ehr_schema import TABLES
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
 from resources.pseudonymiser import Pseudonymiser
 from resources.spark import SparkResource
 from resources.sql_source import SqlSourceResource
 from tests.conftest import TEST_KEY
+from tests.lakes import local_store
 from transforms.identifiers import hmac_sha256_hex
 
 SILVER = [table.name for table in SILVER_TABLES]
@@ -34,7 +34,7 @@ IDENTIFIERS = {"nhs_number", "mrn", "given_name", "family_name", "date_of_birth"
 
 
 def lake(root: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(root)))
+    return local_store(root)
 
 
 def load_bronze(db: Path, delta: DeltaTableStore) -> None:

@@ -33,8 +33,9 @@ from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.deployment import build_delta_store
 from flowehr_pipelines.synthetic import write_ehr_source
-from resources.delta.storage import LocalStorage, S3Storage
+from resources.delta.storage import S3Storage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 STALE_AFTER = timedelta(minutes=120)
 
@@ -51,7 +52,7 @@ class Clock:
 
 @pytest.fixture
 def delta(tmp_path: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    return local_store(tmp_path / "lake")
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from assets.ehr.etl_state import ETL_STATE_TABLE, EtlStateStore, TableState
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 
 @pytest.fixture
 def delta(tmp_path: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    return local_store(tmp_path / "lake")
 
 
 @pytest.fixture

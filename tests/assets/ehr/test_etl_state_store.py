@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from assets.ehr.etl_state import ETL_STATE_TABLE, EtlStateStore
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 
 def store(root: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(root)))
+    return local_store(root)
 
 
 def numbers(delta: DeltaTableStore) -> dict[tuple[str, str], int]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 KEYS = ("visit_id", "h")
 
@@ -28,7 +28,7 @@ def stored(delta: DeltaTableStore) -> list[tuple]:
 
 
 def test_features_replace_groups_rewrites_only_the_named_visits(tmp_path: Path) -> None:
-    delta = DeltaTableStore(storage=LocalStorage(root=str(tmp_path)))
+    delta = local_store(tmp_path)
     table = ("gold", "t")
     first = delta.sync(
         table,

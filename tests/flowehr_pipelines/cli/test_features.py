@@ -14,7 +14,7 @@ from assets.features.tables import feature_key
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.deployment import build_delta_store
-from tests.test_researcher import feature_rows, hours, news2_row
+from tests.flowehr_pipelines.researcher.test_store import feature_rows, hours, news2_row
 
 
 @pytest.fixture

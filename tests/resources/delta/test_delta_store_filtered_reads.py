@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 TABLE = ("reporting", "things")
 
@@ -23,7 +23,7 @@ TABLE = ("reporting", "things")
 @pytest.fixture
 def merged(tmp_path: Path) -> DeltaTableStore:
     """Two files; the merge rewrites the second (as string_view) and leaves the first."""
-    store = DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    store = local_store(tmp_path / "lake")
     store.append(TABLE, pa.table({"k": ["a"], "v": [1]}))
     store.append(TABLE, pa.table({"k": ["b"], "v": [2]}))
     store.table(TABLE).merge(

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 from flowehr_pipelines.cli import main
 from flowehr_pipelines.researcher.reader import ReaderSettings
 from flowehr_pipelines.researcher.store import FeatureStore
-from resources.delta.storage import LocalStorage
-from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 
 REFUSED = [
     "landing/transaction_history",
@@ -33,7 +32,7 @@ REFUSED = [
 def prod_researcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A prod shell of a researcher: no key, no config tokens, no source DB; a lake root."""
     lake = tmp_path / "lake"
-    delta = DeltaTableStore(storage=LocalStorage(root=str(lake)))
+    delta = local_store(lake)
     delta.overwrite(("reporting", "request_item_status"), pa.table({"requestitemid": ["a", "b"]}))
     delta.overwrite(("bronze", "ehr", "patients"), pa.table({"nhs_number": ["9434765919"]}))
     delta.overwrite(("silver", "ehr", "patients"), pa.table({"person_key": ["k"]}))

@@ -22,8 +22,8 @@ from assets.ehr.quality_checks import (
     build_range_check,
 )
 from flowehr_pipelines.definitions import defs
-from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from tests.lakes import local_store
 from transforms.ehr_silver import CONSCIOUSNESS_LEVELS, VITAL_SIGN_RANGES
 
 BRONZE_PATIENTS = dg.AssetKey(["bronze", "ehr", "patients"])
@@ -33,7 +33,7 @@ UTC_TS = pa.timestamp("us", tz="UTC")
 
 @pytest.fixture
 def delta(tmp_path: Path) -> DeltaTableStore:
-    return DeltaTableStore(storage=LocalStorage(root=str(tmp_path / "lake")))
+    return local_store(tmp_path / "lake")
 
 
 def run(check: dg.AssetChecksDefinition, delta: DeltaTableStore) -> dg.AssetCheckResult:
