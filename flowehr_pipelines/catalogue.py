@@ -1,7 +1,7 @@
 """Column schemas for the published tables, attached to the asset definitions.
 
 The published zones (``gold/features`` for researchers, ``reporting`` for report
-consumers; see DESIGN) carry ``dagster/column_schema`` as definition metadata, with a
+consumers; see docs/CONTRACTS.md §1) carry ``dagster/column_schema`` as definition metadata, with a
 description for every column, so the UI's catalogue shows each table's columns before
 anything is materialised. The schemas come from the data dictionaries kept beside the
 transforms: ``transforms.features.dictionary`` (through ``FEATURE_TABLES``) and

@@ -20,6 +20,7 @@ from assets.ehr.settings import DataSourceConnection, EhrSettings
 from assets.features.settings import FeatureSettings
 from assets.reporting.settings import HousekeepingSettings, ReportingSettings
 from flowehr_pipelines.config_loading import environment, load_layers, source_of, substitute_tokens
+from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
 from resources.settings import (
     ConfigError,
     DatabricksSettings,
@@ -30,7 +31,6 @@ from resources.settings import (
 
 Env = Literal["local", "ci", "dev", "prod"]
 EMBEDDED_ENVS: frozenset[str] = frozenset({"local", "ci"})
-PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Scan the published zones for patient identifiers that must never reach them.
 
-DESIGN §4: ``gold/features``, ``reporting`` and ``reports`` never hold a raw NHS number,
+docs/CONTRACTS.md §1: ``gold/features``, ``reporting`` and ``reports`` never hold a raw NHS number,
 name, full date of birth, full postcode or MRN. Column-name checks cannot prove that (a
 free-text column can carry any of them), so the scan looks at values:
 

@@ -32,11 +32,11 @@ import dagster as dg
 from pydantic import Field
 
 from resources.delta.store import DeltaTableStore, TablePath
+from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
 from resources.settings import ConfigError
 
 ENTRYPOINT_MODULE = "transforms.pipes.feature_job"
 ENTRYPOINT_RELATIVE_PATH = "transforms/pipes/feature_job.py"
-PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field
-from pyspark.sql import Column
 
-from transforms.identifiers import hmac_sha256_column, hmac_sha256_hex, nhs_number_problem
+from transforms.identifiers import hmac_sha256_hex, nhs_number_problem
+
+PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
 
 
 class Pseudonymiser(dg.ConfigurableResource):
@@ -26,10 +27,6 @@ class Pseudonymiser(dg.ConfigurableResource):
     def hash_value(self, value: str) -> str:
         """Pseudonym of one identifier (64 hex characters)."""
         return hmac_sha256_hex(self._key_bytes(), value)
-
-    def hash_column(self, column: Column) -> Column:
-        """Pseudonym of a Spark string column, computed in the JVM."""
-        return hmac_sha256_column(column, self._key_bytes())
 
     def key_bytes(self) -> bytes:
         """The key for a pure transform; callers must not log or store it."""

@@ -23,6 +23,7 @@ from deltalake.exceptions import DeltaError
 
 from assets.metadata import delta_table_metadata
 from assets.reporting import watchdogs
+from assets.reporting.as_of import AsOfConfig
 from assets.reporting.ingestion import TRANSACTION_HISTORY, transaction_history
 from assets.reporting.settings import ReportingDomain
 from resources.delta.store import DeltaTableStore, Matched, TablePath
@@ -55,18 +56,6 @@ REQUEST_ITEM_PLAN_COMPLETED_SUMMARY = staging_key(staging.REQUEST_ITEM_PLAN_COMP
 STAGING_KEYS: tuple[dg.AssetKey, ...] = tuple(
     staging_key(table) for table in [p.table for p in PROJECTIONS] + [a.table for a in AGGREGATIONS]
 )
-
-
-class ReportingWindowConfig(dg.Config):
-    """When the moving window ends; default now. Set it to replay a past cycle."""
-
-    as_of: str | None = None
-
-    def as_of_datetime(self) -> datetime:
-        if not self.as_of:
-            return datetime.now(UTC)
-        parsed = datetime.fromisoformat(self.as_of.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def key_check(key: dg.AssetKey, data: pa.Table, keys: list[str]) -> dg.AssetCheckResult:
@@ -361,7 +350,7 @@ def build_projection_defs(*, spec: ProjectionSpec, settings: ReportingDomain) ->
         ],
     )
     def _projection(
-        config: ReportingWindowConfig, delta: DeltaTableStore, pseudonymiser: Pseudonymiser
+        config: AsOfConfig, delta: DeltaTableStore, pseudonymiser: Pseudonymiser
     ) -> dg.MaterializeResult:
         """A pass-1 projection of the CDC log (see the asset's description)."""
         counts = refresh_projection(
@@ -396,7 +385,7 @@ def build_aggregation_defs(*, spec: AggregationSpec, settings: ReportingDomain) 
         owners=["team:reporting"],
         tags={"zone": "reporting", "pass": "2"},
     )
-    def _aggregation(config: ReportingWindowConfig, delta: DeltaTableStore) -> dg.MaterializeResult:
+    def _aggregation(config: AsOfConfig, delta: DeltaTableStore) -> dg.MaterializeResult:
         """A pass-2 aggregation of a projection (see the asset's description)."""
         counts = refresh_aggregation(
             spec,

@@ -16,13 +16,14 @@ it to the webhook. Counts only: no patient value leaves the staging tables.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.reporting.as_of import AsOfConfig
 from assets.reporting.settings import ReportingDomain, WatchdogSettings
 from resources.delta.store import DeltaTableStore, Marked
 from transforms.reporting import SqlParam, run_sql
@@ -83,18 +84,6 @@ def _stuck_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam
         "enriched_stuck_before": _hours_before(now, limits.stuck_enriched_hours),
         "lookback_start": _lookback(now, limits),
     }
-
-
-class WatchdogConfig(dg.Config):
-    """When to evaluate as of; default now. Set it to replay a past evaluation."""
-
-    as_of: str | None = None
-
-    def as_of_datetime(self) -> datetime:
-        if not self.as_of:
-            return datetime.now(UTC)
-        parsed = datetime.fromisoformat(self.as_of.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -260,7 +249,7 @@ def build_watchdog_check(
         blocking=False,
     )
     def _watchdog(
-        context: dg.AssetCheckExecutionContext, config: WatchdogConfig, delta: DeltaTableStore
+        context: dg.AssetCheckExecutionContext, config: AsOfConfig, delta: DeltaTableStore
     ) -> dg.AssetCheckResult:
         now = config.as_of_datetime()
         staging = delta.read_or_none(watchdog.asset.path)

@@ -4,7 +4,7 @@
 from config or from the clients the staging tables know) and by completion date
 (daily, Europe/London): one CSV per client and day. ``completed_batch_report`` is
 partitioned by batch (dynamic partitions keyed by ``requestid``, registered when a
-batch completes): one CSV per completed batch. Paths follow DESIGN section 5.
+batch completes): one CSV per completed batch. Paths follow docs/CONTRACTS.md §3.
 
 A report that exists is never rewritten (clients may already have fetched it); a
 missing one is written on the next run (the schedules re-request every expected

@@ -37,7 +37,7 @@ def _segment(value: str) -> str:
 
 
 def completed_comms_report_key(client_id: str, report_date: date) -> str:
-    """Object key of one client's report for one day (DESIGN §5 path)."""
+    """Object key of one client's report for one day (docs/CONTRACTS.md §3)."""
     day = report_date.isoformat()
     client = _segment(client_id)
     return (
@@ -46,7 +46,7 @@ def completed_comms_report_key(client_id: str, report_date: date) -> str:
 
 
 def completed_batch_report_key(client_id: str, request_id: str, request_ref_id: str) -> str:
-    """Object key of one batch's report (DESIGN §5 path)."""
+    """Object key of one batch's report (docs/CONTRACTS.md §3)."""
     client, request, ref = _segment(client_id), _segment(request_id), _segment(request_ref_id)
     return (
         f"reports/completed_batch_report/{client}/{request}/{ref}/completed_batch_report_{ref}.csv"

@@ -2,8 +2,8 @@
 
 Every job here runs in process: a local run shares one SparkSession across its steps,
 which the multiprocess executor would start afresh for every step. Domain jobs,
-schedules and sensors live beside their domain (``ehr_automation``,
-``reporting_automation``).
+schedules and sensors live beside their domain (``automation.ehr``,
+``automation.reporting``).
 """
 
 import dagster as dg
@@ -19,7 +19,7 @@ def build_job_defs(settings: Settings) -> dg.Definitions:
     all_assets = dg.define_asset_job(
         ALL_ASSETS_JOB,
         # Partitioned reports and watchdog checks run separately (flowehr run catches the
-        # reports up after this job; see reporting_automation).
+        # reports up after this job; see automation.reporting).
         selection=dg.AssetSelection.all() - separately_run(),
         description="Materialise the whole graph: EHR sources to features, CDC log to reports.",
         executor_def=dg.in_process_executor,

@@ -2,7 +2,7 @@
 
 Each line is one change record from a DynamoDB-like change capture of a communications
 service: clients, request items and request item plans, each state change carrying
-the entity's full current state (DESIGN section 5). The files are deliberately awkward
+the entity's full current state (docs/CONTRACTS.md §4). The files are deliberately awkward
 to ingest, as real landing zones are: records arrive late and out of order, are
 re-delivered, and now and then a line is malformed.
 
@@ -297,7 +297,7 @@ class _Generator:
             "failedcommunicationtypes": None,
             "patientodscode": self.practices[(patient * 7_919) % GP_PRACTICES],
         }
-        # Keep DESIGN's field order: pk, sk, timestamp, ... rather than request's order.
+        # Keep the contract's field order (docs/CONTRACTS.md §4): pk, sk, timestamp, ...
         item = {k: base[k] for k in _ITEM_FIELDS}
         emit(created, item)
         stuck = rng.random() < STUCK_ITEM_RATE
