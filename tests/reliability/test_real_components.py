@@ -481,7 +481,8 @@ import sys
 from datetime import timedelta
 
 from assets.ehr.etl_lock import EtlLockHeldError, EtlLockStore, LockOwner
-from resources.delta import DeltaTableStore, S3Storage
+from resources.delta.storage import S3Storage
+from resources.delta.store import DeltaTableStore
 
 endpoint, name = sys.argv[1], sys.argv[2]
 storage = S3Storage(
