@@ -26,7 +26,7 @@ table itself once superseded rows pass a fifth of it; this catches the rest nigh
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 import pyarrow as pa
@@ -34,8 +34,9 @@ import pyarrow as pa
 from assets.ehr.bronze_view import compact
 from assets.ehr.etl_lock import ETL_LOCK_TABLE
 from assets.ehr.etl_state import ETL_STATE_TABLE, compact_coordination_table
+from assets.ehr.settings import DataSourceConnection
 from assets.metadata import delta_table_metadata
-from assets.reporting.settings import HousekeepingDomain
+from assets.reporting.settings import HousekeepingSettings
 from assets.reporting.staging import STAGING_KEYS
 from assets.reporting.watchdogs import WATCHDOG_METRICS
 from resources.delta.store import DeltaTableStore, Marked, TablePath
@@ -83,6 +84,16 @@ def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int
         "files_compacted": int(compacted.get("numFilesRemoved", 0)),
         "files_vacuumed": len(vacuumed),
     }
+
+
+class HousekeepingDomain(Protocol):
+    """What housekeeping reads: the retention, and the sources whose bronze it compacts."""
+
+    @property
+    def housekeeping(self) -> HousekeepingSettings: ...
+
+    @property
+    def data_source_connections(self) -> list[DataSourceConnection]: ...
 
 
 def compact_bronze(delta: DeltaTableStore, settings: HousekeepingDomain) -> dict[str, int]:

@@ -25,7 +25,7 @@ RESULTS = ROOT / "docs" / "bench"
 BIN = Path(sys.executable).parent
 
 
-def _env(data_dir: Path) -> dict[str, str]:
+def run_env(data_dir: Path) -> dict[str, str]:
     return {
         **os.environ,
         "FLOWEHR_CONFIG_DIR": str(ROOT),
@@ -68,7 +68,7 @@ def generate(scale: str, spec: dict[str, int] | None = None) -> Path:
         start.isoformat(),
     ]
     measured = run_command(
-        command, env=_env(target), cwd=str(ROOT), log_path=str(target / "gen.log")
+        command, env=run_env(target), cwd=str(ROOT), log_path=str(target / "gen.log")
     )
     (target / "generation.json").write_text(json.dumps({"seconds": measured.seconds}))
     marker.touch()

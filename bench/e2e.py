@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.data import BIN, ROOT, _env, discard, fresh_copy, generate
+from bench.data import BIN, ROOT, discard, fresh_copy, generate, run_env
 from bench.measure import (
     Measurement,
     compact_timeline,
@@ -76,7 +76,7 @@ def bench_e2e(scale: str, repeat: int) -> dict[str, Any]:
         data_dir = fresh_copy(source, f"e2e-{scale}-{i}")
         measured = run_command(
             [str(BIN / "flowehr"), "run"],
-            env=_env(data_dir),
+            env=run_env(data_dir),
             cwd=str(ROOT),
             log_path=str(data_dir / "run.log"),
         )
@@ -103,7 +103,7 @@ def _load_all_tables(data_dir: Path) -> int:
     from flowehr_pipelines.deployment import build_delta_store
     from resources.sql_source import SqlSourceResource
 
-    os.environ.update(_env(data_dir))
+    os.environ.update(run_env(data_dir))
     settings = load_settings()
     delta = build_delta_store(settings)
     rows = 0
@@ -163,11 +163,11 @@ def bench_floor(scale: str, repeat: int) -> dict[str, Any]:
     data_dir = fresh_copy(source, f"floor-{scale}")
     run_command(
         [str(BIN / "flowehr"), "run", "--select", "key:bronze/transaction_history"],
-        env=_env(data_dir),
+        env=run_env(data_dir),
         cwd=str(ROOT),
         log_path=str(data_dir / "run.log"),
     )
-    os.environ.update(_env(data_dir))
+    os.environ.update(run_env(data_dir))
     table = build_delta_store(load_settings()).read(("bronze", "transaction_history"))
     target = data_dir / "floor.parquet"
     writes = [time_call(lambda: pq.write_table(table, target)) for _ in range(repeat)]

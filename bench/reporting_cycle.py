@@ -9,7 +9,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.data import BIN, ROOT, WINDOW_HISTORIES, WINDOW_SPEC, _env, discard, fresh_copy, generate
+from bench.data import (
+    BIN,
+    ROOT,
+    WINDOW_HISTORIES,
+    WINDOW_SPEC,
+    discard,
+    fresh_copy,
+    generate,
+    run_env,
+)
 from bench.measure import (
     Measurement,
     run_command,
@@ -26,7 +35,7 @@ def _product_cycle(data_dir: Path, as_of: datetime, *, first: bool) -> None:
     from resources.pseudonymiser import Pseudonymiser
     from transforms.reporting.staging import AGGREGATIONS, PROJECTIONS
 
-    os.environ.update(_env(data_dir))
+    os.environ.update(run_env(data_dir))
     settings = load_settings()
     reporting = settings.reporting
     delta = build_delta_store(settings)
@@ -72,7 +81,7 @@ def _ingest_in_process(data_dir: Path) -> None:
     from flowehr_pipelines.config import load_settings
     from flowehr_pipelines.deployment import build_delta_store, build_object_store
 
-    os.environ.update(_env(data_dir))
+    os.environ.update(run_env(data_dir))
     settings = load_settings()
     ingest_landing_files(
         objects=build_object_store(settings),
@@ -93,7 +102,7 @@ def _prepare_incremental(data_dir: Path) -> tuple[datetime, list[str]]:
     held, landed = _hold_back_last_landing_file(data_dir)
     run_command(
         [str(BIN / "flowehr"), "run", "--select", "key:bronze/transaction_history"],
-        env=_env(data_dir),
+        env=run_env(data_dir),
         cwd=str(ROOT),
         log_path=str(data_dir / "ingest.log"),
     )
@@ -109,7 +118,7 @@ def _bronze_files(data_dir: Path) -> list[str]:
     from flowehr_pipelines.config import load_settings
     from flowehr_pipelines.deployment import build_delta_store
 
-    os.environ.update(_env(data_dir))
+    os.environ.update(run_env(data_dir))
     return build_delta_store(load_settings()).table(("bronze", "transaction_history")).file_uris()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.data import BIN, DATA_ROOT, RESULTS, ROOT, SCALES, _env, fresh_copy, generate
+from bench.data import BIN, DATA_ROOT, RESULTS, ROOT, SCALES, fresh_copy, generate, run_env
 from bench.e2e import bench_changelog, bench_e2e, bench_floor
 from bench.measure import (
     run_command,
@@ -40,14 +40,14 @@ def bench_features(scale: str, repeat: int) -> dict[str, Any]:
         data_dir = fresh_copy(source, f"features-{scale}")
         run_command(
             [str(BIN / "flowehr"), "run"],
-            env=_env(data_dir),
+            env=run_env(data_dir),
             cwd=str(ROOT),
             log_path=str(data_dir / "run.log"),
         )
     out = data_dir / "features.json"
     run_command(
         [str(BIN / "python"), "-m", "bench.features", str(out), str(repeat)],
-        env=_env(data_dir),
+        env=run_env(data_dir),
         cwd=str(ROOT),
         log_path=str(data_dir / "features.log"),
     )

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from resources.delta.store import DeltaTableStore
-from resources.object_store import LocalObjectStore
-from tests.lakes import local_objects, local_store
+from tests.lakes import local_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-pseudonymisation-key-0123456789"
@@ -38,9 +37,3 @@ def lake(tmp_path: Path) -> Path:
 def store(lake: Path) -> DeltaTableStore:
     """The Delta table store of the throwaway lake."""
     return local_store(lake)
-
-
-@pytest.fixture
-def objects(lake: Path) -> LocalObjectStore:
-    """The object store of the throwaway lake."""
-    return local_objects(lake)

@@ -13,15 +13,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
 from assets.ehr.bronze_view import COMPACT_SUPERSEDED_SHARE, LOAD_COLUMN, compact
 from assets.ehr.change_batches import (
-    _bronze_schema,
-    _source_columns,
+    bronze_schema,
     load_quarantine_path,
     newest_per_key,
     read_change_batch,
+    source_columns,
     tombstone_count,
 )
 from assets.ehr.etl_state import EtlStateStore
@@ -53,14 +52,6 @@ class LoadResult:
         if self.source_changelog_number is None:
             return 0
         return max(0, self.source_changelog_number - (self.changelog_after or 0))
-
-
-def _open(delta: DeltaTableStore, table: TablePath) -> DeltaTable | None:
-    """The table's newest snapshot, or None when it does not exist yet."""
-    try:
-        return delta.table(table)
-    except TableNotFoundError:
-        return None
 
 
 def _append(delta: DeltaTableStore, table: TablePath, data: pa.Table, target: Any = None) -> None:
@@ -178,7 +169,7 @@ def _load_source_table(
     bronze = ("bronze", source_name, table.name)
     state = EtlStateStore(delta)
     stored = state.get(source_name, table.name)
-    snapshot = _open(delta, bronze)
+    snapshot = delta.table_or_none(bronze)
     table_exists = snapshot is not None
     if stored is not None and not table_exists:
         if log:
@@ -187,7 +178,7 @@ def _load_source_table(
     after = -1 if stored is None else stored.changelog_number
     mode = "bulk" if stored is None and not table_exists else "changelog"
     # A changelog load types rows by bronze's columns; only a new table is reflected.
-    known = None if snapshot is None else _source_columns(snapshot)
+    known = None if snapshot is None else source_columns(snapshot)
     reflected: sa.Table | sa.TableClause = (
         source.reflect(table.name, connection=connection)
         if known is None
@@ -277,7 +268,7 @@ def _load_source_table(
         # An empty source table still gets a (typed, empty) bronze table downstream can read.
         if not isinstance(reflected, sa.Table):
             reflected = source.reflect(table.name, connection=connection)
-        _append(delta, bronze, _bronze_schema(reflected).empty_table())
+        _append(delta, bronze, bronze_schema(reflected).empty_table())
     return LoadResult(
         mode=mode,
         rows_read=rows_read,

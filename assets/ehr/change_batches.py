@@ -201,12 +201,12 @@ def tombstone_count(batch: pa.Table, deleted_column: str | None) -> int:
     return int(pc.sum(deleted.cast(pa.int64())).as_py() or 0)
 
 
-def _bronze_schema(reflected: sa.Table) -> pa.Schema:
+def bronze_schema(reflected: sa.Table) -> pa.Schema:
     """The source table's columns plus the load column that orders loads of one key."""
     return arrow_schema(reflected).append(pa.field(LOAD_COLUMN, pa.int64()))
 
 
-def _source_columns(snapshot: DeltaTable) -> pa.Schema:
+def source_columns(snapshot: DeltaTable) -> pa.Schema:
     """Bronze's schema without the load column: the source columns bronze has seen."""
     schema = pa.schema(snapshot.schema().to_arrow())
     return pa.schema([f for f in schema if f.name != LOAD_COLUMN])

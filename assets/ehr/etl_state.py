@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError
 
 from resources.delta.store import DeltaTableStore, SwapConflictError, TablePath
 
@@ -78,25 +77,15 @@ class EtlStateStore:
 
     def __init__(self, delta: DeltaTableStore) -> None:
         self._delta = delta
-        self._snapshot: DeltaTable | None = None
-        self._rows: pa.Table | None = None
+        # The (version, rows) this store read or wrote last: the next write's expectation.
+        self._known: tuple[int, pa.Table] | None = None
 
-    def _read(self, *, refresh: bool = False) -> pa.Table | None:
-        """The table's rows at the newest version (None when it does not exist yet)."""
-        if self._snapshot is None or refresh:
-            try:
-                self._snapshot = self._delta.table(ETL_STATE_TABLE)
-            except TableNotFoundError:
-                self._snapshot, self._rows = None, None
-                return None
-        else:
-            self._snapshot.update_incremental()
-        filesystem = self._delta.storage.filesystem(self._delta.uri(ETL_STATE_TABLE))
-        self._rows = self._snapshot.to_pyarrow_dataset(filesystem=filesystem).to_table()
-        return self._rows
+    def _remember(self, version: int | None, rows: pa.Table | None) -> pa.Table | None:
+        self._known = None if version is None or rows is None else (version, rows)
+        return rows
 
     def all(self, source: str | None = None) -> list[TableState]:
-        table = self._read(refresh=True)
+        table = self._remember(*self._delta.versioned_rows(ETL_STATE_TABLE))
         if table is None:
             return []
         if source is not None:
@@ -142,23 +131,20 @@ class EtlStateStore:
             others = current.filter(pc.invert(pc.fill_null(same, False))).select(_SCHEMA.names)
             return pa.concat_tables([others.cast(_SCHEMA), row])
 
-        # The snapshot this store read last is the first compare-and-swap's expectation.
-        known = None
-        if self._snapshot is not None and self._rows is not None:
-            known = (self._snapshot.version(), self._rows)
         try:
-            self._delta.swap(ETL_STATE_TABLE, put, attempts=_WRITE_ATTEMPTS, known=known)
+            self._remember(
+                *self._delta.swap(ETL_STATE_TABLE, put, attempts=_WRITE_ATTEMPTS, known=self._known)
+            )
         except SwapConflictError:
+            self._known = None
             raise CommitFailedError(
                 f"internal/etl_state: {_WRITE_ATTEMPTS} concurrent commits in a row; "
                 f"the changelog number of {source}/{table_name} was not stored"
             ) from None
-        finally:
-            self._snapshot, self._rows = None, None  # the next read opens the new version
 
     def clear(self, source: str, table_name: str | None = None) -> int:
         """Forget changelog numbers so the next load is a bulk load; returns rows removed."""
-        self._snapshot, self._rows = None, None
+        self._known = None
         if not self._delta.exists(ETL_STATE_TABLE):
             return 0
         predicate = f"source = '{_sql_literal(source)}'"

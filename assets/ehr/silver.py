@@ -234,9 +234,9 @@ def write_split(delta: DeltaTableStore, table: SilverTable, split: Split) -> dic
     )
     return {
         **delta_table_metadata(delta, key.path),
-        "rows_inserted": metrics["num_target_rows_inserted"],
-        "rows_updated": metrics["num_target_rows_updated"],
-        "rows_deleted": metrics["num_target_rows_deleted"],
+        "rows_inserted": metrics.inserted,
+        "rows_updated": metrics.updated,
+        "rows_deleted": metrics.deleted,
         "quarantined_rows": quarantine.num_rows,
         "quarantine_reasons": dg.MetadataValue.json(reason_counts(quarantine)),
         "dagster/column_lineage": column_lineage(table, clean.column_names),

@@ -274,9 +274,9 @@ def commit_update(
         visits = computed.changed_visits.column("visit_id").to_pylist()
         metrics = delta.sync(table, rows, keys=KEY_COLUMNS, group_column="visit_id", groups=visits)
         counts = {
-            "rows_inserted": metrics["num_target_rows_inserted"],
-            "rows_updated": metrics["num_target_rows_updated"],
-            "rows_deleted": metrics["num_target_rows_deleted"],
+            "rows_inserted": metrics.inserted,
+            "rows_updated": metrics.updated,
+            "rows_deleted": metrics.deleted,
             "visits_recomputed": len(visits),
         }
         if not visits:

@@ -4,9 +4,8 @@ housekeeping.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import Field
 
@@ -93,13 +92,3 @@ class ReportsDomain(ReportingDomain, Protocol):
 
     @property
     def lake_is_s3(self) -> bool: ...
-
-
-class HousekeepingDomain(Protocol):
-    """What housekeeping reads: the retention, and the sources whose bronze it compacts."""
-
-    @property
-    def housekeeping(self) -> HousekeepingSettings: ...
-
-    @property
-    def data_source_connections(self) -> Sequence[Any]: ...

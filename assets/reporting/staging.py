@@ -206,8 +206,8 @@ def refresh_projection(
         "incremental_after_source_version": -1 if since is None else since,
         "source_records_in_window": history.count_rows(),
         "keys_in_window": projected.num_rows,
-        "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
-        "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
+        "rows_inserted": metrics.inserted,
+        "rows_updated": metrics.updated,
     }
 
 
@@ -286,8 +286,8 @@ def refresh_aggregation(
         "incremental_after_source_version": -1 if changed is None else since,
         "source_rows_in_window": source.count_rows(filter=pc.field(spec.window_column) >= start),
         "groups_in_window": summary.num_rows,
-        "rows_inserted": int(metrics.get("num_target_rows_inserted", 0)),
-        "rows_updated": int(metrics.get("num_target_rows_updated", 0)),
+        "rows_inserted": metrics.inserted,
+        "rows_updated": metrics.updated,
     }
 
 

@@ -19,9 +19,9 @@ import click
 from flowehr_pipelines.cli.common import (
     EXIT_FAILED,
     UserFacingError,
-    _friendly_errors,
-    _settings,
     format_table,
+    friendly_errors,
+    load_cli_settings,
 )
 from flowehr_pipelines.cli.docs import docs
 from flowehr_pipelines.cli.etl import etl
@@ -56,7 +56,7 @@ def demo_data(
     """Write the embedded EHR source database and CDC landing files."""
     from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
 
-    settings = _settings()
+    settings = load_cli_settings()
     defaults = settings.demo_data
     connection = settings.data_source_connections[0]
     url = settings.source_url(connection)
@@ -74,7 +74,7 @@ def demo_data(
     n_patients = patients or defaults.patients
     period = f"{first} to {first + timedelta(days=n_days - 1)}, seed {the_seed}"
     click.echo(f"generating {period}: EHR source for {n_patients:,} patients ...")
-    with _friendly_errors():
+    with friendly_errors():
         db_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         ehr = write_ehr_source(
@@ -136,8 +136,8 @@ def run(selection: str | None, sequential: bool) -> None:
     from flowehr_pipelines.definitions import defs
     from flowehr_pipelines.run.runner import format_summary, run_assets
 
-    settings = _settings()
-    with _friendly_errors():
+    settings = load_cli_settings()
+    with friendly_errors():
         definitions = defs()
         _check_sources(settings, definitions, selection)
         instance = _instance(settings)
@@ -202,9 +202,9 @@ def tables() -> None:
     from flowehr_pipelines.deployment import build_delta_store
     from resources.delta.store import logged_row_count
 
-    settings = _settings()
+    settings = load_cli_settings()
     rows = []
-    with _friendly_errors():
+    with friendly_errors():
         delta = build_delta_store(settings)
         # The asset graph names every published table, so this works on S3 as on disk.
         keys = sorted(
@@ -231,8 +231,8 @@ def privacy_scan() -> None:
     """
     from flowehr_pipelines.privacy_scan import scan_lake
 
-    settings = _settings()
-    with _friendly_errors():
+    settings = load_cli_settings()
+    with friendly_errors():
         known, result = scan_lake(settings)
     if not known.count:
         click.echo("warning: no identifiers found in the sources; shapes only", err=True)

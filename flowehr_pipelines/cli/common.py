@@ -28,7 +28,7 @@ class UserFacingError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-def _settings() -> Settings:
+def load_cli_settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
@@ -36,7 +36,7 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _friendly_errors() -> Iterator[None]:
+def friendly_errors() -> Iterator[None]:
     from deltalake.exceptions import DeltaError
 
     from resources.sql_source import SourceUnavailableError
@@ -47,7 +47,7 @@ def _friendly_errors() -> Iterator[None]:
         raise UserFacingError(str(exc).strip().splitlines()[0]) from None
 
 
-class _StderrLog:
+class StderrLog:
     """Warnings for the user on stderr (a stale lock being broken)."""
 
     def warning(self, msg: str) -> None:

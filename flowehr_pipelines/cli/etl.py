@@ -7,11 +7,11 @@ from typing import Any
 import click
 
 from flowehr_pipelines.cli.common import (
+    StderrLog,
     UserFacingError,
-    _friendly_errors,
-    _settings,
-    _StderrLog,
     format_table,
+    friendly_errors,
+    load_cli_settings,
 )
 from flowehr_pipelines.config import Settings
 
@@ -34,8 +34,8 @@ def head_state(source: str | None) -> None:
     """Show each source table's stored changelog number, its lag behind the source, and locks."""
     from flowehr_pipelines.cli.etl_report import head_state_report
 
-    settings = _settings()
-    with _friendly_errors():
+    settings = load_cli_settings()
+    with friendly_errors():
         if source:
             settings.connection(source)
         report = head_state_report(settings, source)
@@ -59,15 +59,15 @@ def clear_state(source: str | None, set_changelog_number: int | None, yes: bool)
     from assets.ehr.etl_lock import EtlLockHeldError
     from flowehr_pipelines.cli.etl_report import maintenance_lock
 
-    settings = _settings()
+    settings = load_cli_settings()
     store = _state_store(settings)
-    with _friendly_errors():
+    with friendly_errors():
         connections = [settings.connection(source)] if source else settings.data_source_connections
         for connection in connections:
             try:
                 # Held while changing state, so no load of the source runs meanwhile.
                 with maintenance_lock(
-                    settings, connection.name, purpose="clear-state", log=_StderrLog()
+                    settings, connection.name, purpose="clear-state", log=StderrLog()
                 ):
                     click.echo(_change_state(store, connection, set_changelog_number))
             except EtlLockHeldError as exc:

@@ -7,7 +7,7 @@ from typing import Any
 from transforms.features.dictionary import KEY_COLUMNS
 
 
-def _sql_type(spark_type: str) -> Any:
+def sql_type(spark_type: str) -> Any:
     import sqlalchemy as sa
 
     return {
@@ -20,7 +20,7 @@ def _sql_type(spark_type: str) -> Any:
     }[spark_type]
 
 
-def _sql_row(row: dict[str, Any], *, naive: bool) -> dict[str, Any]:
+def sql_row(row: dict[str, Any], *, naive: bool) -> dict[str, Any]:
     if not naive:
         return row
     return {
@@ -29,7 +29,7 @@ def _sql_row(row: dict[str, Any], *, naive: bool) -> dict[str, Any]:
     }
 
 
-def _upsert(conn: Any, table: Any, rows: list[dict[str, Any]], dialect: str) -> None:
+def upsert_rows(conn: Any, table: Any, rows: list[dict[str, Any]], dialect: str) -> None:
     import sqlalchemy as sa
 
     keys = list(KEY_COLUMNS)

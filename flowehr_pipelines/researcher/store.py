@@ -42,7 +42,7 @@ from flowehr_pipelines.researcher.reader import (
     published_path,
 )
 from flowehr_pipelines.researcher.spine import Output, convert, load_spine, normalise_spine
-from flowehr_pipelines.researcher.sql_export import _sql_row, _sql_type, _upsert
+from flowehr_pipelines.researcher.sql_export import sql_row, sql_type, upsert_rows
 from resources.delta.store import DeltaTableStore
 from transforms.features.dictionary import KEY_COLUMNS, FeatureTableSpec
 from transforms.features.pipeline import FEATURE_TABLES
@@ -285,7 +285,7 @@ class FeatureStore:
             table_name or f"features_{name}",
             metadata,
             *(
-                sa.Column(c.name, _sql_type(c.type), primary_key=c.name in KEY_COLUMNS)
+                sa.Column(c.name, sql_type(c.type), primary_key=c.name in KEY_COLUMNS)
                 for c in spec.columns
             ),
         )
@@ -295,10 +295,10 @@ class FeatureStore:
         written = 0
         with engine.begin() as conn:
             for batch in data.to_batches(max_chunksize=batch_size):
-                rows = [_sql_row(r, naive=naive) for r in batch.to_pylist()]
+                rows = [sql_row(r, naive=naive) for r in batch.to_pylist()]
                 if not rows:
                     continue
-                _upsert(conn, table, rows, dialect)
+                upsert_rows(conn, table, rows, dialect)
                 written += len(rows)
         return written
 

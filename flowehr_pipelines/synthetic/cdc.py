@@ -39,24 +39,23 @@ from random import Random
 from typing import Any
 
 from flowehr_pipelines.synthetic.cdc_files import (
-    _ITEM_FIELDS,
-    _clear_previous_output,
-    _DayWriter,
-    _letters,
-    _Spill,
-    _uuid,
+    ITEM_FIELDS,
+    DayWriter,
+    Spill,
+    clear_previous_output,
+    client_letters,
     iso_ms,
     partition_dir,
+    random_uuid,
 )
 from flowehr_pipelines.synthetic.cdc_model import (
-    _ALL_CHANNELS_FAILED,
-    _CHANNEL_PLANS,
-    _DELIVERY_TIME,
-    _ENRICHMENT_FAILURES,
-    _PLAN_FAILURES,
+    ALL_CHANNELS_FAILED,
+    CHANNEL_PLANS,
     CLIENT_RENAME_RATE,
     DAY_MS,
+    DELIVERY_TIME,
     ENRICHMENT_FAILURE_RATE,
+    ENRICHMENT_FAILURES,
     GP_PRACTICES,
     HOUR_MS,
     LATE_DELIVERY_RATE,
@@ -64,16 +63,17 @@ from flowehr_pipelines.synthetic.cdc_model import (
     MINUTE_MS,
     PATIENT_POOL,
     PLAN_FAILURE_RATE,
+    PLAN_FAILURES,
     PLAN_SKIP_RATE,
     RECORDS_PER_ITEM,
     STUCK_ITEM_RATE,
     STUCK_PLAN_RATE,
     WARMUP_DAYS,
+    Campaign,
     CdcGenerationStats,
-    _Campaign,
-    _Client,
-    _encode,
-    _epoch_ms,
+    Client,
+    encode_json,
+    epoch_ms,
 )
 from flowehr_pipelines.synthetic.ehr_schema import synthetic_nhs_number
 
@@ -101,12 +101,12 @@ class _Generator:
         self.days = days
         self.events_per_day = events_per_day
         self.start_date = start_date
-        self.start_ms = _epoch_ms(start_date)
+        self.start_ms = epoch_ms(start_date)
         self.lines_per_file = lines_per_file
         self.malformed_rate = malformed_rate
         self.duplicate_rate = duplicate_rate
-        self.spill = _Spill(spill_dir)
-        self.writer: _DayWriter | None = None
+        self.spill = Spill(spill_dir)
+        self.writer: DayWriter | None = None
         self.records = 0
         self.duplicates = 0
         self.malformed = dict.fromkeys(MALFORMED_KINDS, 0)
@@ -121,22 +121,22 @@ class _Generator:
         self.client_weights = tuple(1.0 / (i + 1) for i in range(len(self.clients)))
         self.request_counter: dict[str, int] = {}  # per client, reset daily
 
-    def _new_client(self, index: int) -> _Client:
+    def _new_client(self, index: int) -> Client:
         rng = self.rng
         created = self.start_ms - rng.randrange(100, 1000) * DAY_MS + rng.randrange(DAY_MS)
-        client = _Client(
-            clientid=_uuid(rng),
-            letter=_letters(index),
+        client = Client(
+            clientid=random_uuid(rng),
+            letter=client_letters(index),
             createddate=iso_ms(created),
             letter_supplier=rng.choice(("MBA", "SYNERTEC")),
         )
         for _ in range(rng.randint(2, 5)):
             client.campaigns.append(
-                _Campaign(
-                    campaignid=_uuid(rng),
-                    sendinggroupid=_uuid(rng),
+                Campaign(
+                    campaignid=random_uuid(rng),
+                    sendinggroupid=random_uuid(rng),
                     sendinggroupidversion=rng.randint(1, 4),
-                    channels=rng.choice(_CHANNEL_PLANS),
+                    channels=rng.choice(CHANNEL_PLANS),
                 )
             )
         return client
@@ -145,7 +145,7 @@ class _Generator:
 
     def emit(self, ts: int, record: dict[str, Any]) -> None:
         """Route a record to the day it is delivered on (or drop it: outside the window)."""
-        line = _encode(record)
+        line = encode_json(record)
         ts_day = (ts - self.start_ms) // DAY_MS
         delivery = ts_day
         if self.rng.random() < LATE_DELIVERY_RATE:
@@ -187,7 +187,7 @@ class _Generator:
             )
         else:
             raise ValueError(f"unknown malformed kind {kind}")
-        return _encode(obj)
+        return encode_json(obj)
 
     # -- simulation ---------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ class _Generator:
             self.writer = None
             if day >= 0:
                 day_date = self.start_date + timedelta(days=day)
-                self.writer = _DayWriter(
+                self.writer = DayWriter(
                     self, day, partition_dir(self.landing_dir, day_date), self.lines_per_file
                 )
                 for flag, ts_day, line in self.spill.take(day):
@@ -232,7 +232,7 @@ class _Generator:
             self._request(client, rng.choice(client.campaigns), day, created, size)
             items_left -= size
 
-    def _client_record(self, client: _Client, ts: int) -> None:
+    def _client_record(self, client: Client, ts: int) -> None:
         self.emit(
             ts,
             {
@@ -246,13 +246,13 @@ class _Generator:
         )
 
     def _request(
-        self, client: _Client, campaign: _Campaign, day: int, created: int, size: int
+        self, client: Client, campaign: Campaign, day: int, created: int, size: int
     ) -> None:
         rng = self.rng
         number = self.request_counter.get(client.clientid, 0) + 1
         self.request_counter[client.clientid] = number
         day_label = time.strftime("%Y%m%d", time.gmtime(created // 1000))
-        requestid = _uuid(rng)
+        requestid = random_uuid(rng)
         requestrefid = f"HT{client.letter}-{day_label}-{number:05d}"
         request = {
             "pk": f"CLIENT#{client.clientid}",
@@ -270,8 +270,8 @@ class _Generator:
 
     def _item(
         self,
-        client: _Client,
-        campaign: _Campaign,
+        client: Client,
+        campaign: Campaign,
         request: dict[str, Any],
         refid: str,
         created: int,
@@ -279,7 +279,7 @@ class _Generator:
         rng = self.rng
         emit = self.emit
         patient = rng.randrange(1, PATIENT_POOL + 1)
-        itemid = _uuid(rng)
+        itemid = random_uuid(rng)
         nhsnumber = synthetic_nhs_number(patient, self.seed)
         base = {
             **request,
@@ -298,14 +298,14 @@ class _Generator:
             "patientodscode": self.practices[(patient * 7_919) % GP_PRACTICES],
         }
         # Keep the contract's field order (docs/CONTRACTS.md §4): pk, sk, timestamp, ...
-        item = {k: base[k] for k in _ITEM_FIELDS}
+        item = {k: base[k] for k in ITEM_FIELDS}
         emit(created, item)
         stuck = rng.random() < STUCK_ITEM_RATE
         if stuck and rng.random() < 0.5:
             return
         t = created + int(rng.lognormvariate(10.3, 1.0))  # enrichment: ~30 s median
         if rng.random() < ENRICHMENT_FAILURE_RATE:
-            reason, code = rng.choice(_ENRICHMENT_FAILURES)
+            reason, code = rng.choice(ENRICHMENT_FAILURES)
             emit(
                 t,
                 {
@@ -326,7 +326,7 @@ class _Generator:
 
         plans = []
         for order, channel in enumerate(campaign.channels, start=1):
-            planid = _uuid(rng)
+            planid = random_uuid(rng)
             plan_created = t + rng.randrange(1, 500)
             plan = {
                 "pk": item["pk"],
@@ -373,10 +373,10 @@ class _Generator:
             emit(t, {**plan, "timestamp": t, "status": "SENDING"})
             if rng.random() < STUCK_PLAN_RATE:
                 return  # the plan, and so its item, never hears back
-            median, sigma = _DELIVERY_TIME[channel]
+            median, sigma = DELIVERY_TIME[channel]
             t += int(median * rng.lognormvariate(0.0, sigma))
             if rng.random() < PLAN_FAILURE_RATE[channel]:
-                reason, code = rng.choice(_PLAN_FAILURES[channel])
+                reason, code = rng.choice(PLAN_FAILURES[channel])
                 emit(
                     t,
                     {
@@ -405,7 +405,7 @@ class _Generator:
         if completed:
             final["status"] = "COMPLETED"
         else:
-            reason, code = _ALL_CHANNELS_FAILED
+            reason, code = ALL_CHANNELS_FAILED
             final.update(status="FAILED", failedreason=reason, failedreasoncode=code)
         emit(t, final)
 
@@ -431,7 +431,7 @@ def write_cdc_landing(
         raise ValueError("days and lines_per_file must be > 0, events_per_day >= 0")
     landing_dir = Path(landing_dir)
     landing_dir.mkdir(parents=True, exist_ok=True)
-    _clear_previous_output(landing_dir)
+    clear_previous_output(landing_dir)
     with tempfile.TemporaryDirectory(prefix=".cdc-spill-", dir=landing_dir) as spill_dir:
         gen = _Generator(
             landing_dir,

@@ -22,11 +22,11 @@ def iso_ms(epoch_ms: int) -> str:
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
-def _uuid(rng: Random) -> str:
+def random_uuid(rng: Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _letters(index: int) -> str:
+def client_letters(index: int) -> str:
     """0 -> A, 25 -> Z, 26 -> AA: spreadsheet-style client letters."""
     out = ""
     index += 1
@@ -47,7 +47,7 @@ def partition_dir(landing_dir: Path, day: date) -> Path:
     )
 
 
-def _clear_previous_output(landing_dir: Path) -> None:
+def clear_previous_output(landing_dir: Path) -> None:
     """Remove earlier runs' part files (and empty partition dirs) so none go stale."""
     for spill in landing_dir.glob(".cdc-spill-*"):
         shutil.rmtree(spill, ignore_errors=True)
@@ -62,7 +62,7 @@ def _clear_previous_output(landing_dir: Path) -> None:
             directory.rmdir()
 
 
-class _Spill:
+class Spill:
     """Lines for later delivery days, kept on disk so memory stays bounded."""
 
     def __init__(self, directory: Path) -> None:
@@ -105,13 +105,13 @@ class _Feed(Protocol):
     records: int
     duplicates: int
     malformed: dict[str, int]
-    spill: _Spill
+    spill: Spill
     files: list[Path]
 
     def malformed_line(self, kind: str, line: str) -> str: ...
 
 
-class _DayWriter:
+class DayWriter:
     """Writes one delivery day's lines as shuffled part files of bounded size.
 
     Also injects the re-deliveries and malformed lines, since both are properties of
@@ -181,7 +181,7 @@ class _DayWriter:
             self._flush()
 
 
-_ITEM_FIELDS = (
+ITEM_FIELDS = (
     "pk",
     "sk",
     "timestamp",

@@ -80,7 +80,7 @@ PLAN_FAILURE_RATE = {"NHSAPP": 0.35, "SMS": 0.08, "EMAIL": 0.1, "LETTER": 0.03}
 RECORDS_PER_ITEM = 8.7  # measured mean over the lifecycle model; turns events into items
 
 
-_CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
+CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
     ("NHSAPP", "SMS"),
     ("NHSAPP", "SMS", "LETTER"),
     ("NHSAPP", "EMAIL", "LETTER"),
@@ -91,14 +91,14 @@ _CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
 )
 
 
-_ENRICHMENT_FAILURES = (
+ENRICHMENT_FAILURES = (
     ("Patient not found in PDS", "CM_PDS_NOT_FOUND"),
     ("Patient is recorded as deceased", "CM_PATIENT_DECEASED"),
     ("NHS number has been superseded", "CM_NHS_NUMBER_SUPERSEDED"),
 )
 
 
-_PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
+PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
     "NHSAPP": (
         ("Patient is not an NHS App user", "CM_NHSAPP_NOT_REGISTERED"),
         ("NHS App notifications are switched off", "CM_NHSAPP_OPTED_OUT"),
@@ -118,11 +118,11 @@ _PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-_ALL_CHANNELS_FAILED = ("All communication channels failed", "CM_ALL_CHANNELS_FAILED")
+ALL_CHANNELS_FAILED = ("All communication channels failed", "CM_ALL_CHANNELS_FAILED")
 
 
 # (median duration to delivery, log-sigma) per channel, in ms; letters are posted.
-_DELIVERY_TIME: dict[str, tuple[float, float]] = {
+DELIVERY_TIME: dict[str, tuple[float, float]] = {
     "NHSAPP": (2 * MINUTE_MS, 1.0),
     "SMS": (1 * MINUTE_MS, 1.2),
     "EMAIL": (3 * MINUTE_MS, 1.2),
@@ -131,7 +131,7 @@ _DELIVERY_TIME: dict[str, tuple[float, float]] = {
 
 
 # One compact encoder, reused: json.dumps with non-default options builds a new one per call.
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class CdcGenerationStats:
 
 
 @dataclass
-class _Campaign:
+class Campaign:
     campaignid: str
     sendinggroupid: str
     sendinggroupidversion: int
@@ -153,12 +153,12 @@ class _Campaign:
 
 
 @dataclass
-class _Client:
+class Client:
     clientid: str
     letter: str
     createddate: str
     letter_supplier: str
-    campaigns: list[_Campaign] = field(default_factory=list)
+    campaigns: list[Campaign] = field(default_factory=list)
     renames: int = 0
 
     @property
@@ -172,5 +172,5 @@ class _Client:
         return variants[self.renames % len(variants)]
 
 
-def _epoch_ms(day: date) -> int:
+def epoch_ms(day: date) -> int:
     return (day - date(1970, 1, 1)).days * DAY_MS

@@ -16,15 +16,15 @@ from typing import Any
 
 from flowehr_pipelines.synthetic import names
 from flowehr_pipelines.synthetic.ehr_schema import (
-    _ETHNICITY_NAMES,
     DAY,
+    ETHNICITY_NAMES,
     HOUR,
     NEW_PATIENT_LOOKBACK_DAYS,
     TABLES,
-    _parse_iso_utc,
     iso_utc,
+    parse_iso_utc,
 )
-from flowehr_pipelines.synthetic.ehr_source import _SourceWriter
+from flowehr_pipelines.synthetic.ehr_source import SourceWriter
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ def _plausible_update(table: str, row: sqlite3.Row, rng: random.Random, now: int
             }
         if roll < 0.75:
             return {"family_name": rng.choice(names.FAMILY_NAMES)}
-        return {"ethnicity": rng.choice(_ETHNICITY_NAMES)}
+        return {"ethnicity": rng.choice(ETHNICITY_NAMES)}
     if table == "visits":
-        admitted = _parse_iso_utc(row["admission_datetime"])
+        admitted = parse_iso_utc(row["admission_datetime"])
         if row["discharge_datetime"] is None and admitted < now:
             discharged = admitted + rng.randrange(max(1, now - admitted))
             roll = rng.random()
@@ -123,7 +123,7 @@ def _epoch_seconds(moment: datetime) -> int:
 def _default_now(meta: dict[str, str]) -> int:
     """One hour after the latest write recorded in the database: deterministic, unlike a clock."""
     stamps = [meta[key] for key in ("generated_at", "last_changes_at") if meta.get(key)]
-    return max(_parse_iso_utc(stamp) for stamp in stamps) + HOUR
+    return max(parse_iso_utc(stamp) for stamp in stamps) + HOUR
 
 
 def apply_source_changes(
@@ -207,7 +207,7 @@ def apply_source_changes(
                     f"SELECT COALESCE(MAX({columns[0]}), 0) FROM {table}"
                 ).fetchone()
                 next_ids[table] = max_id + 1
-            writer = _SourceWriter(
+            writer = SourceWriter(
                 conn,
                 rng,
                 seed=int(meta.get("seed", seed)),

@@ -115,7 +115,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 CDC_COLUMNS = ("updated_at", "change_seq", "is_deleted")
 
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE patients (
     patient_id INTEGER PRIMARY KEY, mrn TEXT NOT NULL, nhs_number TEXT, given_name TEXT,
     family_name TEXT, date_of_birth TEXT, sex TEXT, postcode TEXT, ethnicity TEXT,
@@ -147,7 +147,7 @@ CREATE TABLE source_metadata (key TEXT PRIMARY KEY, value TEXT);
 
 
 # Built after the bulk insert: cheaper than maintaining the indexes row by row.
-_INDEXES = (
+INDEXES = (
     *(f"CREATE INDEX ix_{table}_change_seq ON {table} (change_seq)" for table in TABLES),
     "CREATE INDEX ix_visits_patient_id ON visits (patient_id)",
 )
@@ -165,43 +165,43 @@ LAB_TESTS: tuple[tuple[str, str, float, float], ...] = (
 )
 
 
-_LAB_BY_CODE = {test[0]: test for test in LAB_TESTS}
+LAB_BY_CODE = {test[0]: test for test in LAB_TESTS}
 
 
-_ETHNICITY_NAMES = tuple(name for name, _ in names.ETHNICITIES)
+ETHNICITY_NAMES = tuple(name for name, _ in names.ETHNICITIES)
 
 
-_ETHNICITY_CUM_WEIGHTS = tuple(
+ETHNICITY_CUM_WEIGHTS = tuple(
     sum(weight for _, weight in names.ETHNICITIES[: i + 1]) for i in range(len(names.ETHNICITIES))
 )
 
 
-_ELECTIVE_DIAGNOSES = tuple(
+ELECTIVE_DIAGNOSES = tuple(
     dx for dx in names.DIAGNOSES if dx[0] in {"K80.2", "M17.1", "C34.9", "E11.9", "I48.9"}
 )
 
 
-_CRITICAL_CARE_WARDS = ("Intensive Care Unit", "High Dependency Unit")
+CRITICAL_CARE_WARDS = ("Intensive Care Unit", "High Dependency Unit")
 
 
-_ELECTIVE_WARDS = ("General Surgery", "Orthopaedics", "Day Surgery", "Oncology", "Cardiology")
+ELECTIVE_WARDS = ("General Surgery", "Orthopaedics", "Day Surgery", "Oncology", "Cardiology")
 
 
-_EMERGENCY_WARDS = tuple(
-    ward for ward in names.WARDS if ward not in (*_CRITICAL_CARE_WARDS, "Day Surgery")
+EMERGENCY_WARDS = tuple(
+    ward for ward in names.WARDS if ward not in (*CRITICAL_CARE_WARDS, "Day Surgery")
 )
 
 
-_VISIT_COUNTS = (0, 1, 2, 3)
+VISIT_COUNTS = (0, 1, 2, 3)
 
 
-_VISIT_COUNT_WEIGHTS = (0.40, 0.38, 0.15, 0.07)
+VISIT_COUNT_WEIGHTS = (0.40, 0.38, 0.15, 0.07)
 
 
-_REDUCED_CONSCIOUSNESS = ("C", "V", "P", "U")
+REDUCED_CONSCIOUSNESS = ("C", "V", "P", "U")
 
 
-_REDUCED_CONSCIOUSNESS_WEIGHTS = (0.45, 0.3, 0.15, 0.1)
+REDUCED_CONSCIOUSNESS_WEIGHTS = (0.45, 0.3, 0.15, 0.1)
 
 
 @dataclass(frozen=True)
@@ -222,11 +222,11 @@ def iso_utc(epoch_seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
 
 
-def _parse_iso_utc(value: str) -> int:
+def parse_iso_utc(value: str) -> int:
     return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-def _epoch(day: date) -> int:
+def epoch_of_day(day: date) -> int:
     return calendar.timegm(day.timetuple())
 
 
@@ -254,17 +254,17 @@ def synthetic_nhs_number(index: int, seed: int) -> str:
     raise AssertionError("unreachable: one of two adjacent leads always has a check digit")
 
 
-def _reading(rand: Callable[[], float], value: _T) -> _T | None:
+def reading_or_missing(rand: Callable[[], float], value: _T) -> _T | None:
     """A vital sign, or None for the occasional reading nobody charted."""
     return None if rand() < MISSING_READING_RATE else value
 
 
-def _dob_epoch(dob: str) -> int:
+def dob_epoch(dob: str) -> int:
     year, month, day = (int(part) for part in dob.split("-"))
-    return _epoch(date(year, month, day))
+    return epoch_of_day(date(year, month, day))
 
 
-def _replace_sqlite_file(tmp_path: Path, db_path: Path) -> None:
+def replace_sqlite_file(tmp_path: Path, db_path: Path) -> None:
     """Move a finished database into place, dropping the old one's journal files."""
     for suffix in ("-wal", "-shm", "-journal"):
         sidecar = db_path.with_name(db_path.name + suffix)

@@ -36,43 +36,43 @@ from typing import Any
 
 from flowehr_pipelines.synthetic import names
 from flowehr_pipelines.synthetic.ehr_schema import (
-    _CRITICAL_CARE_WARDS,
-    _ELECTIVE_DIAGNOSES,
-    _ELECTIVE_WARDS,
-    _EMERGENCY_WARDS,
-    _ETHNICITY_CUM_WEIGHTS,
-    _ETHNICITY_NAMES,
-    _INDEXES,
-    _LAB_BY_CODE,
-    _REDUCED_CONSCIOUSNESS,
-    _REDUCED_CONSCIOUSNESS_WEIGHTS,
-    _SCHEMA,
-    _VISIT_COUNT_WEIGHTS,
-    _VISIT_COUNTS,
     CDC_COLUMNS,
+    CRITICAL_CARE_WARDS,
     DAY,
+    ELECTIVE_DIAGNOSES,
+    ELECTIVE_WARDS,
+    EMERGENCY_WARDS,
+    ETHNICITY_CUM_WEIGHTS,
+    ETHNICITY_NAMES,
     HOUR,
     IDENTIFYING_NOTE_RATE,
     IMPOSSIBLE_DOB_RATE,
+    INDEXES,
     INVALID_NHS_NUMBER_RATE,
+    LAB_BY_CODE,
     ORPHAN_PATIENT_ID_BASE,
     ORPHAN_VISIT_RATE,
     READMISSION_RATE,
+    REDUCED_CONSCIOUSNESS,
+    REDUCED_CONSCIOUSNESS_WEIGHTS,
+    SCHEMA,
     SPACED_NHS_NUMBER_RATE,
     TABLES,
+    VISIT_COUNT_WEIGHTS,
+    VISIT_COUNTS,
     EhrGenerationStats,
-    _dob_epoch,
-    _epoch,
-    _reading,
-    _replace_sqlite_file,
+    dob_epoch,
+    epoch_of_day,
     iso_utc,
+    reading_or_missing,
+    replace_sqlite_file,
     synthetic_nhs_number,
 )
 
 """Business columns per table, primary key first; every table also has the CDC columns."""
 
 
-class _SourceWriter:
+class SourceWriter:
     """Generates patients (with visits, observations, labs, diagnoses) into a connection.
 
     Rows are buffered per table and flushed with ``executemany`` every ``batch_size``
@@ -187,7 +187,7 @@ class _SourceWriter:
             f"{rng.choice(names.POSTCODE_DISTRICTS)} {rng.randrange(10)}"
             f"{rng.choice(letters)}{rng.choice(letters)}"
         )
-        ethnicity = rng.choices(_ETHNICITY_NAMES, cum_weights=_ETHNICITY_CUM_WEIGHTS)[0]
+        ethnicity = rng.choices(ETHNICITY_NAMES, cum_weights=ETHNICITY_CUM_WEIGHTS)[0]
         registered = period_start - rng.randrange(1, 730 * DAY)
         self._add(
             "patients",
@@ -204,7 +204,7 @@ class _SourceWriter:
             ),
             iso_utc(registered),
         )
-        age_years = (period_start - _dob_epoch(dob)) / (365.25 * DAY)
+        age_years = (period_start - dob_epoch(dob)) / (365.25 * DAY)
         frailty = min(max(age_years, 0.0), 100.0) / 100.0
         self._visits(patient_id, given, family, nhs_number, frailty, period_start, period_end)
 
@@ -221,7 +221,7 @@ class _SourceWriter:
         period_end: int,
     ) -> None:
         rng = self.rng
-        n_visits = rng.choices(_VISIT_COUNTS, weights=_VISIT_COUNT_WEIGHTS)[0]
+        n_visits = rng.choices(VISIT_COUNTS, weights=VISIT_COUNT_WEIGHTS)[0]
         span = period_end - period_start
         admission = period_start + rng.randrange(max(1, span))
         for _ in range(n_visits):
@@ -252,7 +252,7 @@ class _SourceWriter:
         visit_id = self._new_id("visits")
         emergency = rng.random() < 0.7
         code, description, severity = rng.choice(
-            names.DIAGNOSES if emergency else _ELECTIVE_DIAGNOSES
+            names.DIAGNOSES if emergency else ELECTIVE_DIAGNOSES
         )
         base = min(1.0, severity * rng.uniform(0.2, 1.0) + 0.15 * frailty * rng.random())
         deteriorating = rng.random() < 0.08 + 0.2 * severity
@@ -272,9 +272,9 @@ class _SourceWriter:
         if rng.random() < ORPHAN_VISIT_RATE:
             patient_id = ORPHAN_PATIENT_ID_BASE + visit_id
         if severity > 0.7 and rng.random() < 0.3:
-            ward = rng.choice(_CRITICAL_CARE_WARDS)
+            ward = rng.choice(CRITICAL_CARE_WARDS)
         else:
-            ward = rng.choice(_EMERGENCY_WARDS if emergency else _ELECTIVE_WARDS)
+            ward = rng.choice(EMERGENCY_WARDS if emergency else ELECTIVE_WARDS)
         self._add(
             "visits",
             (
@@ -315,16 +315,16 @@ class _SourceWriter:
         t = admission + rng.randrange(5 * 60, 45 * 60)
         while t < end:
             x = acuity(t)
-            rr = _reading(rand, min(max(round(14 + 16 * x + gauss(0, 2)), 6), 50))
-            spo2 = _reading(rand, min(max(round(98 - 12 * x + gauss(0, 1.5)), 60), 100))
+            rr = reading_or_missing(rand, min(max(round(14 + 16 * x + gauss(0, 2)), 6), 50))
+            spo2 = reading_or_missing(rand, min(max(round(98 - 12 * x + gauss(0, 1.5)), 60), 100))
             oxygen = 1 if rand() < 0.9 * x * x else 0
             shift = 2.6 * x if fever else -2.2 * x
-            temperature = _reading(rand, round(36.8 + shift + gauss(0, 0.3), 1))
-            sbp = _reading(rand, min(max(round(128 - 50 * x + gauss(0, 12)), 50), 230))
-            hr = _reading(rand, min(max(round(76 + 60 * x + gauss(0, 8)), 30), 200))
+            temperature = reading_or_missing(rand, round(36.8 + shift + gauss(0, 0.3), 1))
+            sbp = reading_or_missing(rand, min(max(round(128 - 50 * x + gauss(0, 12)), 50), 230))
+            hr = reading_or_missing(rand, min(max(round(76 + 60 * x + gauss(0, 8)), 30), 200))
             if x > 0.55 and rand() < (x - 0.55) * 1.8:
                 consciousness = rng.choices(
-                    _REDUCED_CONSCIOUSNESS, weights=_REDUCED_CONSCIOUSNESS_WEIGHTS
+                    REDUCED_CONSCIOUSNESS, weights=REDUCED_CONSCIOUSNESS_WEIGHTS
                 )[0]
             else:
                 consciousness = "A"
@@ -341,7 +341,7 @@ class _SourceWriter:
                     temperature,
                     sbp,
                     hr,
-                    _reading(rand, consciousness),
+                    reading_or_missing(rand, consciousness),
                 ),
                 stamp,
             )
@@ -369,7 +369,7 @@ class _SourceWriter:
                 values["LACTATE"] = round(math.exp(gauss(math.log(1.1 + 5 * x), 0.3)), 1)
             resulted = iso_utc(min(t + rng.randrange(30 * 60, 3 * HOUR), end))
             for code, value in values.items():
-                _, unit, low, high = _LAB_BY_CODE[code]
+                _, unit, low, high = LAB_BY_CODE[code]
                 self._add(
                     "lab_results",
                     (
@@ -449,14 +449,14 @@ def write_ehr_source(
         if stale.exists():
             stale.unlink()
 
-    period_start = _epoch(start_date)
+    period_start = epoch_of_day(start_date)
     period_end = period_start + days * DAY
     conn = sqlite3.connect(tmp_path)
     try:
         conn.execute("PRAGMA journal_mode=OFF")  # a temp file: atomicity comes from os.replace
         conn.execute("PRAGMA synchronous=OFF")
-        conn.executescript(_SCHEMA)
-        writer = _SourceWriter(
+        conn.executescript(SCHEMA)
+        writer = SourceWriter(
             conn,
             random.Random(seed),
             seed=seed,
@@ -467,7 +467,7 @@ def write_ehr_source(
         for _ in range(patients):
             writer.patient(period_start, period_end)
         writer.flush_all()
-        for statement in _INDEXES:
+        for statement in INDEXES:
             conn.execute(statement)
         conn.executemany(
             "INSERT INTO source_metadata (key, value) VALUES (?, ?)",
@@ -485,7 +485,7 @@ def write_ehr_source(
         tmp_path.unlink(missing_ok=True)
         raise
     conn.close()
-    _replace_sqlite_file(tmp_path, db_path)
+    replace_sqlite_file(tmp_path, db_path)
     return EhrGenerationStats(
         patients=writer.counts["patients"],
         visits=writer.counts["visits"],

@@ -34,7 +34,7 @@ class DeltaCompareAndSwap:
 
         def exists(self, table: TablePath) -> bool: ...
 
-        def _snapshot_or_none(self, table: TablePath) -> DeltaTable | None: ...
+        def table_or_none(self, table: TablePath) -> DeltaTable | None: ...
 
     def replace_if_version(
         self, table: TablePath, data: pa.Table, *, expected_version: int | None
@@ -91,7 +91,7 @@ class DeltaCompareAndSwap:
         *,
         attempts: int,
         known: tuple[int, pa.Table] | None = None,
-    ) -> pa.Table | None:
+    ) -> tuple[int | None, pa.Table | None]:
         """Replace a small table by ``change(current rows)`` in one compare-and-swap commit.
 
         ``change`` gets the rows at the version read (None: no table yet) and returns the
@@ -105,7 +105,9 @@ class DeltaCompareAndSwap:
             known: a (version, rows) the caller read already, used for the first attempt.
 
         Returns:
-            The rows the table now holds (``change``'s result, or the rows read).
+            The version the table is now at and the rows it holds there (``change``'s
+            result, or the rows read; None, None: still no table), so a caller can keep
+            them as the next ``known``.
 
         Raises:
             SwapConflictError: other writers committed first ``attempts`` times in a row.
@@ -118,16 +120,17 @@ class DeltaCompareAndSwap:
                 version, rows = self.versioned_rows(table)
             updated = change(rows)
             if updated is None:
-                return rows
+                return version, rows
             if self.replace_if_version(table, updated, expected_version=version):
-                return updated
+                # No conflict retries: the commit is the version after the one read.
+                return (0 if version is None else version + 1), updated
         raise SwapConflictError(
             f"{'/'.join(table)}: {attempts} concurrent commits in a row; the change was not stored"
         )
 
     def versioned_rows(self, table: TablePath) -> tuple[int | None, pa.Table | None]:
         """A table's version and its rows at that very version (None, None: no table)."""
-        snapshot = self._snapshot_or_none(table)
+        snapshot = self.table_or_none(table)
         if snapshot is None:
             return None, None
         filesystem = self.storage.filesystem(self.uri(table))

@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 
-def _without_statistics_guarantees(
+def without_statistics_guarantees(
     dt: DeltaTable,
     dataset: pa_ds.FileSystemDataset,
     filesystem: pa_fs.FileSystem,
@@ -73,13 +73,13 @@ def _without_statistics_guarantees(
     return pa_ds.FileSystemDataset(fragments, schema, fmt, filesystem)
 
 
-def _plain_files(dt: DeltaTable) -> bool:
+def plain_files(dt: DeltaTable) -> bool:
     """Whether the table's Parquet files hold its rows as they are (reader version 1:
     no deletion vectors, no column mapping), so they can be read without delta-rs."""
     return bool(dt.protocol().min_reader_version == 1)
 
 
-def _log_dataset(
+def dataset_from_log(
     dt: DeltaTable,
     filesystem: pa_fs.FileSystem,
     *,
@@ -88,7 +88,7 @@ def _log_dataset(
 ) -> pa_ds.FileSystemDataset:
     """The table's live files as a dataset built from the log's add actions alone.
 
-    The same files, schema and partition guarantees as ``_without_statistics_guarantees``
+    The same files, schema and partition guarantees as ``without_statistics_guarantees``
     gives, without asking delta-rs for its dataset: that builds a statistics expression
     per file, which costs more than the read when a table has many small partitions.
     Files in ``skip`` and those whose partition values ``keep`` refuses are left out.
@@ -124,7 +124,7 @@ def _log_dataset(
     return pa_ds.FileSystemDataset(fragments, schema, fmt, filesystem)
 
 
-def _partition_filter(
+def partition_filter(
     where: Any, partition_columns: Sequence[str]
 ) -> Callable[[dict[str, Any]], bool] | None:
     """Tuple filters on partition columns only, as a test of a file's partition values.

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable
 
-from resources.delta.log_dataset import _log_dataset, _plain_files, _without_statistics_guarantees
+from resources.delta.log_dataset import dataset_from_log, plain_files, without_statistics_guarantees
 
 _TARGET_COLUMN = re.compile(r"\bt\.`([^`]+)`")
 
@@ -50,7 +50,7 @@ def _acts_query(
     return wanted, on, acts, ", ".join(f'"{c}"' for c in wanted)
 
 
-def _rows_that_act(
+def rows_that_act(
     dt: DeltaTable,
     data: pa.Table,
     filesystem: pa_fs.FileSystem,
@@ -80,7 +80,7 @@ def _rows_that_act(
     try:
         connection.execute("SET TimeZone = 'UTC'")
         connection.register("s", indexed)
-        target = _without_statistics_guarantees(
+        target = without_statistics_guarantees(
             dt, dt.to_pyarrow_dataset(filesystem=filesystem), filesystem
         )
         # Read the few columns here: pushed-down filters fail on string_view files.
@@ -97,7 +97,7 @@ def _rows_that_act(
     return data.take(rows.sort_by("__row").column("__row"))
 
 
-def _partition_column(dt: DeltaTable, data: pa.Table, keys: Sequence[str]) -> str | None:
+def partition_column(dt: DeltaTable, data: pa.Table, keys: Sequence[str]) -> str | None:
     """The table's one partition column, when the incoming rows carry it and it is no key.
 
     Such a MERGE can be confined to the partitions that hold the rows it updates.
@@ -108,7 +108,7 @@ def _partition_column(dt: DeltaTable, data: pa.Table, keys: Sequence[str]) -> st
     return str(columns[0])
 
 
-def _rows_that_act_in_partitions(
+def rows_that_act_in_partitions(
     dt: DeltaTable,
     data: pa.Table,
     filesystem: pa_fs.FileSystem,
@@ -118,7 +118,7 @@ def _rows_that_act_in_partitions(
     null_safe_keys: bool,
     column: str,
 ) -> tuple[pa.Table, list[Any] | None]:
-    """``_rows_that_act`` on a partitioned table, and the partitions a MERGE must scan.
+    """``rows_that_act`` on a partitioned table, and the partitions a MERGE must scan.
 
     Where each incoming key is stored comes from the key and partition columns of the
     whole table (the partition column costs nothing: it is in the file paths), so a row
@@ -135,16 +135,18 @@ def _rows_that_act_in_partitions(
     wanted, on, acts, columns = query
     part = f'"{column}"'
     indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
-    if not _plain_files(dt):
+    if not plain_files(dt):
         return data, None  # deletion vectors or column mapping: let the MERGE decide
-    everything = _log_dataset(dt, filesystem)
+    everything = dataset_from_log(dt, filesystem)
     stored = everything.to_table(columns=list(dict.fromkeys([*keys, column])))
     touched = _partitions_holding(stored, data, keys, column)
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
         if touched:
-            subset = _log_dataset(dt, filesystem, keep=lambda values: values.get(column) in touched)
+            subset = dataset_from_log(
+                dt, filesystem, keep=lambda values: values.get(column) in touched
+            )
             target = subset.to_table(columns=list(dict.fromkeys([*wanted, column])))
         else:
             schema = everything.schema
@@ -188,7 +190,7 @@ def _partitions_holding(
     return set(pc.unique(stored.column(column).filter(found)).to_pylist())
 
 
-def _partition_predicate(column: str, values: list[Any]) -> str | None:
+def partition_predicate(column: str, values: list[Any]) -> str | None:
     """``t.<column>`` within these partition values, as delta-rs SQL; None when a value
     has no literal form here (then the MERGE scans every partition)."""
     literals = []

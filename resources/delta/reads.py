@@ -18,10 +18,10 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from resources.delta.log_dataset import (
-    _log_dataset,
-    _partition_filter,
-    _plain_files,
-    _without_statistics_guarantees,
+    dataset_from_log,
+    partition_filter,
+    plain_files,
+    without_statistics_guarantees,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class DeltaReads:
         ``where`` (tuple filters or a SQL predicate) prunes files by partition values
         and file statistics before anything is opened; the caller then reads just the
         columns it uses. Scan filters on string columns need care: see
-        ``_without_statistics_guarantees``.
+        ``without_statistics_guarantees``.
 
         Args:
             table: the table path.
@@ -107,13 +107,13 @@ class DeltaReads:
         if added_after is not None:
             earlier = self.table(table, version=added_after).get_add_actions(flatten=True)
             seen = {unquote(path) for path in earlier.column("path").to_pylist()}
-        keep = _partition_filter(where, dt.metadata().partition_columns)
-        if keep is not None and _plain_files(dt):
+        keep = partition_filter(where, dt.metadata().partition_columns)
+        if keep is not None and plain_files(dt):
             # Partition values alone decide: prune from the log, which costs far less than
             # delta-rs building a statistics expression for every file of a long history.
-            return _log_dataset(dt, filesystem, skip=seen, keep=keep)
+            return dataset_from_log(dt, filesystem, skip=seen, keep=keep)
         pruned = dt.to_pyarrow_dataset(file_pruning_predicate=where, filesystem=filesystem)
-        return _without_statistics_guarantees(dt, pruned, filesystem, skip=seen)
+        return without_statistics_guarantees(dt, pruned, filesystem, skip=seen)
 
     def head(self, table: TablePath, rows: int) -> pa.Table:
         """The first rows of a table, reading no more files than needed."""
@@ -156,7 +156,7 @@ class DeltaReads:
     def history(self, table: TablePath, *, limit: int | None = None) -> list[dict[str, Any]]:
         return self.table(table).history(limit)
 
-    def _snapshot_or_none(self, table: TablePath) -> DeltaTable | None:
+    def table_or_none(self, table: TablePath) -> DeltaTable | None:
         """The table's newest snapshot, or None when nothing has been written there."""
         try:
             return self.table(table)

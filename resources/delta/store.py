@@ -28,10 +28,10 @@ from pydantic import Field
 from resources.delta.cas import DeltaCompareAndSwap, SwapConflictError
 from resources.delta.maintenance import DeltaMaintenance
 from resources.delta.merge_planner import (
-    _partition_column,
-    _partition_predicate,
-    _rows_that_act,
-    _rows_that_act_in_partitions,
+    partition_column,
+    partition_predicate,
+    rows_that_act,
+    rows_that_act_in_partitions,
 )
 from resources.delta.metrics import DELETED, INSERTED, UPDATED, WriteMetrics
 from resources.delta.reads import DeltaReads, TablePath
@@ -99,7 +99,9 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
         """
         batches = [Marked((), data)] if isinstance(data, pa.Table) else list(data)
         for attempt in range(2):
-            snapshot = at if at is not None else self._snapshot_or_none(table) if once else None
+            snapshot = at
+            if snapshot is None and once:
+                snapshot = self.table_or_none(table)
             todo = batches
             if once and snapshot is not None:
                 todo = [b for b in batches if snapshot.transaction_version(b.markers[0]) is None]
@@ -240,10 +242,10 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
         source_rows = data.num_rows
         filesystem = self.storage.filesystem(self.uri(table))
         conditions = [clause.where for clause in matched]
-        column = _partition_column(dt, data, keys)
+        column = partition_column(dt, data, keys)
         scope: list[Any] | None = None
         if column is None:
-            data = _rows_that_act(
+            data = rows_that_act(
                 dt,
                 data,
                 filesystem,
@@ -252,7 +254,7 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
                 null_safe_keys=null_safe_keys,
             )
         else:
-            data, scope = _rows_that_act_in_partitions(
+            data, scope = rows_that_act_in_partitions(
                 dt,
                 data,
                 filesystem,
@@ -275,7 +277,7 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
                 self.append(table, data, markers=markers, at=dt)
                 return WriteMetrics.rows(inserted=data.num_rows, source=source_rows)
             # Only the partitions holding the rows to update are scanned and rewritten.
-            within = _partition_predicate(column, scope)
+            within = partition_predicate(column, scope)
             if within is not None:
                 predicate = f"{predicate} AND ({within})"
         return data, predicate

@@ -20,10 +20,10 @@ import pyarrow as pa
 from assets.reporting.ingestion import LANDING_PREFIX, IngestStats, ingest_landing_files
 from assets.reporting.staging import refresh_aggregation, refresh_projection, staging_key
 from resources.delta.store import DeltaTableStore
-from resources.object_store import LocalObjectStore, ObjectStore
+from resources.object_store import ObjectStore
 from resources.pseudonymiser import Pseudonymiser
 from tests.conftest import TEST_KEY
-from tests.lakes import local_store
+from tests.lakes import local_objects, local_store
 from transforms.reporting.staging import AGGREGATIONS, PROJECTIONS
 
 NOW = datetime(2026, 4, 6, 12, 0, tzinfo=UTC)
@@ -149,7 +149,7 @@ class Lake:
         return cls(
             root=root,
             delta=local_store(root),
-            objects=LocalObjectStore(root=str(root)),
+            objects=local_objects(root),
             pseudonymiser=Pseudonymiser(key=TEST_KEY),
         )
 

@@ -51,7 +51,7 @@ from resources.delta.store import DeltaTableStore
 from resources.object_store import LocalObjectStore
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.integration.postgres import find_pg_bin, postgres_server
-from tests.lakes import local_store
+from tests.lakes import local_objects, local_store
 from transforms.identifiers import nhs_number_check_digit
 
 pytestmark = pytest.mark.reliability
@@ -678,7 +678,7 @@ def test_vanished_file_is_not_marked_so_it_is_ingested_when_it_returns(
 
     case = next(c for c in CASES if c.id == "cdc_vanished_file")
     assert not (ingested.lake / landing_key(case)).exists()
-    objects = LocalObjectStore(root=str(ingested.lake))
+    objects = local_objects(ingested.lake)
     assert pending_landing_keys(objects, ingested.delta) == []
     (ingested.lake / landing_key(case)).write_bytes(case.input)
     assert pending_landing_keys(objects, ingested.delta) == [landing_key(case)]
