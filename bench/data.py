@@ -15,12 +15,9 @@ from bench.measure import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
 DATA_ROOT = ROOT / "bench" / ".data"
 
-
 RESULTS = ROOT / "docs" / "bench"
-
 
 BIN = Path(sys.executable).parent
 
@@ -38,7 +35,6 @@ def run_env(data_dir: Path) -> dict[str, str]:
 
 # Window scaling: the same small daily volume, only the length of history differs.
 WINDOW_HISTORIES = (7, 90, 365)
-
 
 WINDOW_SPEC = {"patients": 1_000, "events_per_day": 2_000}
 

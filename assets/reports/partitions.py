@@ -18,19 +18,15 @@ from resources.delta.store import DeltaTableStore
 
 COMPLETED_COMMS_REPORT = dg.AssetKey(["reports", "completed_comms_report"])
 
-
 COMPLETED_BATCH_REPORT = dg.AssetKey(["reports", "completed_batch_report"])
 
-
 CLIENT_PARTITIONS = dg.DynamicPartitionsDefinition(name="reporting_clients")
-
 
 BATCH_PARTITIONS = dg.DynamicPartitionsDefinition(name="completed_batches")
 
 
 # Dagster's tags for a run over a partition range (a single-run backfill).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
-
 
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 

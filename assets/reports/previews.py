@@ -19,12 +19,9 @@ from resources.object_store import ObjectStore
 # Report previews: enough rows to recognise the report; never a patient column.
 PREVIEW_ROWS = 10
 
-
 PREVIEW_EXCLUDED_COLUMNS = frozenset({"nhsnumber"})
 
-
 CHART_NAME = "chart.png"
-
 
 CHANNELS_COLUMN = "completedcommunicationtypes"
 

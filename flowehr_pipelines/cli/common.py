@@ -4,9 +4,8 @@ tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 import click
 
@@ -14,12 +13,7 @@ from flowehr_pipelines.config import Settings, load_settings
 from resources.settings import ConfigError
 
 EXIT_FAILED = 1
-
-
 EXIT_USAGE = 2
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserFacingError(click.ClickException):

@@ -120,5 +120,4 @@ class PublishedLake:
 
 PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (("gold", "features"), ("reporting",))
 
-
 FEATURE_ZONE: tuple[str, ...] = ("gold", "features")

@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 
 POLARS_PIN = "polars==2.1.0"
 
-
 _UTC = pa.timestamp("us", tz="UTC")
 
 

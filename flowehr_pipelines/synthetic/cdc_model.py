@@ -11,15 +11,11 @@ from pathlib import Path
 
 TRANSACTION_HISTORY = "transaction_history"
 
-
 DAY_MS = 86_400_000
-
 
 MINUTE_MS = 60_000
 
-
 HOUR_MS = 3_600_000
-
 
 MALFORMED_KINDS: tuple[str, ...] = (
     "not_json",
@@ -31,9 +27,7 @@ MALFORMED_KINDS: tuple[str, ...] = (
     "non_iso_date",
 )
 
-
 COMMUNICATION_TYPES: tuple[str, ...] = ("NHSAPP", "EMAIL", "SMS", "LETTER")
-
 
 ITEM_STATUSES: tuple[str, ...] = (
     "PENDING_ENRICHMENT",
@@ -43,42 +37,29 @@ ITEM_STATUSES: tuple[str, ...] = (
     "FAILED",
 )
 
-
 PLAN_STATUSES: tuple[str, ...] = ("PENDING", "SENDING", "DELIVERED", "FAILED", "SKIPPED")
-
 
 PATIENT_POOL = 100_000
 
-
 GP_PRACTICES = 400
-
 
 WARMUP_DAYS = 2
 
-
 LATE_DELIVERY_RATE = 0.05
-
 
 CLIENT_RENAME_RATE = 0.02  # per client per day
 
-
 STUCK_ITEM_RATE = 0.002  # never leaves PENDING_ENRICHMENT / ENRICHED
-
 
 STUCK_PLAN_RATE = 0.003  # never leaves SENDING (so neither does its item)
 
-
 ENRICHMENT_FAILURE_RATE = 0.01
-
 
 PLAN_SKIP_RATE = 0.05
 
-
 PLAN_FAILURE_RATE = {"NHSAPP": 0.35, "SMS": 0.08, "EMAIL": 0.1, "LETTER": 0.03}
 
-
 RECORDS_PER_ITEM = 8.7  # measured mean over the lifecycle model; turns events into items
-
 
 CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
     ("NHSAPP", "SMS"),
@@ -90,13 +71,11 @@ CHANNEL_PLANS: tuple[tuple[str, ...], ...] = (
     ("SMS", "LETTER"),
 )
 
-
 ENRICHMENT_FAILURES = (
     ("Patient not found in PDS", "CM_PDS_NOT_FOUND"),
     ("Patient is recorded as deceased", "CM_PATIENT_DECEASED"),
     ("NHS number has been superseded", "CM_NHS_NUMBER_SUPERSEDED"),
 )
-
 
 PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
     "NHSAPP": (
@@ -116,7 +95,6 @@ PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
         ("Letter returned to sender", "CM_LETTER_RETURNED"),
     ),
 }
-
 
 ALL_CHANNELS_FAILED = ("All communication channels failed", "CM_ALL_CHANNELS_FAILED")
 

@@ -18,45 +18,31 @@ from transforms.identifiers import nhs_number_check_digit
 
 _T = TypeVar("_T")
 
-
 HOUR = 3600
-
 
 DAY = 24 * HOUR
 
-
 INVALID_NHS_NUMBER_RATE = 0.005
-
 
 SPACED_NHS_NUMBER_RATE = 0.15
 
-
 IMPOSSIBLE_DOB_RATE = 0.001
-
 
 ORPHAN_VISIT_RATE = 0.0005
 
-
 ORPHAN_PATIENT_ID_BASE = 1_000_000_000  # no generated patient ever gets an id this high
-
 
 READMISSION_RATE = 0.35
 
-
 MISSING_READING_RATE = 0.015
-
 
 IDENTIFYING_NOTE_RATE = 0.05
 
-
 NEW_PATIENT_LOOKBACK_DAYS = 14
-
 
 _NHS_BASE_SPACE = 10**7
 
-
 _NHS_MULTIPLIER = 48_271  # coprime with 10**7, so index -> base is a permutation
-
 
 TABLES: dict[str, tuple[str, ...]] = {
     "patients": (
@@ -111,9 +97,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-
 CDC_COLUMNS = ("updated_at", "change_seq", "is_deleted")
-
 
 SCHEMA = """
 CREATE TABLE patients (
@@ -164,42 +148,31 @@ LAB_TESTS: tuple[tuple[str, str, float, float], ...] = (
     ("LACTATE", "mmol/L", 0.5, 2.2),
 )
 
-
 LAB_BY_CODE = {test[0]: test for test in LAB_TESTS}
 
-
 ETHNICITY_NAMES = tuple(name for name, _ in names.ETHNICITIES)
-
 
 ETHNICITY_CUM_WEIGHTS = tuple(
     sum(weight for _, weight in names.ETHNICITIES[: i + 1]) for i in range(len(names.ETHNICITIES))
 )
 
-
 ELECTIVE_DIAGNOSES = tuple(
     dx for dx in names.DIAGNOSES if dx[0] in {"K80.2", "M17.1", "C34.9", "E11.9", "I48.9"}
 )
 
-
 CRITICAL_CARE_WARDS = ("Intensive Care Unit", "High Dependency Unit")
 
-
 ELECTIVE_WARDS = ("General Surgery", "Orthopaedics", "Day Surgery", "Oncology", "Cardiology")
-
 
 EMERGENCY_WARDS = tuple(
     ward for ward in names.WARDS if ward not in (*CRITICAL_CARE_WARDS, "Day Surgery")
 )
 
-
 VISIT_COUNTS = (0, 1, 2, 3)
-
 
 VISIT_COUNT_WEIGHTS = (0.40, 0.38, 0.15, 0.07)
 
-
 REDUCED_CONSCIOUSNESS = ("C", "V", "P", "U")
-
 
 REDUCED_CONSCIOUSNESS_WEIGHTS = (0.45, 0.3, 0.15, 0.1)
 
