@@ -1,5 +1,7 @@
-"""Turn Settings into resources: the one place the code location, the CLI, the privacy scan and
-the researcher reader get their resources from.
+"""Turn Settings into resources, for the code location and the CLI commands.
+
+The privacy scan and the researcher reader still open their SQL sources and lake from
+the settings themselves; they are to come here too.
 
 Only the chosen environment's resources are built, and every secret is passed as
 ``dg.EnvVar`` so it is read at run launch and never shown in the Dagster UI.
@@ -12,12 +14,12 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from flowehr_pipelines.config import PSEUDONYMISATION_KEY_ENV, Settings
+from flowehr_pipelines.config import Settings
 from resources.databricks import ENTRYPOINT_RELATIVE_PATH, DatabricksPipesResource
 from resources.delta.storage import LocalStorage, S3Storage
 from resources.delta.store import DeltaTableStore
 from resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
-from resources.pseudonymiser import Pseudonymiser
+from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV, Pseudonymiser
 from resources.settings import ConfigError
 from resources.spark import SparkResource
 from resources.sql_source import SqlSourceResource
