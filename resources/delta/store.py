@@ -98,8 +98,10 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
             batch written.
         """
         batches = [Marked((), data)] if isinstance(data, pa.Table) else list(data)
+        if once and not all(batch.markers for batch in batches):
+            raise ValueError("append(once=True) takes Marked batches, each with a marker")
         for attempt in range(2):
-            snapshot = at
+            snapshot = at if attempt == 0 else None  # a retry reads the table afresh
             if snapshot is None and once:
                 snapshot = self.table_or_none(table)
             todo = batches
