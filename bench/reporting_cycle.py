@@ -32,14 +32,13 @@ def _product_cycle(data_dir: Path, as_of: datetime, *, first: bool) -> None:
     from assets.reporting.staging import refresh_aggregation, refresh_projection
     from flowehr_pipelines.config import load_settings
     from flowehr_pipelines.deployment import build_delta_store
-    from resources.pseudonymiser import Pseudonymiser
+    from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV, Pseudonymiser
     from transforms.reporting.staging import AGGREGATIONS, PROJECTIONS
 
-    os.environ.update(run_env(data_dir))
-    settings = load_settings()
+    settings = load_settings({**os.environ, **run_env(data_dir)})
     reporting = settings.reporting
     delta = build_delta_store(settings)
-    pseudonymiser = Pseudonymiser(key=os.environ["FLOWEHR_PSEUDONYMISATION_KEY"])
+    pseudonymiser = Pseudonymiser(key=settings.secret(PSEUDONYMISATION_KEY_ENV))
     initial = reporting.initial_window_days if first else None
     for spec in PROJECTIONS:
         refresh_projection(
@@ -81,8 +80,7 @@ def _ingest_in_process(data_dir: Path) -> None:
     from flowehr_pipelines.config import load_settings
     from flowehr_pipelines.deployment import build_delta_store, build_object_store
 
-    os.environ.update(run_env(data_dir))
-    settings = load_settings()
+    settings = load_settings({**os.environ, **run_env(data_dir)})
     ingest_landing_files(
         objects=build_object_store(settings),
         delta=build_delta_store(settings),

@@ -11,9 +11,7 @@ metadata as Markdown (``flowehr_pipelines.data_dictionary``).
 
 from __future__ import annotations
 
-import functools
 import warnings
-from collections.abc import Callable
 
 import dagster as dg
 
@@ -64,15 +62,3 @@ def attach_column_schemas(defs: dg.Definitions) -> dg.Definitions:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return defs.map_resolved_asset_specs(func=_with_schema)
-
-
-def with_column_schemas(
-    build: Callable[[], dg.Definitions],
-) -> Callable[[], dg.Definitions]:
-    """Decorator form of :func:`attach_column_schemas` for a ``@dg.definitions`` function."""
-
-    @functools.wraps(build)
-    def wrapper() -> dg.Definitions:
-        return attach_column_schemas(build())
-
-    return wrapper

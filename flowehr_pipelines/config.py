@@ -2,7 +2,10 @@
 
 ``load_settings()`` is the only place the process environment is read. It is called
 when Dagster calls ``defs()`` or when the CLI starts, never at import time, so a
-changed environment takes effect on the next load without a restart.
+changed environment takes effect on the next load without a restart. The secrets the
+config names (``*_env`` keys) are captured then too, as ``SecretStr``, for the code that
+connects outside Dagster (the CLI's source check, the privacy scan); Dagster resources
+still get them as ``dg.EnvVar`` so they are read at launch and never shown in the UI.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 
 from assets.ehr.settings import DataSourceConnection, EhrSettings
 from assets.features.settings import FeatureSettings
@@ -105,6 +109,27 @@ class Settings(StrictSettings):
     alerts: AlertSettings = AlertSettings()
     demo_data: DemoDataSettings = DemoDataSettings()
     automation: AutomationPolicySettings = AutomationPolicySettings()
+    _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+    _local_key_file: Path | None = PrivateAttr(default=None)
+
+    def secret(self, name: str | None) -> str | None:
+        """The value of a secret the config names, as it was when the settings loaded."""
+        found = self._secrets.get(name) if name else None
+        return found.get_secret_value() if found is not None else None
+
+    @property
+    def pseudonymisation_key_file(self) -> Path | None:
+        """The generated key's file, when an embedded environment had no key set."""
+        return self._local_key_file
+
+    def secret_names(self) -> list[str]:
+        """Every environment variable the config names as holding a secret."""
+        names = [PSEUDONYMISATION_KEY_ENV, self.lake.s3.access_key_id_env]
+        names += [self.lake.s3.secret_access_key_env, self.alerts.webhook_url_env]
+        names += [c.password_env for c in self.data_source_connections]
+        if self.compute == "databricks":
+            names.append(self.databricks.token_env)
+        return [n for n in names if n]
 
     @property
     def lake_root(self) -> str:
@@ -137,6 +162,36 @@ class Settings(StrictSettings):
         raise ConfigError(f"no data source connection named '{name}' (known: {known})")
 
 
+@dataclass(frozen=True)
+class ReaderSettings:
+    """All a researcher's reader needs: where the lake is and how to reach its storage.
+
+    From the environment: ``FLOWEHR_LAKE_ROOT`` (a directory or ``s3://bucket/prefix``;
+    default ``$FLOWEHR_DATA_DIR/lake``), ``AWS_REGION``, ``FLOWEHR_S3_ENDPOINT`` and
+    ``FLOWEHR_S3_ALLOW_HTTP``. S3 credentials come from the standard AWS chain
+    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile or an instance role).
+    """
+
+    lake_root: str
+    region: str = "eu-west-2"
+    endpoint_url: str | None = None
+    allow_http: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReaderSettings:
+        env = environment() if env is None else env
+        root = env.get("FLOWEHR_LAKE_ROOT") or str(
+            Path(env.get("FLOWEHR_DATA_DIR") or "./data") / "lake"
+        )
+        root = root.rstrip("/") if root.startswith("s3://") else str(Path(root).resolve())
+        return cls(
+            lake_root=root,
+            region=env.get("AWS_REGION") or "eu-west-2",
+            endpoint_url=env.get("FLOWEHR_S3_ENDPOINT") or None,
+            allow_http=(env.get("FLOWEHR_S3_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
+        )
+
+
 def find_config_dir(env: Mapping[str, str]) -> Path:
     """``FLOWEHR_CONFIG_DIR``, else the working directory, else the repository root."""
     explicit = env.get("FLOWEHR_CONFIG_DIR")
@@ -148,7 +203,7 @@ def find_config_dir(env: Mapping[str, str]) -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def load_settings(env: MutableMapping[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Load, merge, substitute and validate the config for ``FLOWEHR_ENV``.
 
     Args:
@@ -156,7 +211,8 @@ def load_settings(env: MutableMapping[str, str] | None = None) -> Settings:
 
     Returns:
         Validated settings. In an embedded environment a missing pseudonymisation key
-        is generated once into the data directory and exported to ``env``.
+        is generated once into the data directory and read from there; ``env`` is
+        never written.
 
     Raises:
         ConfigError: with the file and the key, for anything a user must fix.
@@ -183,7 +239,10 @@ def load_settings(env: MutableMapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, sources)) from None
     _check_pseudonymisation_key(settings, env)
-    ensure_local_pseudonymisation_key(settings, env)
+    settings._secrets = {
+        name: SecretStr(env[name]) for name in settings.secret_names() if env.get(name)
+    }
+    ensure_local_pseudonymisation_key(settings)
     return settings
 
 
@@ -212,14 +271,14 @@ def local_key_file(settings: Settings) -> Path:
     return settings.data_dir / "secrets" / "pseudonymisation.key"
 
 
-def ensure_local_pseudonymisation_key(settings: Settings, env: MutableMapping[str, str]) -> None:
-    """Make sure ``FLOWEHR_PSEUDONYMISATION_KEY`` is set in ``env`` for embedded envs.
+def ensure_local_pseudonymisation_key(settings: Settings) -> None:
+    """Give an embedded environment without a key its own generated one.
 
     The key is generated once into the data directory (owner-only) so pseudonyms stay
-    stable across runs, and put into the environment so resources can read it through
-    ``EnvVar`` without the key ever appearing in resource config shown by the UI.
+    stable across runs. The pseudonymiser resource reads it from that file, so the key
+    is neither in resource config shown by the UI nor in the process environment.
     """
-    if env.get(PSEUDONYMISATION_KEY_ENV) or settings.env not in EMBEDDED_ENVS:
+    if settings.secret(PSEUDONYMISATION_KEY_ENV) or settings.env not in EMBEDDED_ENVS:
         return
     key_file = local_key_file(settings)
     if not key_file.exists():
@@ -234,4 +293,7 @@ def ensure_local_pseudonymisation_key(settings: Settings, env: MutableMapping[st
             PSEUDONYMISATION_KEY_ENV,
             key_file.parent,
         )
-    env[PSEUDONYMISATION_KEY_ENV] = key_file.read_text(encoding="ascii").strip()
+    settings._local_key_file = key_file
+    settings._secrets[PSEUDONYMISATION_KEY_ENV] = SecretStr(
+        key_file.read_text(encoding="ascii").strip()
+    )

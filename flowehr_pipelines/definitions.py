@@ -1,7 +1,7 @@
 """The FlowEHR Pipelines code location.
 
-Settings are read when Dagster calls ``defs()``, not when this module is imported, so
-a changed environment takes effect on the next code-location reload.
+Settings are read once when Dagster calls ``defs()``, not when this module is imported,
+so a changed environment takes effect on the next code-location reload.
 """
 
 import dagster as dg
@@ -15,18 +15,15 @@ from assets.reports import definitions as reports
 from flowehr_pipelines.automation import ehr as ehr_automation
 from flowehr_pipelines.automation import reporting as reporting_automation
 from flowehr_pipelines.automation.jobs import build_job_defs
-from flowehr_pipelines.automation.policy import with_automation_policy
-from flowehr_pipelines.catalogue import with_column_schemas
-from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.automation.policy import apply_automation_policy
+from flowehr_pipelines.catalogue import attach_column_schemas
+from flowehr_pipelines.config import Settings, load_settings
 from flowehr_pipelines.deployment import build_resources
 
 
-@dg.definitions
-@with_automation_policy
-@with_column_schemas
-def defs() -> dg.Definitions:
-    settings = load_settings()
-    return dg.Definitions.merge(
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Every domain's definitions for one deployment, with the catalogue and policy on."""
+    merged = dg.Definitions.merge(
         ehr.build_defs(settings),
         silver.build_defs(settings),
         features.build_defs(settings),
@@ -39,3 +36,9 @@ def defs() -> dg.Definitions:
         # UI-launched materialisations run in process too: one JVM per run, not per step.
         dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
     )
+    return apply_automation_policy(attach_column_schemas(merged), settings)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_settings())

@@ -1,10 +1,10 @@
 """Turn Settings into resources, for the code location and the CLI commands.
 
-The privacy scan and the researcher reader still open their SQL sources and lake from
-the settings themselves; they are to come here too.
-
-Only the chosen environment's resources are built, and every secret is passed as
-``dg.EnvVar`` so it is read at run launch and never shown in the Dagster UI.
+Used by the code location, the CLI, the privacy scan and the researcher reader alike.
+Only the chosen environment's resources are built. For Dagster every secret is passed
+as ``dg.EnvVar``, so it is read at run launch and never shown in the UI; code that
+connects outside Dagster asks for ``direct=True`` and gets the value captured when the
+settings loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from flowehr_pipelines.config import Settings
+from assets.ehr.settings import DataSourceConnection
+from flowehr_pipelines.config import ReaderSettings, Settings
 from resources.databricks import ENTRYPOINT_RELATIVE_PATH, DatabricksPipesResource
 from resources.delta.storage import LocalStorage, S3Storage
 from resources.delta.store import DeltaTableStore
@@ -69,16 +70,47 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "delta": build_delta_store(settings),
         "objects": build_object_store(settings),
         "spark": SparkResource(master=settings.spark.master, conf=settings.spark.conf),
-        "pseudonymiser": Pseudonymiser(key=dg.EnvVar(PSEUDONYMISATION_KEY_ENV)),
+        "pseudonymiser": build_pseudonymiser(settings),
     }
     if settings.compute == "databricks":
         resources["feature_jobs"] = build_feature_job_resource(settings)
     for connection in settings.data_source_connections:
-        resources[connection.name] = SqlSourceResource(
-            url=settings.source_url(connection),
-            password=_env_or_none(connection.password_env),
-        )
+        resources[connection.name] = build_sql_source(settings, connection)
     return resources
+
+
+def build_pseudonymiser(settings: Settings) -> Pseudonymiser:
+    """The key by name from the environment, or the embedded environment's key file."""
+    key_file = settings.pseudonymisation_key_file
+    if key_file is not None:
+        return Pseudonymiser(key_file=str(key_file))
+    return Pseudonymiser(key=dg.EnvVar(PSEUDONYMISATION_KEY_ENV))
+
+
+def build_sql_source(
+    settings: Settings, connection: DataSourceConnection, *, direct: bool = False
+) -> SqlSourceResource:
+    """One configured source; ``direct`` for use outside Dagster (password resolved)."""
+    password = (
+        settings.secret(connection.password_env)
+        if direct
+        else _env_or_none(connection.password_env)
+    )
+    return SqlSourceResource(url=settings.source_url(connection), password=password)
+
+
+def build_reader_store(reader: ReaderSettings) -> DeltaTableStore:
+    """A researcher's read-side store: the lake root and storage options, nothing more."""
+    if not reader.lake_root.startswith("s3://"):
+        return DeltaTableStore(storage=LocalStorage(root=reader.lake_root))
+    return DeltaTableStore(
+        storage=S3Storage(
+            root=reader.lake_root,
+            region=reader.region,
+            endpoint_url=reader.endpoint_url,
+            allow_http=reader.allow_http,
+        )
+    )
 
 
 def build_feature_job_resource(settings: Settings) -> DatabricksPipesResource:

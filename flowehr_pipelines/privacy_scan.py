@@ -329,14 +329,11 @@ def collect_source_identifiers(settings: Settings, objects: ObjectStore) -> Know
 
 
 def _collect_sql(settings: Settings, connection: Any, known: KnownIdentifiers) -> None:
-    import os
-
     import sqlalchemy as sa
 
-    from resources.sql_source import SqlSourceResource
+    from flowehr_pipelines.deployment import build_sql_source
 
-    password = os.environ.get(connection.password_env) if connection.password_env else None
-    source = SqlSourceResource(url=settings.source_url(connection), password=password)
+    source = build_sql_source(settings, connection, direct=True)
     try:
         for table in connection.tables:
             reflected = source.reflect(table.name)

@@ -1,10 +1,13 @@
 """Hands the pseudonymisation key to the pure transforms, and nothing else.
 
-The key arrives through an ``EnvVar`` so it is never shown in the Dagster UI, and
-this resource never logs or returns it.
+The key arrives through an ``EnvVar`` (deployments) or as the path of a generated key
+file (embedded environments), so it is never shown in the Dagster UI, and this resource
+never logs or returns it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -17,12 +20,20 @@ PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
 class Pseudonymiser(dg.ConfigurableResource):
     """HMAC-SHA256 pseudonyms for patient identifiers, and NHS number validation."""
 
-    key: str = Field(description="Secret key; supply it as EnvVar, never inline.")
+    key: str | None = Field(
+        default=None, description="Secret key; supply it as EnvVar, never inline."
+    )
+    key_file: str | None = Field(
+        default=None, description="A file holding the key, used when no key is given."
+    )
 
     def _key_bytes(self) -> bytes:
-        if len(self.key) < 16:
+        key = self.key
+        if not key and self.key_file:
+            key = Path(self.key_file).read_text(encoding="ascii").strip()
+        if not key or len(key) < 16:
             raise ValueError("the pseudonymisation key must be at least 16 characters")
-        return self.key.encode("utf-8")
+        return key.encode("utf-8")
 
     def hash_value(self, value: str) -> str:
         """Pseudonym of one identifier (64 hex characters)."""

@@ -32,13 +32,11 @@ no default sensor). It starts **stopped**, like the other automation, unless
 ``flowehr run`` (the all-assets job in process) and the schedules run as before.
 """
 
-import functools
-from collections.abc import Callable
 from datetime import timedelta
 
 import dagster as dg
 
-from flowehr_pipelines.config import Settings, load_settings
+from flowehr_pipelines.config import Settings
 
 FEATURE_TABLES = dg.AssetSelection.key_prefixes(["gold", "features"])
 REPORTING_TABLES = dg.AssetSelection.key_prefixes(["reporting"])
@@ -117,16 +115,3 @@ def apply_automation_policy(defs: dg.Definitions, settings: Settings) -> dg.Defi
         func=lambda spec: _with_policy(spec, reporting, eager), selection=REPORTING_TABLES
     )
     return dg.Definitions.merge(defs, dg.Definitions(sensors=[build_automation_sensor(settings)]))
-
-
-def with_automation_policy(build: Callable[[], dg.Definitions]) -> Callable[[], dg.Definitions]:
-    """Decorate a ``defs()`` builder so its result gets ``apply_automation_policy``.
-
-    Settings are loaded when the builder runs, not at import.
-    """
-
-    @functools.wraps(build)
-    def _build() -> dg.Definitions:
-        return apply_automation_policy(build(), load_settings())
-
-    return _build

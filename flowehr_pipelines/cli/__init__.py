@@ -111,8 +111,10 @@ def _rate(rows: int, seconds: float) -> str:
 def _instance(settings: Settings) -> Any:
     import dagster as dg
 
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    # Dagster's public way to open an instance reads DAGSTER_HOME; the settings already
+    # resolved it (from the environment, or the data directory's default).
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return dg.DagsterInstance.get()
 
 
@@ -145,8 +147,7 @@ def run(selection: str | None, sequential: bool) -> None:
         summary = run_assets(definitions, instance, selection=selection, concurrent=not sequential)
     click.echo(format_summary(summary))
     click.echo(
-        f"\nwall time {time.perf_counter() - started:.1f}s; "
-        f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}"
+        f"\nwall time {time.perf_counter() - started:.1f}s; DAGSTER_HOME={settings.dagster_home}"
     )
     if not summary.success:
         sys.exit(EXIT_FAILED)
@@ -163,22 +164,22 @@ def _check_sources(settings: Settings, definitions: Any, selection: str | None) 
     """
     import sqlalchemy as sa
 
+    from flowehr_pipelines.deployment import build_sql_source
     from flowehr_pipelines.run.runner import resolve_selection
-    from resources.sql_source import SourceUnavailableError, SqlSourceResource
+    from resources.sql_source import SourceUnavailableError
 
     keys = resolve_selection(definitions, selection)
     for connection in settings.data_source_connections:
         bronze = ("bronze", connection.name)
         if keys is not None and not any(tuple(k.path[:2]) == bronze for k in keys):
             continue
-        password = os.environ.get(connection.password_env) if connection.password_env else None
         url = settings.source_url(connection)
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             raise SourceUnavailableError(
                 f"source '{connection.name}' has no database at {url.removeprefix('sqlite:///')}"
                 " (run `flowehr demo-data` first)"
             )
-        source = SqlSourceResource(url=url, password=password)
+        source = build_sql_source(settings, connection, direct=True)
         try:
             with source.connect() as conn:
                 present = set(sa.inspect(conn).get_table_names())

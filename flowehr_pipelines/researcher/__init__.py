@@ -4,7 +4,8 @@
 import FeatureStore``); the modules beside it hold its reader, spines and SQL export.
 """
 
-from flowehr_pipelines.researcher.reader import FeatureTableInfo, PublishedLake, ReaderSettings
+from flowehr_pipelines.config import ReaderSettings
+from flowehr_pipelines.researcher.reader import FeatureTableInfo, PublishedLake
 from flowehr_pipelines.researcher.store import FeatureStore
 
 __all__ = ["FeatureStore", "FeatureTableInfo", "PublishedLake", "ReaderSettings"]

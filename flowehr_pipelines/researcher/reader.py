@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from resources.delta.storage import LocalStorage, S3Storage
 from resources.delta.store import DeltaTableStore
 
 
@@ -58,48 +55,6 @@ def published_path(path: str | Sequence[str]) -> tuple[str, ...]:
         f"'{shown}' is not a published table: researchers may read gold/features and "
         "reporting only (never landing, bronze, silver or internal)"
     )
-
-
-@dataclass(frozen=True)
-class ReaderSettings:
-    """All a researcher's reader needs: where the lake is and how to reach its storage.
-
-    From the environment: ``FLOWEHR_LAKE_ROOT`` (a directory or ``s3://bucket/prefix``;
-    default ``$FLOWEHR_DATA_DIR/lake``), ``AWS_REGION``, ``FLOWEHR_S3_ENDPOINT`` and
-    ``FLOWEHR_S3_ALLOW_HTTP``. S3 credentials come from the standard AWS chain
-    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile or an instance role).
-    """
-
-    lake_root: str
-    region: str = "eu-west-2"
-    endpoint_url: str | None = None
-    allow_http: bool = False
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ReaderSettings:
-        env = os.environ if env is None else env
-        root = env.get("FLOWEHR_LAKE_ROOT") or str(
-            Path(env.get("FLOWEHR_DATA_DIR") or "./data") / "lake"
-        )
-        root = root.rstrip("/") if root.startswith("s3://") else str(Path(root).resolve())
-        return cls(
-            lake_root=root,
-            region=env.get("AWS_REGION") or "eu-west-2",
-            endpoint_url=env.get("FLOWEHR_S3_ENDPOINT") or None,
-            allow_http=(env.get("FLOWEHR_S3_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
-        )
-
-    def delta_store(self) -> DeltaTableStore:
-        if not self.lake_root.startswith("s3://"):
-            return DeltaTableStore(storage=LocalStorage(root=self.lake_root))
-        return DeltaTableStore(
-            storage=S3Storage(
-                root=self.lake_root,
-                region=self.region,
-                endpoint_url=self.endpoint_url,
-                allow_http=self.allow_http,
-            )
-        )
 
 
 class PublishedLake:

@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowehr_pipelines.config import Settings, load_settings
+from flowehr_pipelines.config import ReaderSettings, Settings, load_settings
 from flowehr_pipelines.researcher.reader import (
     FEATURE_ZONE,
     ColumnInfo,
     FeatureTableInfo,
     PublishedLake,
-    ReaderSettings,
     published_path,
 )
 from flowehr_pipelines.researcher.spine import Output, convert, load_spine, normalise_spine
@@ -62,7 +61,9 @@ class FeatureStore:
     @classmethod
     def for_researcher(cls, env: Mapping[str, str] | None = None) -> FeatureStore:
         """The researcher's reader: lake root and read credentials only (no config, no key)."""
-        return cls(ReaderSettings.from_env(env).delta_store())
+        from flowehr_pipelines.deployment import build_reader_store
+
+        return cls(build_reader_store(ReaderSettings.from_env(env)))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> FeatureStore:

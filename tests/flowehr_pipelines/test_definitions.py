@@ -105,3 +105,39 @@ def test_every_asset_check_job_schedule_and_sensor_has_a_description(
         assert getattr(schedule, "description", None), schedule.name
     for sensor in definitions.sensors or []:
         assert getattr(sensor, "description", None), sensor.name
+
+
+def test_settings_are_loaded_once_per_code_location_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flowehr_pipelines import definitions as module
+
+    calls: list[int] = []
+    real = module.load_settings
+
+    def counting() -> object:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(module, "load_settings", counting)
+    module.defs()
+    assert len(calls) == 1
+
+
+def test_an_embedded_key_reaches_the_pseudonymiser_by_file_not_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    import os
+
+    from flowehr_pipelines.config import load_settings, local_key_file
+    from flowehr_pipelines.deployment import build_resources
+    from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
+
+    monkeypatch.setenv("FLOWEHR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(PSEUDONYMISATION_KEY_ENV)
+    settings = load_settings()
+    pseudonymiser = build_resources(settings)["pseudonymiser"]
+    assert PSEUDONYMISATION_KEY_ENV not in os.environ
+    key = local_key_file(settings).read_text().strip()
+    assert key not in repr(pseudonymiser) and key not in str(pseudonymiser.key_file)
+    assert pseudonymiser.key_bytes() == key.encode()

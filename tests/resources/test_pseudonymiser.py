@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from resources.pseudonymiser import Pseudonymiser
@@ -31,3 +33,12 @@ def test_pseudonymiser_reports_nhs_number_problems_without_the_value() -> None:
     reason = Pseudonymiser.nhs_number_problem("9434765918")
     assert reason == "NHS number check digit is wrong (modulus 11)"
     assert "9434765918" not in reason
+
+
+def test_pseudonymiser_reads_a_key_file_when_no_key_is_given(tmp_path: Path) -> None:
+    key_file = tmp_path / "pseudonymisation.key"
+    key_file.write_text(KEY + "\n", encoding="ascii")
+    from_file = Pseudonymiser(key_file=str(key_file))
+    assert from_file.hash_value("9434765919") == Pseudonymiser(key=KEY).hash_value("9434765919")
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        Pseudonymiser().hash_value("9434765919")

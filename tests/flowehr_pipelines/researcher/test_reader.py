@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from flowehr_pipelines.cli import main
-from flowehr_pipelines.researcher.reader import ReaderSettings
+from flowehr_pipelines.config import ReaderSettings
+from flowehr_pipelines.deployment import build_reader_store
 from flowehr_pipelines.researcher.store import FeatureStore
 from tests.lakes import local_store
 
@@ -88,7 +89,7 @@ def test_reader_settings_come_from_the_environment_only() -> None:
         }
     )
     assert s3 == ReaderSettings("s3://bucket/flowehr", "eu-west-1", "http://127.0.0.1:9000", True)
-    options = s3.delta_store().storage.options()
+    options = build_reader_store(s3).storage.options()
     assert "AWS_ACCESS_KEY_ID" not in options, "credentials come from the AWS chain"
     local = ReaderSettings.from_env({"FLOWEHR_DATA_DIR": "/srv/flowehr"})
     assert local.lake_root == "/srv/flowehr/lake"
