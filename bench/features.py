@@ -22,7 +22,8 @@ from typing import Any
 
 def main() -> None:
     out, repeat = Path(sys.argv[1]), int(sys.argv[2])
-    from assets.features.tables import feature_options, silver_key
+    from assets.features.tables import feature_options
+    from assets.keys import silver_key
     from assets.spark_io import read_spark, to_arrow
     from flowehr_pipelines.config import load_settings
     from flowehr_pipelines.deployment import build_delta_store

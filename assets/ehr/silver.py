@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from assets.ehr import quality_checks
 from assets.ehr.settings import EhrDomain
+from assets.keys import CLINICAL_SOURCE, bronze_key, silver_key
 from assets.metadata import delta_table_metadata
 from assets.spark_io import read_bronze_current, read_spark, to_arrow
 from resources.delta.store import DeltaTableStore
@@ -46,17 +47,6 @@ from transforms.ehr_silver import (
     clean_visits,
 )
 from transforms.expectations import Bound
-
-SOURCE = "ehr"
-
-
-def silver_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["silver", SOURCE, table])
-
-
-def bronze_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["bronze", SOURCE, table])
-
 
 SILVER_PATIENTS = silver_key("patients")
 SILVER_VISITS = silver_key("visits")
@@ -228,7 +218,7 @@ def write_split(delta: DeltaTableStore, table: SilverTable, split: Split) -> dic
     # A source can repeat a key (all copies are quarantined), so the change number is
     # part of a quarantine row's identity.
     delta.sync(
-        ("bronze", SOURCE, f"quarantine_{table.name}"),
+        ("bronze", CLINICAL_SOURCE, f"quarantine_{table.name}"),
         quarantine,
         keys=["record_key", "change_seq"],
     )
@@ -253,7 +243,7 @@ def build_silver_table_asset(*, table: SilverTable) -> dg.AssetsDefinition:
         group_name="ehr",
         kinds={"spark", "delta"},
         owners=["team:data-engineering"],
-        tags={"zone": "silver", "source": SOURCE},
+        tags={"zone": "silver", "source": CLINICAL_SOURCE},
     )
     def _silver(
         spark: SparkResource, delta: DeltaTableStore, pseudonymiser: Pseudonymiser

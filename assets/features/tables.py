@@ -34,6 +34,7 @@ import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
 
 from assets.features.settings import FeatureDomain
+from assets.keys import silver_key
 from assets.metadata import delta_table_metadata
 from assets.spark_io import read_spark, to_arrow
 from resources.databricks import FeatureJobResource
@@ -52,7 +53,6 @@ from transforms.quality import (
     refuse_identifiers,
 )
 
-SOURCE = "ehr"
 FEATURE_ZONE: tuple[str, ...] = ("gold", "features")
 STATE_ZONE: tuple[str, ...] = ("internal", "feature_state")
 STAGING_ZONE: tuple[str, ...] = ("internal", "feature_staging")
@@ -75,10 +75,6 @@ STATE_SCHEMA = pa.schema(
 
 def feature_key(name: str) -> dg.AssetKey:
     return dg.AssetKey([*FEATURE_ZONE, name])
-
-
-def silver_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["silver", SOURCE, name])
 
 
 def state_path(name: str) -> TablePath:
