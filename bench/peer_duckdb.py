@@ -67,7 +67,9 @@ def run_cycle(
         )
     agg_start = window_start(as_of, aggregation_days)
     for agg in AGGREGATIONS:
-        select = render(load_sql(agg.table), {"window_start_date": agg_start})
+        if agg.batch_clients_only:
+            continue  # no batch clients are configured in the benchmark, as by default
+        select = render(agg.sql(), {"window_start_date": agg_start})
         if agg.table not in existing:
             connection.execute(f"CREATE TABLE {agg.table} AS {select}")
             continue

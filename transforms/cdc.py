@@ -29,6 +29,70 @@ UTF8_BOM = b"\xef\xbb\xbf"
 EARLIEST_TIMESTAMP_MS = int(datetime(2015, 1, 1, tzinfo=UTC).timestamp() * 1000)
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
 
+# The fields of each record kind, in the order senders write them (docs/CONTRACTS.md §4).
+# NHS Notify's names and meanings: the reporting SQL reads every one of them.
+REQUEST_ITEM_FIELDS = (
+    "pk",
+    "sk",
+    "timestamp",
+    "clientid",
+    "clientname",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    "sendinggroupname",
+    "sendinggroupcreateddate",
+    "requestid",
+    "requestrefid",
+    "requestitemid",
+    "requestitemrefid",
+    "nhsnumber",
+    "createddate",
+    "completeddate",
+    "status",
+    "failedreason",
+    "failedreasoncode",
+    "completedcommunicationtypes",
+    "failedcommunicationtypes",
+    "patientodscode",
+    "billingref",
+)
+REQUEST_ITEM_PLAN_FIELDS = (
+    "pk",
+    "sk",
+    "timestamp",
+    "clientid",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    "requestid",
+    "requestrefid",
+    "requestitemid",
+    "requestitemrefid",
+    "requestitemplanid",
+    "createddate",
+    "completeddate",
+    "datesent",
+    "status",
+    "failedreason",
+    "failedreasoncode",
+    "communicationtype",
+    "supplier",
+    "channeltype",
+    "ordernumber",
+    "contactdetailsource",
+    "recipientcontactid",
+    "templateid",
+    "specificationid",
+    "specificationbillingid",
+    "messagelength",
+    "messagelengthunits",
+    "senderodscode",
+)
+DATE_FIELDS = ("createddate", "completeddate", "sendinggroupcreateddate", "datesent")
+LIST_FIELDS = ("completedcommunicationtypes", "failedcommunicationtypes")
+INT_FIELDS = ("ordernumber", "messagelength")
+# Bronze column order: the fields of the first schema, then those learnt since.
 STRING_FIELDS = (
     "pk",
     "sk",
@@ -50,10 +114,16 @@ STRING_FIELDS = (
     "channeltype",
     "patientodscode",
     "clientname",
+    "sendinggroupname",
+    "billingref",
+    "contactdetailsource",
+    "recipientcontactid",
+    "templateid",
+    "specificationid",
+    "specificationbillingid",
+    "messagelengthunits",
+    "senderodscode",
 )
-DATE_FIELDS = ("createddate", "completeddate")
-LIST_FIELDS = ("completedcommunicationtypes", "failedcommunicationtypes")
-INT_FIELDS = ("ordernumber",)
 KNOWN_FIELDS = frozenset((*STRING_FIELDS, *DATE_FIELDS, *LIST_FIELDS, *INT_FIELDS, "timestamp"))
 
 TRANSACTION_HISTORY_SCHEMA = pa.schema(

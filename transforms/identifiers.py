@@ -10,6 +10,7 @@ keys are constants, so the whole hash runs in the JVM with no Python round trip.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from typing import TYPE_CHECKING
@@ -95,6 +96,19 @@ def normalise_nhs_number(value: str) -> str:
 def hmac_sha256_hex(key: bytes, value: str) -> str:
     """Keyed SHA-256 of a UTF-8 string, as 64 lowercase hex characters."""
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def nhs_notify_hash(key: bytes, value: str) -> str:
+    """NHS Notify's pseudonym: base64 of SHA-256 over ``key || '.' || value``.
+
+    Offered so that a team moving from NHS Notify keeps pseudonyms that join with its
+    existing tables. Both constructions need the key to reproduce; this one is a
+    secret-prefix hash rather than a MAC (SHA-256's length extension lets anyone extend
+    a published digest to longer inputs without the key), so the default stays
+    ``hmac_sha256_hex``, the construction reviewers expect.
+    """
+    digest = hashlib.sha256(key + b"." + value.encode("utf-8")).digest()
+    return base64.b64encode(digest).decode("ascii")
 
 
 def _padded_keys(key: bytes) -> tuple[bytes, bytes]:

@@ -5,7 +5,7 @@ housekeeping.
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -48,7 +48,17 @@ class ReportingSettings(StrictSettings):
         description="Window of a staging table's first (migration) load, before it exists.",
     )
     timezone: str = "Europe/London"
+    nhsnumber_hash: Literal["hmac", "nhs_notify"] = Field(
+        default="hmac",
+        description="How nhsnumberhash is made: HMAC-SHA256 hex (default), or NHS Notify's "
+        "base64(sha256(key || '.' || nhsnumber)) so pseudonyms join with tables it made.",
+    )
     clients: list[str] = Field(default_factory=list, description="Empty = every client seen.")
+    batch_client_ids: list[str] = Field(
+        default_factory=list,
+        description="Clients whose summaries are also kept per batch (request), in the "
+        "_batch tables; empty = none, as NHS Notify's default; '*' = every client.",
+    )
     landing_sensor_interval_seconds: int = Field(
         default=60, gt=0, description="How often the landing sensor lists new CDC files."
     )

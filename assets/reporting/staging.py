@@ -11,7 +11,8 @@ always projects before it aggregates. Rows outside the window are never touched,
 records expiring from the source or leaving the window never change staging rows.
 """
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,12 +26,13 @@ from assets.metadata import delta_table_metadata
 from assets.reporting import watchdogs
 from assets.reporting.as_of import AsOfConfig
 from assets.reporting.ingestion import TRANSACTION_HISTORY, transaction_history
-from assets.reporting.settings import ReportingDomain
+from assets.reporting.settings import ReportingDomain, ReportingSettings
 from resources.delta.store import DeltaTableStore, Matched, TablePath
 from resources.pseudonymiser import Pseudonymiser
 from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, window_start
+from transforms.identifiers import nhs_notify_hash
 from transforms.quality import duplicate_key_count, null_key_count, refuse_identifiers
-from transforms.reporting import run_sql, staging
+from transforms.reporting import run_query, staging
 from transforms.reporting.staging import (
     AGGREGATIONS,
     PROJECTIONS,
@@ -150,6 +152,7 @@ def refresh_projection(
     window_days: int,
     tz: str,
     initial_window_days: int | None = None,
+    hash_identifier: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Project a window of bronze and MERGE it into ``reporting/<table>``.
 
@@ -162,6 +165,7 @@ def refresh_projection(
         tz: the reporting time zone.
         initial_window_days: the (longer) window of the first load, while the table
             does not exist yet: NHS Notify's migration load.
+        hash_identifier: the NHS number's hash, when not ``pseudonymise``.
 
     Returns:
         Counts for the asset's metadata.
@@ -181,6 +185,7 @@ def refresh_projection(
         window_start_ms=window_start_ms(start),
         pseudonymise=pseudonymise,
         tz=tz,
+        hash_identifier=hash_identifier,
     )
     # Column names only: a schema check costs nothing at any scale.
     refuse_identifiers(projected, destination="/".join(target), values=False)
@@ -225,6 +230,9 @@ def _history_since(
         return read_history_window(delta, start, version=version)
 
 
+ALL_CLIENTS = "*"  # in reporting.batch_client_ids: every client gets batch tables
+
+
 def refresh_aggregation(
     spec: AggregationSpec,
     *,
@@ -232,6 +240,7 @@ def refresh_aggregation(
     as_of: datetime,
     window_days: int,
     initial_window_days: int | None = None,
+    batch_client_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Aggregate a projection's window and MERGE it into ``reporting/<table>``.
 
@@ -265,8 +274,11 @@ def refresh_aggregation(
         changed = changed_partition_values(delta, source_path, spec.window_column, since)
     if changed is not None:
         where.append((spec.window_column, "in", sorted(d for d in changed if d is not None)))
+    if spec.batch_clients_only and ALL_CLIENTS not in batch_client_ids:
+        # NHS Notify's batch tables: only the listed clients (none when the list is empty).
+        where.append(("clientid", "in", sorted(batch_client_ids)))
     source = delta.dataset(source_path, where=where, version=source_version)
-    summary = run_sql(spec.table, {spec.source: source}, {"window_start_date": start})
+    summary = run_query(spec.sql(), {spec.source: source}, {"window_start_date": start})
     refuse_identifiers(summary, destination=spec.table, values=False)
     acts = " OR ".join(
         [f"s.`{n}` > t.`{n}`" for n in spec.totals]
@@ -326,6 +338,16 @@ def changed_partition_values(
     return {now[p] for p in now.keys() - then.keys()} | {then[p] for p in then.keys() - now.keys()}
 
 
+def identifier_hash(
+    reporting: ReportingSettings, pseudonymiser: Pseudonymiser
+) -> Callable[[str], str] | None:
+    """NHS Notify's NHS-number hash when configured; None keeps the keyed HMAC."""
+    if reporting.nhsnumber_hash != "nhs_notify":
+        return None
+    key = pseudonymiser.key_bytes()
+    return functools.partial(nhs_notify_hash, key)
+
+
 def build_projection_defs(*, spec: ProjectionSpec, settings: ReportingDomain) -> dg.Definitions:
     """One pass-1 projection asset, with its blocking key check."""
     key = staging_key(spec.table)
@@ -361,6 +383,7 @@ def build_projection_defs(*, spec: ProjectionSpec, settings: ReportingDomain) ->
             window_days=reporting.projection_window_days,
             tz=reporting.timezone,
             initial_window_days=reporting.initial_window_days,
+            hash_identifier=identifier_hash(reporting, pseudonymiser),
         )
         stored = delta.read(key.path, columns=[spec.key])
         return dg.MaterializeResult(
@@ -393,6 +416,7 @@ def build_aggregation_defs(*, spec: AggregationSpec, settings: ReportingDomain) 
             as_of=config.as_of_datetime(),
             window_days=reporting.aggregation_window_days,
             initial_window_days=reporting.initial_window_days,
+            batch_client_ids=reporting.batch_client_ids,
         )
         return dg.MaterializeResult(metadata={**delta_table_metadata(delta, key.path), **counts})
 

@@ -25,7 +25,7 @@ from transforms.reporting import load_sql, run_sql
 # A SQL name: the columns a report reads are the words of its SQL that name one.
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-TERMINAL_ITEM_STATUSES = ("COMPLETED", "FAILED")
+TERMINAL_ITEM_STATUSES = ("DELIVERED", "FAILED")
 
 
 def _segment(value: str) -> str:

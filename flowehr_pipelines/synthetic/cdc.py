@@ -30,16 +30,17 @@ seed, communications can be linked to patients ``1..PATIENT_POOL``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from random import Random
 from typing import Any
 
 from flowehr_pipelines.synthetic.cdc_files import (
-    ITEM_FIELDS,
     DayWriter,
     Spill,
     clear_previous_output,
@@ -52,6 +53,7 @@ from flowehr_pipelines.synthetic.cdc_model import (
     ALL_CHANNELS_FAILED,
     CHANNEL_PLANS,
     CLIENT_RENAME_RATE,
+    CONTACT_DETAIL_SOURCES,
     DAY_MS,
     DELIVERY_TIME,
     ENRICHMENT_FAILURE_RATE,
@@ -59,6 +61,8 @@ from flowehr_pipelines.synthetic.cdc_model import (
     GP_PRACTICES,
     HOUR_MS,
     LATE_DELIVERY_RATE,
+    LEGACY_TEMPLATE_RATE,
+    LETTER_SUPPLIERS,
     MALFORMED_KINDS,
     MINUTE_MS,
     PATIENT_POOL,
@@ -66,6 +70,7 @@ from flowehr_pipelines.synthetic.cdc_model import (
     PLAN_FAILURES,
     PLAN_SKIP_RATE,
     RECORDS_PER_ITEM,
+    SENDING_GROUP_NAMES,
     STUCK_ITEM_RATE,
     STUCK_PLAN_RATE,
     WARMUP_DAYS,
@@ -76,6 +81,19 @@ from flowehr_pipelines.synthetic.cdc_model import (
     epoch_ms,
 )
 from flowehr_pipelines.synthetic.ehr_schema import synthetic_nhs_number
+from transforms.cdc import REQUEST_ITEM_FIELDS, REQUEST_ITEM_PLAN_FIELDS
+
+# What a plan repeats of its item: the client, campaign, sending group and the ids.
+ITEM_KEYS_ON_PLANS = (
+    "clientid",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    "requestid",
+    "requestrefid",
+    "requestitemid",
+    "requestitemrefid",
+)
 
 
 class _Generator:
@@ -128,15 +146,28 @@ class _Generator:
             clientid=random_uuid(rng),
             letter=client_letters(index),
             createddate=iso_ms(created),
-            letter_supplier=rng.choice(("MBA", "SYNERTEC")),
+            letter_supplier=rng.choice(LETTER_SUPPLIERS),
+            odscode=f"R{rng.choice('ABCDEFGHJKLMNPQRTVWXY')}{rng.randrange(10, 99)}",
         )
-        for _ in range(rng.randint(2, 5)):
+        for number in range(rng.randint(2, 5)):
+            channels = rng.choice(CHANNEL_PLANS)
+            group_created = created + rng.randrange(1, 60) * DAY_MS
             client.campaigns.append(
                 Campaign(
                     campaignid=random_uuid(rng),
                     sendinggroupid=random_uuid(rng),
                     sendinggroupidversion=rng.randint(1, 4),
-                    channels=rng.choice(CHANNEL_PLANS),
+                    channels=channels,
+                    sendinggroupname=(
+                        f"{rng.choice(SENDING_GROUP_NAMES)} {client.letter}{number + 1}"
+                    ),
+                    sendinggroupcreateddate=iso_ms(group_created),
+                    billingref=(
+                        f"BR-{client.letter}-{rng.randrange(1000, 9999)}"
+                        if rng.random() < 0.8
+                        else None
+                    ),
+                    templates={channel: random_uuid(rng) for channel in channels},
                 )
             )
         return client
@@ -213,14 +244,10 @@ class _Generator:
         rng = self.rng
         day_start = self.start_ms + day * DAY_MS
         self.request_counter = {}
-        if day == 0:
-            for client in self.clients:  # a snapshot of every client at the start
-                self._client_record(client, day_start + rng.randrange(HOUR_MS))
-        elif day > 0:
+        if day > 0:  # a rename shows in the client's request items from then on
             for client in self.clients:
                 if rng.random() < CLIENT_RENAME_RATE:
                     client.renames += 1
-                    self._client_record(client, day_start + rng.randrange(DAY_MS))
         items_left = round(self.events_per_day / RECORDS_PER_ITEM)
         while items_left > 0:
             size = min(items_left, max(1, min(2_000, int(rng.lognormvariate(3.5, 1.2)))))
@@ -231,19 +258,6 @@ class _Generator:
                 created = day_start + rng.randrange(DAY_MS)
             self._request(client, rng.choice(client.campaigns), day, created, size)
             items_left -= size
-
-    def _client_record(self, client: Client, ts: int) -> None:
-        self.emit(
-            ts,
-            {
-                "pk": f"CLIENT#{client.clientid}",
-                "sk": f"CLIENT#{client.clientid}",
-                "timestamp": ts,
-                "clientid": client.clientid,
-                "createddate": client.createddate,
-                "clientname": client.clientname,
-            },
-        )
 
     def _request(
         self, client: Client, campaign: Campaign, day: int, created: int, size: int
@@ -257,9 +271,12 @@ class _Generator:
         request = {
             "pk": f"CLIENT#{client.clientid}",
             "clientid": client.clientid,
+            "clientname": client.clientname,
             "campaignid": campaign.campaignid,
             "sendinggroupid": campaign.sendinggroupid,
             "sendinggroupidversion": campaign.sendinggroupidversion,
+            "sendinggroupname": campaign.sendinggroupname,
+            "sendinggroupcreateddate": campaign.sendinggroupcreateddate,
             "requestid": requestid,
             "requestrefid": requestrefid,
         }
@@ -296,9 +313,10 @@ class _Generator:
             "completedcommunicationtypes": None,
             "failedcommunicationtypes": None,
             "patientodscode": self.practices[(patient * 7_919) % GP_PRACTICES],
+            "billingref": campaign.billingref,
         }
         # Keep the contract's field order (docs/CONTRACTS.md §4): pk, sk, timestamp, ...
-        item = {k: base[k] for k in ITEM_FIELDS}
+        item = {k: base[k] for k in REQUEST_ITEM_FIELDS}
         emit(created, item)
         stuck = rng.random() < STUCK_ITEM_RATE
         if stuck and rng.random() < 0.5:
@@ -328,30 +346,35 @@ class _Generator:
         for order, channel in enumerate(campaign.channels, start=1):
             planid = random_uuid(rng)
             plan_created = t + rng.randrange(1, 500)
-            plan = {
+            supplier = client.letter_supplier if channel == "LETTER" else "NOTIFY"
+            fields = {
                 "pk": item["pk"],
                 "sk": f"REQUEST_ITEM_PLAN#{planid}",
                 "timestamp": plan_created,
-                "clientid": client.clientid,
-                "campaignid": campaign.campaignid,
-                "sendinggroupid": campaign.sendinggroupid,
-                "sendinggroupidversion": campaign.sendinggroupidversion,
-                "requestid": request["requestid"],
-                "requestrefid": request["requestrefid"],
-                "requestitemid": itemid,
-                "requestitemrefid": refid,
+                **{k: item[k] for k in ITEM_KEYS_ON_PLANS},
                 "requestitemplanid": planid,
-                "nhsnumber": nhsnumber,
                 "createddate": iso_ms(plan_created),
                 "completeddate": None,
+                "datesent": None,
                 "status": "PENDING",
                 "failedreason": None,
                 "failedreasoncode": None,
                 "communicationtype": channel,
-                "supplier": client.letter_supplier if channel == "LETTER" else "NOTIFY",
+                "supplier": supplier,
                 "channeltype": "primary" if order == 1 else "secondary",
                 "ordernumber": order,
+                "contactdetailsource": _weighted(rng, CONTACT_DETAIL_SOURCES),
+                "recipientcontactid": _contact_id(nhsnumber, channel),
+                "templateid": campaign.templates[channel],
+                **_message_specification(rng, channel, supplier),
+                "senderodscode": client.odscode,
             }
+            plan = {k: fields[k] for k in REQUEST_ITEM_PLAN_FIELDS}
+            if rng.random() < LEGACY_TEMPLATE_RATE:
+                # An older sender names the template per supplier only (NHS Notify's
+                # ``templates.suppliers`` map); the projection falls back to it.
+                plan["templateid"] = None
+                plan["templates"] = {"suppliers": {supplier.lower(): campaign.templates[channel]}}
             emit(plan_created, plan)
             plans.append(plan)
         t += 500 + rng.randrange(1_000, 10_000)
@@ -370,6 +393,7 @@ class _Generator:
                 emit(t, {**plan, "timestamp": t, "status": "SKIPPED", "completeddate": iso_ms(t)})
                 continue
             t += rng.randrange(100, 5_000)
+            plan = {**plan, "datesent": iso_ms(t)}
             emit(t, {**plan, "timestamp": t, "status": "SENDING"})
             if rng.random() < STUCK_PLAN_RATE:
                 return  # the plan, and so its item, never hears back
@@ -403,11 +427,49 @@ class _Generator:
             "failedcommunicationtypes": failed,
         }
         if completed:
-            final["status"] = "COMPLETED"
+            final["status"] = "DELIVERED"
         else:
             reason, code = ALL_CHANNELS_FAILED
             final.update(status="FAILED", failedreason=reason, failedreasoncode=code)
         emit(t, final)
+
+
+def _weighted(rng: Random, choices: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+
+
+def _contact_id(nhsnumber: str, channel: str) -> str | None:
+    """One id per recipient and contact channel (SMS and email), as NHS Notify keeps them."""
+    if channel not in ("SMS", "EMAIL"):
+        return None
+    digest = hashlib.sha256(f"contact:{channel}:{nhsnumber}".encode()).hexdigest()
+    return str(uuid.UUID(hex=digest[:32], version=4))
+
+
+def _message_specification(rng: Random, channel: str, supplier: str) -> dict[str, Any]:
+    """What a message is billed by: SMS fragments, letter sheets; nothing for app and email."""
+    if channel == "SMS":
+        fragments = rng.choices((1, 2, 3), weights=(70, 25, 5))[0]
+        return {
+            "specificationid": None,
+            "specificationbillingid": None,
+            "messagelength": fragments,
+            "messagelengthunits": "FRAGMENTS",
+        }
+    if channel == "LETTER":
+        sheets = rng.choices((1, 2, 3), weights=(60, 30, 10))[0]
+        return {
+            "specificationid": f"{supplier.lower()}-standard-c5",
+            "specificationbillingid": f"{supplier}-C5-{sheets}",
+            "messagelength": sheets,
+            "messagelengthunits": "SHEETS",
+        }
+    return {
+        "specificationid": None,
+        "specificationbillingid": None,
+        "messagelength": None,
+        "messagelengthunits": None,
+    }
 
 
 def write_cdc_landing(

@@ -179,27 +179,3 @@ class DayWriter:
             for line in deferred:
                 self.add_duplicate(line)
             self._flush()
-
-
-ITEM_FIELDS = (
-    "pk",
-    "sk",
-    "timestamp",
-    "clientid",
-    "campaignid",
-    "sendinggroupid",
-    "sendinggroupidversion",
-    "requestid",
-    "requestrefid",
-    "requestitemid",
-    "requestitemrefid",
-    "nhsnumber",
-    "createddate",
-    "completeddate",
-    "status",
-    "failedreason",
-    "failedreasoncode",
-    "completedcommunicationtypes",
-    "failedcommunicationtypes",
-    "patientodscode",
-)

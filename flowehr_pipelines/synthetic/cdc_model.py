@@ -33,7 +33,7 @@ ITEM_STATUSES: tuple[str, ...] = (
     "PENDING_ENRICHMENT",
     "ENRICHED",
     "SENDING",
-    "COMPLETED",
+    "DELIVERED",
     "FAILED",
 )
 
@@ -48,6 +48,22 @@ WARMUP_DAYS = 2
 LATE_DELIVERY_RATE = 0.05
 
 CLIENT_RENAME_RATE = 0.02  # per client per day
+
+LEGACY_TEMPLATE_RATE = 0.02  # plans that name their template only in ``templates.suppliers``
+
+LETTER_SUPPLIERS: tuple[str, ...] = ("MBA", "SYNERTEC", "PRECISIONPROCO")
+
+# Which contact details a plan used: the patient's record in PDS, or ones the client sent.
+CONTACT_DETAIL_SOURCES: tuple[tuple[str, float], ...] = (("PDS", 0.9), ("CLIENT", 0.1))
+
+SENDING_GROUP_NAMES: tuple[str, ...] = (
+    "Appointment reminder",
+    "Screening invitation",
+    "Vaccination invitation",
+    "Results available",
+    "Waiting list validation",
+    "Appointment cancellation",
+)
 
 STUCK_ITEM_RATE = 0.002  # never leaves PENDING_ENRICHMENT / ENRICHED
 
@@ -82,13 +98,16 @@ PLAN_FAILURES: dict[str, tuple[tuple[str, str], ...]] = {
         ("Patient is not an NHS App user", "CM_NHSAPP_NOT_REGISTERED"),
         ("NHS App notifications are switched off", "CM_NHSAPP_OPTED_OUT"),
     ),
+    # GOV.UK Notify's delivery outcomes name their kind: TEMPORARY_ or PERMANENT_FAILURE.
     "SMS": (
         ("No mobile number on record", "CM_NO_MOBILE"),
-        ("Mobile network rejected the message", "CM_SMS_PERMANENT_FAILURE"),
+        ("Supplier reported PERMANENT_FAILURE", "CM_SMS_PERMANENT_FAILURE"),
+        ("Supplier reported TEMPORARY_FAILURE", "CM_SMS_TEMPORARY_FAILURE"),
     ),
     "EMAIL": (
         ("No email address on record", "CM_NO_EMAIL"),
-        ("Email address bounced", "CM_EMAIL_BOUNCED"),
+        ("Supplier reported PERMANENT_FAILURE", "CM_EMAIL_PERMANENT_FAILURE"),
+        ("Supplier reported TEMPORARY_FAILURE", "CM_EMAIL_TEMPORARY_FAILURE"),
     ),
     "LETTER": (
         ("Address is incomplete", "CM_INVALID_ADDRESS"),
@@ -128,6 +147,10 @@ class Campaign:
     sendinggroupid: str
     sendinggroupidversion: int
     channels: tuple[str, ...]
+    sendinggroupname: str = ""
+    sendinggroupcreateddate: str = ""
+    billingref: str | None = None
+    templates: dict[str, str] = field(default_factory=dict)  # channel -> template id
 
 
 @dataclass
@@ -136,6 +159,7 @@ class Client:
     letter: str
     createddate: str
     letter_supplier: str
+    odscode: str = ""
     campaigns: list[Campaign] = field(default_factory=list)
     renames: int = 0
 

@@ -58,6 +58,7 @@ def item(
         "sk": f"REQUEST_ITEM#{item_id}",
         "timestamp": ms(at),
         "clientid": client,
+        "clientname": f"Name of {client}",
         "campaignid": campaign,
         "sendinggroupid": "group-1",
         "sendinggroupidversion": "1",
@@ -118,6 +119,7 @@ def plan(
 
 
 def client(client_id: str, at: datetime, name: str | None) -> dict[str, Any]:
+    """A legacy CLIENT# record: accepted and kept in bronze, read by no staging table."""
     record: dict[str, Any] = {
         "pk": f"CLIENT#{client_id}",
         "sk": f"CLIENT#{client_id}",
@@ -142,6 +144,7 @@ class Lake:
     delta: DeltaTableStore
     objects: ObjectStore
     pseudonymiser: Pseudonymiser
+    batch_client_ids: tuple[str, ...] = ("*",)
 
     @classmethod
     def at(cls, root: Path) -> Lake:
@@ -179,7 +182,11 @@ class Lake:
     def aggregate(self, as_of: datetime = NOW, window_days: int = 31) -> dict[str, Any]:
         return {
             spec.table: refresh_aggregation(
-                spec, delta=self.delta, as_of=as_of, window_days=window_days
+                spec,
+                delta=self.delta,
+                as_of=as_of,
+                window_days=window_days,
+                batch_client_ids=self.batch_client_ids,
             )
             for spec in AGGREGATIONS
         }

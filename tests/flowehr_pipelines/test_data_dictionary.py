@@ -27,9 +27,11 @@ PUBLISHED = {
     "gold/features/vital_signs",
     "reporting/client_latest_name",
     "reporting/request_item_plan_completed_summary",
+    "reporting/request_item_plan_completed_summary_batch",
     "reporting/request_item_plan_status",
     "reporting/request_item_status",
     "reporting/request_item_status_summary",
+    "reporting/request_item_status_summary_batch",
 }
 
 

@@ -166,10 +166,10 @@ def test_projection_hashes_nhs_numbers_with_the_secret_key(pipeline: Pipeline) -
 def test_summary_counts_every_projected_item_in_the_window(pipeline: Pipeline) -> None:
     items = pipeline.delta.read(("reporting", "request_item_status"))
     summary = pipeline.delta.read(("reporting", "request_item_status_summary")).to_pylist()
-    assert sum(r["requesteditemcount"] for r in summary) == items.num_rows
+    assert sum(r["requestedcount"] for r in summary) == items.num_rows
     for row in summary:
-        assert row["requesteditemcount"] == (
-            row["completeditemcount"] + row["faileditemcount"] + row["outstandingitemcount"]
+        assert row["requestedcount"] == (
+            row["deliveredcount"] + row["failedcount"] + row["outstandingcount"]
         )
 
 
@@ -194,7 +194,7 @@ def test_completed_comms_report_lists_yesterdays_completions_per_client(
             for i in items
             if i["clientid"] == client_id
             and str(i["completeddate"]) == report_date
-            and i["status"] in ("COMPLETED", "FAILED")
+            and i["status"] in ("DELIVERED", "FAILED")
         }
         assert {r["requestitemid"] for r in rows} == expected
         total += len(rows)

@@ -89,7 +89,9 @@ PHASES = {
             "reporting__request_item_plan_status",
             "reporting__client_latest_name",
             "reporting__request_item_status_summary",
+            "reporting__request_item_status_summary_batch",
             "reporting__request_item_plan_completed_summary",
+            "reporting__request_item_plan_completed_summary_batch",
         ),
     ),
     "report_writing": Stage(

@@ -38,7 +38,9 @@ STAGING_TABLES = (
     "reporting/request_item_plan_status",
     "reporting/client_latest_name",
     "reporting/request_item_status_summary",
+    "reporting/request_item_status_summary_batch",
     "reporting/request_item_plan_completed_summary",
+    "reporting/request_item_plan_completed_summary_batch",
 )
 # A delivery: the files to land (name -> lines) in each successive run.
 Delivery = list[dict[str, list[bytes]]]

@@ -375,7 +375,7 @@ def test_published_tables_in_s3_have_the_expected_rows(world: World) -> None:
     expected[("reporting", "request_item_plan_status")] = distinct(
         "REQUEST_ITEM_PLAN#", "requestitemplanid"
     )
-    expected[("reporting", "client_latest_name")] = distinct("CLIENT#", "clientid")
+    expected[("reporting", "client_latest_name")] = distinct("REQUEST_ITEM#", "clientid")
     assert all(count > 0 for count in expected.values())
     tables = _delta_tables(world.s3())
     for table, count in expected.items():

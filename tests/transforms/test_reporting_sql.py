@@ -12,8 +12,12 @@ import pytest
 from pyspark.sql import SparkSession
 
 from transforms.cdc import TRANSACTION_HISTORY_SCHEMA
-from transforms.reporting import SQL_DIR, load_sql, render, run_sql, transpile
+from transforms.reporting import SQL_DIR, load_sql, render, run_query, run_sql, transpile
 from transforms.reporting.calendar import local_dates, local_today, local_yesterday
+from transforms.reporting.staging import (
+    REQUEST_ITEM_STATUS_SUMMARY,
+    REQUEST_ITEM_STATUS_SUMMARY_BATCH,
+)
 
 SQL_NAMES = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 T0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
@@ -48,15 +52,15 @@ def latest(rows: list[dict], window_start_ms: int = WINDOW_START_MS) -> dict[str
 # Items a..e each exercise one ordering rule; the record that must win has hash "win...".
 ORDERING_ROWS = [
     # a: the newest record wins whatever its status or hash.
-    th_row("a", 0, "COMPLETED", "ffff"),
+    th_row("a", 0, "DELIVERED", "ffff"),
     th_row("a", 5_000, "SENDING", "win-a"),
     th_row("a", 1_000, "FAILED", "eeee"),
     # b: a tie on timestamp goes to the terminal status, even with a lower hash.
     th_row("b", 1_000, "SENDING", "zzzz"),
-    th_row("b", 1_000, "COMPLETED", "win-b"),
+    th_row("b", 1_000, "DELIVERED", "win-b"),
     th_row("b", 1_000, "ENRICHED", "yyyy"),
     # c: tie on timestamp, both terminal: the higher hash wins.
-    th_row("c", 2_000, "COMPLETED", "aaaa"),
+    th_row("c", 2_000, "DELIVERED", "aaaa"),
     th_row("c", 2_000, "FAILED", "win-c"),
     # d: tie on timestamp, neither terminal: the higher hash wins.
     th_row("d", 2_000, "SENDING", "win-d"),
@@ -71,7 +75,7 @@ def test_request_item_status_keeps_latest_record_per_item():
     assert sorted(result) == ["a", "b", "c", "d", "e"]
     assert {item: row["status"] for item, row in result.items()} == {
         "a": "SENDING",
-        "b": "COMPLETED",
+        "b": "DELIVERED",
         "c": "FAILED",
         "d": "SENDING",
         "e": "PENDING_ENRICHMENT",
@@ -102,7 +106,7 @@ def test_request_item_status_ignores_other_records_and_old_ones():
         # A request item record without its id cannot be projected.
         th_row(None, 9_000, "SENDING", "h4"),
         # Before the window: ignored, even though it is the only record of item "old".
-        th_row("old", -10_000, "COMPLETED", "h5"),
+        th_row("old", -10_000, "DELIVERED", "h5"),
     ]
     result = latest(rows)
     assert list(result) == ["a"]
@@ -115,7 +119,7 @@ def test_request_item_status_projects_columns():
         th_row(
             "a",
             0,
-            "COMPLETED",
+            "DELIVERED",
             "h",
             createddate=created,
             completedcommunicationtypes=["SMS", "EMAIL"],
@@ -129,13 +133,45 @@ def test_request_item_status_projects_columns():
     assert row["timestamp"] == T0
 
 
-def status_row(client: str, campaign: str | None, created: date, status: str) -> dict:
+ITEM_SUMMARY_INPUT = pa.schema(
+    [
+        *[
+            (name, pa.string())
+            for name in ("requestitemid", "clientid", "campaignid", "sendinggroupid")
+        ],
+        ("sendinggroupidversion", pa.string()),
+        ("requestrefid", pa.string()),
+        ("requestid", pa.string()),
+        ("createddate", pa.date32()),
+        ("status", pa.string()),
+        ("completedcommunicationtypes", pa.list_(pa.string())),
+        ("failedcommunicationtypes", pa.list_(pa.string())),
+    ]
+)
+
+
+def status_row(
+    item: str,
+    client: str,
+    campaign: str | None,
+    created: date,
+    status: str,
+    delivered: list[str] | None = None,
+    failed: list[str] | None = None,
+    version: str = "1",
+) -> dict:
     return {
+        "requestitemid": item,
         "clientid": client,
         "campaignid": campaign,
         "sendinggroupid": "sg-1",
+        "sendinggroupidversion": version,
+        "requestrefid": f"ref-{client}",
+        "requestid": f"req-{client}",
         "createddate": created,
         "status": status,
+        "completedcommunicationtypes": delivered,
+        "failedcommunicationtypes": failed,
     }
 
 
@@ -143,39 +179,86 @@ def test_request_item_status_summary_counts_per_group():
     d1, d2, old = date(2026, 3, 2), date(2026, 3, 3), date(2026, 2, 1)
     items = pa.Table.from_pylist(
         [
-            status_row("c1", "camp", d1, "COMPLETED"),
-            status_row("c1", "camp", d1, "COMPLETED"),
-            status_row("c1", "camp", d1, "FAILED"),
-            status_row("c1", "camp", d1, "SENDING"),
-            status_row("c1", "camp", d2, "ENRICHED"),
-            status_row("c1", None, d1, "FAILED"),
-            status_row("c1", None, d1, "FAILED"),
-            status_row("c2", "camp", d1, "COMPLETED"),
-            status_row("c2", "camp", old, "COMPLETED"),
-        ]
+            status_row("i1", "c1", "camp", d1, "DELIVERED", ["NHSAPP"], []),
+            status_row("i2", "c1", "camp", d1, "DELIVERED", ["SMS"], ["NHSAPP"]),
+            status_row("i3", "c1", "camp", d1, "FAILED", [], ["NHSAPP", "SMS"]),
+            status_row("i4", "c1", "camp", d1, "SENDING"),
+            status_row("i5", "c1", "camp", d2, "ENRICHED"),
+            status_row("i6", "c1", None, d1, "FAILED", [], []),
+            status_row("i7", "c1", None, d1, "FAILED", [], ["LETTER"]),
+            status_row("i8", "c2", "camp", d1, "DELIVERED", ["EMAIL"], []),
+            # Another version of the sending group is a group of its own.
+            status_row("i9", "c2", "camp", d1, "DELIVERED", ["EMAIL"], [], version="2"),
+            status_row("i0", "c2", "camp", old, "DELIVERED", ["EMAIL"], []),
+        ],
+        schema=ITEM_SUMMARY_INPUT,
     )
-    summary = run_sql(
-        "request_item_status_summary",
+    summary = run_query(
+        REQUEST_ITEM_STATUS_SUMMARY.sql(),
         {"request_item_status": items},
         {"window_start_date": date(2026, 3, 1)},
     )
+    names = [name for name, _ in REQUEST_ITEM_STATUS_SUMMARY.measures]
     counts = {
-        (r["clientid"], r["campaignid"], r["createddate"]): (
-            r["requesteditemcount"],
-            r["completeditemcount"],
-            r["faileditemcount"],
-            r["outstandingitemcount"],
-        )
+        (r["clientid"], r["campaignid"], r["sendinggroupidversion"], r["createddate"]): {
+            name: r[name] for name in names if r[name]
+        }
         for r in summary.to_pylist()
     }
     assert counts == {
-        ("c1", "camp", d1): (4, 2, 1, 1),
-        ("c1", "camp", d2): (1, 0, 0, 1),
-        ("c1", None, d1): (2, 0, 2, 0),
-        ("c2", "camp", d1): (1, 1, 0, 0),
+        ("c1", "camp", "1", d1): {
+            "requestedcount": 4,
+            "deliveredcount": 2,
+            "failedcount": 1,
+            "completedcount": 3,
+            "outstandingcount": 1,
+            "nhsappdeliveredcount": 1,
+            "smsdeliveredcount": 1,
+            "nhsappfailedcount": 2,
+            "smsfailedcount": 1,
+        },
+        ("c1", "camp", "1", d2): {"requestedcount": 1, "outstandingcount": 1},
+        ("c1", None, "1", d1): {
+            "requestedcount": 2,
+            "failedcount": 2,
+            "completedcount": 2,
+            "letterfailedcount": 1,
+        },
+        ("c2", "camp", "1", d1): {
+            "requestedcount": 1,
+            "deliveredcount": 1,
+            "completedcount": 1,
+            "emaildeliveredcount": 1,
+        },
+        ("c2", "camp", "2", d1): {
+            "requestedcount": 1,
+            "deliveredcount": 1,
+            "completedcount": 1,
+            "emaildeliveredcount": 1,
+        },
     }
-    for name in ("requesteditemcount", "outstandingitemcount"):
-        assert summary.schema.field(name).type == pa.int64()
+    assert summary.column_names == [*REQUEST_ITEM_STATUS_SUMMARY.dimensions, *names]
+    assert all(summary.schema.field(name).type == pa.int64() for name in names)
+
+
+def test_batch_summary_adds_the_batch_to_the_dimensions():
+    day = date(2026, 3, 2)
+    items = pa.Table.from_pylist(
+        [
+            status_row("i1", "c1", "camp", day, "DELIVERED", ["SMS"], []),
+            status_row("i2", "c2", "camp", day, "DELIVERED", ["SMS"], []),
+        ],
+        schema=ITEM_SUMMARY_INPUT,
+    )
+    summary = run_query(
+        REQUEST_ITEM_STATUS_SUMMARY_BATCH.sql(),
+        {"request_item_status": items},
+        {"window_start_date": day},
+    ).to_pylist()
+    assert sorted((r["requestrefid"], r["requestid"], r["requestedcount"]) for r in summary) == [
+        ("ref-c1", "req-c1", 1),
+        ("ref-c2", "req-c2", 1),
+    ]
 
 
 REPORT_TEXT_COLUMNS = "clientid requestid requestrefid requestitemid requestitemrefid campaignid"
@@ -213,9 +296,9 @@ def test_completed_comms_report_selects_terminal_items_of_the_day():
     items = pa.Table.from_pylist(
         [
             report_item("c2", "i3", "FAILED", day, [], ["SMS", "LETTER"]),
-            report_item("c1", "i1", "COMPLETED", day, ["NHSAPP", "EMAIL"]),
+            report_item("c1", "i1", "DELIVERED", day, ["NHSAPP", "EMAIL"]),
             report_item("c1", "i2", "SENDING", day, None),
-            report_item("c1", "i4", "COMPLETED", date(2026, 3, 3), ["SMS"]),
+            report_item("c1", "i4", "DELIVERED", date(2026, 3, 3), ["SMS"]),
         ],
         schema=REPORT_COLUMNS,
     )
@@ -263,13 +346,11 @@ def test_transpile_gives_spark_sql(name):
 
 
 def test_sql_files_are_found_for_transpile_tests():
-    assert {"completed_comms_report", "request_item_status", "request_item_status_summary"} <= set(
-        SQL_NAMES
-    )
+    assert {"completed_comms_report", "request_item_status", "client_latest_name"} <= set(SQL_NAMES)
 
 
 def test_transpile_request_item_status_runs_on_spark_like_duckdb(spark: SparkSession):
-    rows = [*ORDERING_ROWS, th_row("old", -10_000, "COMPLETED", "h-old")]
+    rows = [*ORDERING_ROWS, th_row("old", -10_000, "DELIVERED", "h-old")]
     spark.createDataFrame(history(rows)).createOrReplaceTempView("transaction_history")
     got = spark.sql(
         transpile("request_item_status"), args={"window_start_ms": WINDOW_START_MS}

@@ -11,11 +11,12 @@ import pytest
 from pyspark.sql import SparkSession
 
 from transforms.cdc import TRANSACTION_HISTORY_SCHEMA
-from transforms.reporting import run_sql, transpile
+from transforms.reporting import run_query, run_sql, transpile
 from transforms.reporting.staging import (
     CLIENT_LATEST_NAME,
     NEWER,
     PROJECTIONS,
+    REQUEST_ITEM_PLAN_COMPLETED_SUMMARY,
     REQUEST_ITEM_PLAN_STATUS,
     REQUEST_ITEM_STATUS,
     REQUEST_ITEM_STATUS_SUMMARY,
@@ -66,7 +67,7 @@ PLAN_ROWS = [
         communicationtype="LETTER", ordernumber=2, clientid="c1", requestitemid="i1"),
     # Not plans: ignored.
     rec("REQUEST_ITEM#i1", 20_000, "x", requestitemid="i1", requestitemplanid="p1",
-        status="COMPLETED"),
+        status="DELIVERED"),
     rec("CLIENT#c1", 20_000, "y", clientid="c1", clientname="Trust"),
 ]  # fmt: skip
 
@@ -94,20 +95,37 @@ def test_projections_independent_of_record_order(seed):
         assert projected(spec, shuffled) == projected(spec, PLAN_ROWS), spec.table
 
 
-def test_client_latest_name_takes_newest_name_and_keeps_it_when_a_record_has_none():
+def iso(offset_ms: int) -> datetime:
+    return datetime.fromtimestamp((T0 + offset_ms) / 1000, tz=UTC)
+
+
+def test_client_latest_name_is_the_name_on_the_newest_request_item_by_created_time():
+    # As NHS Notify takes it: among request-item records, the clientname of the item
+    # created last; createdtime is that item's creation time. The change timestamp
+    # does not decide: i2 changed last, but i3 was created later.
     rows = [
-        rec("CLIENT#c1", 0, "a", clientid="c1", clientname="Hospital Trust A"),
-        rec("CLIENT#c1", 5_000, "b", clientid="c1", clientname="A University Hospitals"),
-        rec("CLIENT#c1", 9_000, "c", clientid="c1"),  # a later record without a name
-        rec("CLIENT#c2", 0, "d", clientid="c2", clientname="Trust B"),
-        rec("REQUEST_ITEM#i1", 10_000, "e", clientid="c3", clientname="not a client record"),
-    ]
+        rec("REQUEST_ITEM#i1", 0, "a", clientid="c1", clientname="Hospital Trust A",
+            createddate=iso(0)),
+        rec("REQUEST_ITEM#i2", 60_000, "b", clientid="c1", clientname="Old name",
+            createddate=iso(1_000)),
+        rec("REQUEST_ITEM#i3", 5_000, "c", clientid="c1",
+            clientname="A University Hospitals", createddate=iso(5_000)),
+        rec("REQUEST_ITEM#i4", 0, "d", clientid="c2", clientname="Trust B",
+            createddate=iso(0)),
+        # Not request-item records: never a source of names.
+        rec("CLIENT#c1", 90_000, "e", clientid="c1", clientname="client record",
+            createddate=iso(90_000)),
+        rec("REQUEST_ITEM_PLAN#p1", 90_000, "f", clientid="c2", clientname="plan record",
+            createddate=iso(90_000)),
+    ]  # fmt: skip
     result = projected(CLIENT_LATEST_NAME, rows)
     assert {k: r["clientname"] for k, r in result.items()} == {
         "c1": "A University Hospitals",
         "c2": "Trust B",
     }
-    assert result["c1"]["timestamp"] == T0 + 9_000
+    assert result["c1"]["createdtime"] == iso(5_000)
+    # The MERGE orders a client's rows by createdtime, carried as "timestamp".
+    assert result["c1"]["timestamp"] == T0 + 5_000
 
 
 def test_request_item_status_dimensions_take_latest_non_null_value():
@@ -117,10 +135,10 @@ def test_request_item_status_dimensions_take_latest_non_null_value():
         rec("REQUEST_ITEM#i1", 1_000, "b", requestitemid="i1", status="ENRICHED",
             patientodscode="NEW02"),
         # The newest record lacks every dimension (an older feed version): kept, not nulled.
-        rec("REQUEST_ITEM#i1", 2_000, "c", requestitemid="i1", status="COMPLETED"),
+        rec("REQUEST_ITEM#i1", 2_000, "c", requestitemid="i1", status="DELIVERED"),
     ]  # fmt: skip
     row = projected(REQUEST_ITEM_STATUS, rows)["i1"]
-    assert row["status"] == "COMPLETED"
+    assert row["status"] == "DELIVERED"
     assert row["patientodscode"] == "NEW02"
     assert row["clientid"] == "c1"
     assert row["nhsnumberhash"] == "h(9434765919)"
@@ -139,7 +157,7 @@ def test_projection_adds_london_dates():
     created = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # still 28 March in London (GMT)
     completed = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)  # 30 March in London (BST)
     rows = [
-        rec("REQUEST_ITEM#i1", 0, "a", requestitemid="i1", status="COMPLETED",
+        rec("REQUEST_ITEM#i1", 0, "a", requestitemid="i1", status="DELIVERED",
             createddate=created, completeddate=completed),
     ]  # fmt: skip
     row = projected(REQUEST_ITEM_STATUS, rows)["i1"]
@@ -161,10 +179,10 @@ def test_projection_merge_clauses_update_newer_rows_and_fill_missing_dimensions(
 
 def test_aggregation_updates_never_reduce_totals():
     updates = REQUEST_ITEM_STATUS_SUMMARY.updates()
-    assert (
-        updates["requesteditemcount"] == "greatest(t.`requesteditemcount`, s.`requesteditemcount`)"
-    )
-    assert updates["outstandingitemcount"] == "s.`outstandingitemcount`"
+    assert updates["requestedcount"] == "greatest(t.`requestedcount`, s.`requestedcount`)"
+    assert updates["smsdeliveredcount"] == "greatest(t.`smsdeliveredcount`, s.`smsdeliveredcount`)"
+    assert updates["outstandingcount"] == "s.`outstandingcount`"
+    assert set(updates) == {name for name, _ in REQUEST_ITEM_STATUS_SUMMARY.measures}
 
 
 def test_request_item_plan_completed_summary_counts_final_plans_per_group():
@@ -190,12 +208,12 @@ def test_request_item_plan_completed_summary_counts_final_plans_per_group():
             [(n, pa.string()) for n in (
                 "requestitemplanid", "requestitemid", "clientid", "campaignid", "sendinggroupid",
                 "sendinggroupidversion", "communicationtype", "supplier", "channeltype", "status",
-                "failedreason", "failedreasoncode")]
+                "failedreason", "failedreasoncode", "contactdetailsource")]
             + [("createddate", pa.date32()), ("completeddate", pa.date32())]
         ),
     )  # fmt: skip
-    summary = run_sql(
-        "request_item_plan_completed_summary",
+    summary = run_query(
+        REQUEST_ITEM_PLAN_COMPLETED_SUMMARY.sql(),
         {"request_item_plan_status": plans},
         {"window_start_date": date(2026, 3, 1)},
     )
@@ -205,7 +223,11 @@ def test_request_item_plan_completed_summary_counts_final_plans_per_group():
 
 @pytest.mark.parametrize("spec", [REQUEST_ITEM_PLAN_STATUS, CLIENT_LATEST_NAME], ids=str)
 def test_projection_sql_runs_on_spark_like_duckdb(spark: SparkSession, spec):
-    rows = [*PLAN_ROWS, rec("CLIENT#c1", 30_000, "q", clientid="c1", clientname="Trust 2")]
+    rows = [
+        *PLAN_ROWS,
+        rec("REQUEST_ITEM#i9", 30_000, "q", clientid="c1", clientname="Trust 2",
+            createddate=iso(30_000)),
+    ]  # fmt: skip
     spark.createDataFrame(table(rows)).createOrReplaceTempView("transaction_history")
     got = spark.sql(transpile(spec.table), args={"window_start_ms": 0}).collect()
     on_spark = {row[spec.key]: (row["_rank"], row["timestamp"]) for row in got}

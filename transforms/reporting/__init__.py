@@ -68,18 +68,25 @@ def render(sql: str, params: dict[str, SqlParam]) -> str:
 def run_sql(
     name: str, tables: dict[str, pa.Table | pa_ds.Dataset], params: dict[str, SqlParam]
 ) -> pa.Table:
-    """Run a named SQL file over Arrow tables on a private DuckDB connection.
+    """Run a named SQL file over Arrow tables (see ``run_query``)."""
+    return run_query(load_sql(name), tables, params)
+
+
+def run_query(
+    text: str, tables: dict[str, pa.Table | pa_ds.Dataset], params: dict[str, SqlParam]
+) -> pa.Table:
+    """Run SQL over Arrow tables on a private DuckDB connection.
 
     Args:
-        name: the SQL file's stem.
+        text: the query, with ``:name`` placeholders.
         tables: Arrow tables or lazy datasets, registered under these names; of a
             dataset only the columns the SQL names are read (see ``_scan``).
-        params: values for the file's ``:name`` placeholders.
+        params: values for the placeholders.
 
     Returns:
         The query result as Arrow.
     """
-    sql = render(load_sql(name), params)
+    sql = render(text, params)
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")

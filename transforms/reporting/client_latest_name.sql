@@ -1,34 +1,31 @@
--- Pass 1 projection: each client's latest name, from the CLIENT# records in the window.
--- A client is renamed now and then; the newest record wins (ties: content hash), and
--- a record without a name keeps the latest name the window has.
-WITH candidates AS (
-    SELECT th.*
+-- Pass 1 projection: each client's latest name, as NHS Notify takes it: the clientname
+-- of the client's newest request item (by createddate) among the request-item records
+-- of the window; createdtime is that newest item's creation time. The MERGE orders a
+-- client's rows by createdtime (carried in the timestamp column), so a row only moves to
+-- a newer request; a tie on createddate prefers the greater name, so arrival order never
+-- matters.
+WITH named AS (
+    SELECT th.clientid, th.clientname, th.createddate
     FROM transaction_history AS th
-    WHERE th.sk LIKE 'CLIENT#%'
+    WHERE th.sk LIKE 'REQUEST_ITEM#%'
       AND th.clientid IS NOT NULL
+      AND th.createddate IS NOT NULL
       AND th."timestamp" >= :window_start_ms
 ),
 ranked AS (
     SELECT
-        c.*,
+        n.*,
         ROW_NUMBER() OVER (
-            PARTITION BY c.clientid
-            ORDER BY c."timestamp" DESC, c._record_hash DESC
-        ) AS rn,
-        FIRST_VALUE(c.clientname IGNORE NULLS) OVER everything AS latest_clientname,
-        FIRST_VALUE(c.createddate IGNORE NULLS) OVER everything AS latest_createddate
-    FROM candidates AS c
-    WINDOW everything AS (
-        PARTITION BY c.clientid
-        ORDER BY c."timestamp" DESC, c._record_hash DESC
-        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    )
+            PARTITION BY n.clientid
+            ORDER BY n.createddate DESC, n.clientname DESC NULLS LAST
+        ) AS rn
+    FROM named AS n
 )
 SELECT
     clientid,
-    latest_clientname AS clientname,
-    latest_createddate AS createdtime,
-    "timestamp",
-    '0' || _record_hash AS _rank
+    clientname,
+    createddate AS createdtime,
+    date_diff('millisecond', TIMESTAMPTZ '1970-01-01 00:00:00+00', createddate) AS "timestamp",
+    '0' || sha256(COALESCE(clientname, '')) AS _rank
 FROM ranked
 WHERE rn = 1

@@ -13,7 +13,7 @@ FROM request_item_status
 WHERE requestid IS NOT NULL
   AND clientid IS NOT NULL
 GROUP BY clientid, requestid, requestrefid
-HAVING SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 0 ELSE 1 END) = 0
+HAVING SUM(CASE WHEN status IN ('DELIVERED', 'FAILED') THEN 0 ELSE 1 END) = 0
    AND MAX(completedtime) >= :completed_since
    AND MAX(completedtime) < :settled_before
    AND MIN(createdtime) >= :created_since

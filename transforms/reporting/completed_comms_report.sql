@@ -17,5 +17,5 @@ SELECT
     failedreason
 FROM request_item_status
 WHERE completeddate = :report_date
-  AND status IN ('COMPLETED', 'FAILED')
+  AND status IN ('DELIVERED', 'FAILED')
 ORDER BY clientid, requestid, requestitemid

@@ -29,13 +29,17 @@ _SHARED: dict[str, tuple[str, str]] = {
     "campaignid": ("string", "Client campaign the request belongs to; null when none."),
     "sendinggroupid": ("string", "Sending group (message template set) used."),
     "sendinggroupidversion": ("string", "Version of the sending group used."),
-    "requestid": ("string", "Request (one client submission) the item belongs to."),
+    "requestid": ("string", "Request (one client submission, a batch) the item belongs to."),
     "requestrefid": ("string", "Client's own reference for the request."),
     "requestitemid": ("string", "Request item: one recipient of a request."),
     "requestitemrefid": ("string", "Client's own reference for the request item."),
     "communicationtype": ("string", "Channel of the plan: NHSAPP, EMAIL, SMS or LETTER."),
     "supplier": ("string", "Supplier that delivers on the channel."),
     "channeltype": ("string", "primary or secondary (fallback) channel of the item."),
+    "contactdetailsource": (
+        "string",
+        "Where the contact details came from: PDS or the client (CLIENT).",
+    ),
     "createdtime": ("timestamp", "When the entity was created (UTC)."),
     "completedtime": ("timestamp", "When the entity reached a final state (UTC); null until then."),
     "createddate": ("date", "createdtime as a Europe/London calendar date."),
@@ -62,6 +66,64 @@ def _columns(*entries: str | tuple[str, str, str]) -> tuple[ReportingColumn, ...
     )
 
 
+_ITEM_COUNTS: tuple[tuple[str, str, str], ...] = (
+    ("requestedcount", "bigint", "Request items created (running total)."),
+    ("deliveredcount", "bigint", "Items DELIVERED (running total)."),
+    ("failedcount", "bigint", "Items FAILED (running total)."),
+    ("completedcount", "bigint", "Items DELIVERED or FAILED (running total)."),
+    ("outstandingcount", "bigint", "Items not yet in a final state (point in time)."),
+    *(
+        (
+            f"{channel.lower()}{outcome}count",
+            "bigint",
+            f"Items {outcome} on {channel} (running total).",
+        )
+        for outcome in ("delivered", "failed")
+        for channel in ("NHSAPP", "EMAIL", "SMS", "LETTER")
+    ),
+)
+_Entry = str | tuple[str, str, str]
+_CREATED_DAY: _Entry = ("createddate", "date", "Day the items were created (Europe/London).")
+_ITEM_SUMMARY: tuple[_Entry, ...] = (
+    "clientid",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    _CREATED_DAY,
+    *_ITEM_COUNTS,
+)
+_ITEM_SUMMARY_BATCH: tuple[_Entry, ...] = (
+    *_ITEM_SUMMARY[:4],
+    "requestrefid",
+    "requestid",
+    *_ITEM_SUMMARY[4:],
+)
+_PLAN_SUMMARY: tuple[_Entry, ...] = (
+    "clientid",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    "communicationtype",
+    "supplier",
+    ("createddate", "date", "Day the plans were created (Europe/London)."),
+    ("completeddate", "date", "Day the plans were delivered or failed (Europe/London)."),
+    ("status", "string", "DELIVERED or FAILED."),
+    "failedreason",
+    "contactdetailsource",
+    "channeltype",
+    (
+        "requestitemcount",
+        "bigint",
+        "Distinct request items with a plan in this group (running total).",
+    ),
+)
+_PLAN_SUMMARY_BATCH: tuple[_Entry, ...] = (
+    *_PLAN_SUMMARY[:4],
+    "requestrefid",
+    "requestid",
+    *_PLAN_SUMMARY[4:],
+)
+
 REPORTING_COLUMNS: Mapping[str, tuple[ReportingColumn, ...]] = {
     "request_item_status": _columns(
         ("requestitemid", "string", "Request item: one recipient of a request (the key)."),
@@ -81,9 +143,12 @@ REPORTING_COLUMNS: Mapping[str, tuple[ReportingColumn, ...]] = {
             "Channels on which the item was delivered.",
         ),
         ("failedcommunicationtypes", "array<string>", "Channels on which the item failed."),
-        ("status", "string", "Latest item status (COMPLETED and FAILED are final)."),
+        ("status", "string", "Latest item status (DELIVERED and FAILED are final)."),
         "failedreason",
         "failedreasoncode",
+        ("sendinggroupname", "string", "Name of the sending group."),
+        ("sendinggroupcreatedtime", "timestamp", "When the sending group was created (UTC)."),
+        ("billingref", "string", "Client's billing reference for the item; null when none."),
         "timestamp",
         "_rank",
         (
@@ -117,6 +182,19 @@ REPORTING_COLUMNS: Mapping[str, tuple[ReportingColumn, ...]] = {
         ("status", "string", "Latest plan status (DELIVERED, FAILED and SKIPPED are final)."),
         "failedreason",
         "failedreasoncode",
+        ("sendtime", "timestamp", "When the message was handed to the supplier (UTC)."),
+        "contactdetailsource",
+        (
+            "recipientcontactid",
+            "string",
+            "Id of the contact detail used (one per recipient and SMS or email address).",
+        ),
+        ("templateid", "string", "Template of the message, from the record or its supplier map."),
+        ("specificationid", "string", "Letter specification; null for other channels."),
+        ("specificationbillingid", "string", "Billing id of the letter specification."),
+        ("messagelength", "bigint", "Billable length: SMS fragments or letter sheets."),
+        ("messagelengthunits", "string", "Unit of messagelength (FRAGMENTS, SHEETS)."),
+        ("senderodscode", "string", "ODS code of the sending organisation."),
         "timestamp",
         "_rank",
         "createddate",
@@ -124,38 +202,17 @@ REPORTING_COLUMNS: Mapping[str, tuple[ReportingColumn, ...]] = {
     ),
     "client_latest_name": _columns(
         ("clientid", "string", "NHS Notify client (the key)."),
-        ("clientname", "string", "The client's latest name in the window."),
-        ("createdtime", "timestamp", "When the client was created (UTC)."),
-        "timestamp",
+        ("clientname", "string", "Client name on its newest request item."),
+        ("createdtime", "timestamp", "When that newest request item was created (UTC)."),
+        (
+            "timestamp",
+            "bigint",
+            "createdtime in epoch milliseconds: the order in which a row moves forward.",
+        ),
         "_rank",
     ),
-    "request_item_status_summary": _columns(
-        "clientid",
-        "campaignid",
-        "sendinggroupid",
-        ("createddate", "date", "Day the items were created (Europe/London)."),
-        ("requesteditemcount", "bigint", "Request items created (running total)."),
-        ("completeditemcount", "bigint", "Items COMPLETED (running total)."),
-        ("faileditemcount", "bigint", "Items FAILED (running total)."),
-        ("outstandingitemcount", "bigint", "Items not yet in a final state (point in time)."),
-    ),
-    "request_item_plan_completed_summary": _columns(
-        "clientid",
-        "campaignid",
-        "sendinggroupid",
-        "sendinggroupidversion",
-        "communicationtype",
-        "supplier",
-        "channeltype",
-        ("createddate", "date", "Day the plans were created (Europe/London)."),
-        ("completeddate", "date", "Day the plans were delivered or failed (Europe/London)."),
-        ("status", "string", "DELIVERED or FAILED."),
-        "failedreason",
-        "failedreasoncode",
-        (
-            "requestitemcount",
-            "bigint",
-            "Distinct request items with a plan in this group (running total).",
-        ),
-    ),
+    "request_item_status_summary": _columns(*_ITEM_SUMMARY),
+    "request_item_status_summary_batch": _columns(*_ITEM_SUMMARY_BATCH),
+    "request_item_plan_completed_summary": _columns(*_PLAN_SUMMARY),
+    "request_item_plan_completed_summary_batch": _columns(*_PLAN_SUMMARY_BATCH),
 }

@@ -2,10 +2,15 @@
 -- request item) in the window. Same rules as request_item_status: newest timestamp
 -- wins, ties prefer a final state (DELIVERED, FAILED, SKIPPED) and then the record's
 -- content hash; dimensions take their latest non-null value. No NHS number: a plan
--- row needs none.
+-- row needs none. A record without templateid may name its template per supplier in
+-- templates.suppliers (kept in _extra until the schema learns it), as older senders do.
 WITH candidates AS (
     SELECT
         th.*,
+        COALESCE(
+            th.templateid,
+            json_extract_string(th._extra, '$.templates.suppliers.' || lower(th.supplier))
+        ) AS resolved_templateid,
         CASE WHEN th.status IN ('DELIVERED', 'FAILED', 'SKIPPED') THEN 1 ELSE 0 END
             AS is_terminal
     FROM transaction_history AS th
@@ -34,7 +39,20 @@ ranked AS (
         FIRST_VALUE(c.supplier IGNORE NULLS) OVER everything AS latest_supplier,
         FIRST_VALUE(c.channeltype IGNORE NULLS) OVER everything AS latest_channeltype,
         FIRST_VALUE(c.ordernumber IGNORE NULLS) OVER everything AS latest_ordernumber,
-        FIRST_VALUE(c.createddate IGNORE NULLS) OVER everything AS latest_createddate
+        FIRST_VALUE(c.createddate IGNORE NULLS) OVER everything AS latest_createddate,
+        FIRST_VALUE(c.datesent IGNORE NULLS) OVER everything AS latest_datesent,
+        FIRST_VALUE(c.contactdetailsource IGNORE NULLS) OVER everything
+            AS latest_contactdetailsource,
+        FIRST_VALUE(c.recipientcontactid IGNORE NULLS) OVER everything
+            AS latest_recipientcontactid,
+        FIRST_VALUE(c.resolved_templateid IGNORE NULLS) OVER everything AS latest_templateid,
+        FIRST_VALUE(c.specificationid IGNORE NULLS) OVER everything AS latest_specificationid,
+        FIRST_VALUE(c.specificationbillingid IGNORE NULLS) OVER everything
+            AS latest_specificationbillingid,
+        FIRST_VALUE(c.messagelength IGNORE NULLS) OVER everything AS latest_messagelength,
+        FIRST_VALUE(c.messagelengthunits IGNORE NULLS) OVER everything
+            AS latest_messagelengthunits,
+        FIRST_VALUE(c.senderodscode IGNORE NULLS) OVER everything AS latest_senderodscode
     FROM candidates AS c
     WINDOW everything AS (
         PARTITION BY c.requestitemplanid
@@ -61,6 +79,15 @@ SELECT
     status,
     failedreason,
     failedreasoncode,
+    latest_datesent AS sendtime,
+    latest_contactdetailsource AS contactdetailsource,
+    latest_recipientcontactid AS recipientcontactid,
+    latest_templateid AS templateid,
+    latest_specificationid AS specificationid,
+    latest_specificationbillingid AS specificationbillingid,
+    latest_messagelength AS messagelength,
+    latest_messagelengthunits AS messagelengthunits,
+    latest_senderodscode AS senderodscode,
     "timestamp",
     CAST(is_terminal AS VARCHAR) || _record_hash AS _rank
 FROM ranked

@@ -6,7 +6,7 @@
 WITH candidates AS (
     SELECT
         th.*,
-        CASE WHEN th.status IN ('COMPLETED', 'FAILED') THEN 1 ELSE 0 END AS is_terminal
+        CASE WHEN th.status IN ('DELIVERED', 'FAILED') THEN 1 ELSE 0 END AS is_terminal
     FROM transaction_history AS th
     WHERE th.sk LIKE 'REQUEST_ITEM#%'
       AND th.requestitemid IS NOT NULL
@@ -29,7 +29,11 @@ ranked AS (
         FIRST_VALUE(c.requestitemrefid IGNORE NULLS) OVER everything AS latest_requestitemrefid,
         FIRST_VALUE(c.nhsnumber IGNORE NULLS) OVER everything AS latest_nhsnumber,
         FIRST_VALUE(c.patientodscode IGNORE NULLS) OVER everything AS latest_patientodscode,
-        FIRST_VALUE(c.createddate IGNORE NULLS) OVER everything AS latest_createddate
+        FIRST_VALUE(c.createddate IGNORE NULLS) OVER everything AS latest_createddate,
+        FIRST_VALUE(c.sendinggroupname IGNORE NULLS) OVER everything AS latest_sendinggroupname,
+        FIRST_VALUE(c.sendinggroupcreateddate IGNORE NULLS) OVER everything
+            AS latest_sendinggroupcreateddate,
+        FIRST_VALUE(c.billingref IGNORE NULLS) OVER everything AS latest_billingref
     FROM candidates AS c
     WINDOW everything AS (
         PARTITION BY c.requestitemid
@@ -55,6 +59,9 @@ SELECT
     status,
     failedreason,
     failedreasoncode,
+    latest_sendinggroupname AS sendinggroupname,
+    latest_sendinggroupcreateddate AS sendinggroupcreatedtime,
+    latest_billingref AS billingref,
     "timestamp",
     CAST(is_terminal AS VARCHAR) || _record_hash AS _rank
 FROM ranked

@@ -88,18 +88,40 @@ class AggregationSpec:
         table: the table name under ``reporting/`` and the stem of its SQL file.
         source: the projection it reads.
         dimensions: the group-by columns, matched null-safely in the MERGE.
-        totals: running totals, never reduced (``greatest(t, s)``).
+        measures: (column, SQL aggregate) pairs; running totals, never reduced
+            (``greatest(t, s)``), unless named in ``current``.
         current: point-in-time counts, replaced (they may fall, e.g. outstanding).
+        where: a filter on the source rows, beside the window.
         window_column: the local date column the window applies to.
+        batch_clients_only: aggregate only the clients of ``reporting.batch_client_ids``
+            (NHS Notify's batch tables); none when that list is empty.
     """
 
     table: str
     source: str
     dimensions: tuple[str, ...]
-    totals: tuple[str, ...]
+    measures: tuple[tuple[str, str], ...]
     description: str
     current: tuple[str, ...] = ()
+    where: str | None = None
     window_column: str = "createddate"
+    batch_clients_only: bool = False
+
+    @property
+    def totals(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.measures if name not in self.current)
+
+    def sql(self) -> str:
+        """The aggregation query over ``self.source``, for ``:window_start_date`` on."""
+        conditions = [f"{self.window_column} >= :window_start_date"]
+        if self.where:
+            conditions.append(self.where)
+        dimensions = ",\n    ".join(self.dimensions)
+        measures = ",\n    ".join(f"{expression} AS {name}" for name, expression in self.measures)
+        return (
+            f"SELECT\n    {dimensions},\n    {measures}\nFROM {self.source}\n"
+            f"WHERE {' AND '.join(conditions)}\nGROUP BY\n    {dimensions}"
+        )
 
     def updates(self) -> dict[str, str]:
         """MERGE updates for a matched group."""
@@ -122,6 +144,9 @@ REQUEST_ITEM_STATUS = ProjectionSpec(
         "patientodscode",
         "nhsnumber",
         "createdtime",
+        "sendinggroupname",
+        "sendinggroupcreatedtime",
+        "billingref",
     ),
     hashed=(("nhsnumber", "nhsnumberhash"),),
     local_dates=(("createdtime", "createddate"), ("completedtime", "completeddate")),
@@ -145,6 +170,15 @@ REQUEST_ITEM_PLAN_STATUS = ProjectionSpec(
         "channeltype",
         "ordernumber",
         "createdtime",
+        "sendtime",
+        "contactdetailsource",
+        "recipientcontactid",
+        "templateid",
+        "specificationid",
+        "specificationbillingid",
+        "messagelength",
+        "messagelengthunits",
+        "senderodscode",
     ),
     local_dates=(("createdtime", "createddate"), ("completedtime", "completeddate")),
     description=(
@@ -157,7 +191,10 @@ CLIENT_LATEST_NAME = ProjectionSpec(
     table="client_latest_name",
     key="clientid",
     dimensions=("clientname", "createdtime"),
-    description="The latest name of every client seen in the projection window (pass 1).",
+    description=(
+        "Each client's latest name: that of its newest request item (by creation time) in "
+        "the projection window (pass 1)."
+    ),
 )
 PROJECTIONS: tuple[ProjectionSpec, ...] = (
     REQUEST_ITEM_STATUS,
@@ -165,42 +202,107 @@ PROJECTIONS: tuple[ProjectionSpec, ...] = (
     CLIENT_LATEST_NAME,
 )
 
+CHANNELS = ("NHSAPP", "EMAIL", "SMS", "LETTER")
+
+
+def _count_where(condition: str) -> str:
+    return f"CAST(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT)"
+
+
+# NHS Notify's request item counts: running totals, except outstandingcount, which
+# falls as items finish. The per-channel counts read the item's channel lists.
+ITEM_COUNTS: tuple[tuple[str, str], ...] = (
+    ("requestedcount", "CAST(COUNT(DISTINCT requestitemid) AS BIGINT)"),
+    ("deliveredcount", _count_where("status = 'DELIVERED'")),
+    ("failedcount", _count_where("status = 'FAILED'")),
+    ("completedcount", _count_where("status IN ('DELIVERED', 'FAILED')")),
+    ("outstandingcount", _count_where("status NOT IN ('DELIVERED', 'FAILED')")),
+    *(
+        (
+            f"{channel.lower()}{outcome}count",
+            _count_where(f"list_contains({lists}, '{channel}')"),
+        )
+        for outcome, lists in (
+            ("delivered", "completedcommunicationtypes"),
+            ("failed", "failedcommunicationtypes"),
+        )
+        for channel in CHANNELS
+    ),
+)
+PLAN_COUNTS: tuple[tuple[str, str], ...] = (
+    ("requestitemcount", "CAST(COUNT(DISTINCT requestitemid) AS BIGINT)"),
+)
+ITEM_SUMMARY_DIMENSIONS = ("clientid", "campaignid", "sendinggroupid", "sendinggroupidversion")
+# A batch is one request: the batch tables add its ids to the dimensions.
+BATCH_DIMENSIONS = ("requestrefid", "requestid")
+PLAN_SUMMARY_DIMENSIONS = (
+    "clientid",
+    "campaignid",
+    "sendinggroupid",
+    "sendinggroupidversion",
+    "communicationtype",
+    "supplier",
+    "createddate",
+    "completeddate",
+    "status",
+    "failedreason",
+    "contactdetailsource",
+    "channeltype",
+)
+
 REQUEST_ITEM_STATUS_SUMMARY = AggregationSpec(
     table="request_item_status_summary",
     source="request_item_status",
-    dimensions=("clientid", "campaignid", "sendinggroupid", "createddate"),
-    totals=("requesteditemcount", "completeditemcount", "faileditemcount"),
-    current=("outstandingitemcount",),
+    dimensions=(*ITEM_SUMMARY_DIMENSIONS, "createddate"),
+    measures=ITEM_COUNTS,
+    current=("outstandingcount",),
     description=(
-        "Request items per client, campaign, sending group and day; totals never fall (pass 2)."
+        "Request items per client, campaign, sending group (and version) and created day: "
+        "requested, delivered, failed, completed and outstanding, and delivered and failed "
+        "per channel; totals never fall (pass 2)."
     ),
+)
+REQUEST_ITEM_STATUS_SUMMARY_BATCH = AggregationSpec(
+    table="request_item_status_summary_batch",
+    source="request_item_status",
+    dimensions=(*ITEM_SUMMARY_DIMENSIONS, *BATCH_DIMENSIONS, "createddate"),
+    measures=ITEM_COUNTS,
+    current=("outstandingcount",),
+    description=(
+        "request_item_status_summary per batch (request) as well, for the clients listed in "
+        "reporting.batch_client_ids (pass 2)."
+    ),
+    batch_clients_only=True,
 )
 REQUEST_ITEM_PLAN_COMPLETED_SUMMARY = AggregationSpec(
     table="request_item_plan_completed_summary",
     source="request_item_plan_status",
-    dimensions=(
-        "clientid",
-        "campaignid",
-        "sendinggroupid",
-        "sendinggroupidversion",
-        "communicationtype",
-        "supplier",
-        "channeltype",
-        "createddate",
-        "completeddate",
-        "status",
-        "failedreason",
-        "failedreasoncode",
-    ),
-    totals=("requestitemcount",),
+    dimensions=PLAN_SUMMARY_DIMENSIONS,
+    measures=PLAN_COUNTS,
+    where="status IN ('DELIVERED', 'FAILED')",
     description=(
-        "Delivered and failed request item plans per client, campaign, channel, supplier, "
-        "day and reason; totals never fall (pass 2)."
+        "Delivered and failed request item plans per client, campaign, sending group, "
+        "channel, supplier, created and completed day, status, reason and contact detail "
+        "source; totals never fall (pass 2)."
     ),
+)
+REQUEST_ITEM_PLAN_COMPLETED_SUMMARY_BATCH = AggregationSpec(
+    table="request_item_plan_completed_summary_batch",
+    source="request_item_plan_status",
+    dimensions=(*PLAN_SUMMARY_DIMENSIONS[:4], *BATCH_DIMENSIONS, *PLAN_SUMMARY_DIMENSIONS[4:]),
+    measures=PLAN_COUNTS,
+    where="status IN ('DELIVERED', 'FAILED')",
+    description=(
+        "request_item_plan_completed_summary per batch (request) as well, for the clients "
+        "listed in reporting.batch_client_ids (pass 2)."
+    ),
+    batch_clients_only=True,
 )
 AGGREGATIONS: tuple[AggregationSpec, ...] = (
     REQUEST_ITEM_STATUS_SUMMARY,
+    REQUEST_ITEM_STATUS_SUMMARY_BATCH,
     REQUEST_ITEM_PLAN_COMPLETED_SUMMARY,
+    REQUEST_ITEM_PLAN_COMPLETED_SUMMARY_BATCH,
 )
 
 
@@ -211,6 +313,7 @@ def project(
     window_start_ms: int,
     pseudonymise: Callable[[str], str],
     tz: str,
+    hash_identifier: Callable[[str], str] | None = None,
 ) -> pa.Table:
     """The latest row per key of a window of transaction history.
 
@@ -219,8 +322,10 @@ def project(
         history: transaction-history records (at least the window's), as a table or
             a lazy dataset.
         window_start_ms: records older than this (epoch ms) are ignored.
-        pseudonymise: keyed hash for the ``spec.hashed`` columns.
+        pseudonymise: keyed hash for the ``spec.hashed`` columns and the tie-break.
         tz: the reporting time zone, for the local date columns.
+        hash_identifier: the hash of the ``spec.hashed`` columns when it is not
+            ``pseudonymise`` (NHS Notify's construction, ``reporting.nhsnumber_hash``).
 
     Returns:
         One row per key, with ``timestamp`` and ``_rank`` for the MERGE.
@@ -230,7 +335,7 @@ def project(
     )
     for source, target in spec.hashed:
         latest = latest.drop_columns([source]).append_column(
-            target, _hash_distinct(latest[source], pseudonymise)
+            target, _hash_distinct(latest[source], hash_identifier or pseudonymise)
         )
     rank_at = latest.schema.get_field_index("_rank")
     latest = latest.set_column(rank_at, "_rank", keyed_rank(latest["_rank"], pseudonymise))

@@ -5,7 +5,7 @@ SELECT
     campaignid,
     CAST(SUM(
         CASE
-            WHEN status IN ('COMPLETED', 'FAILED') THEN 0
+            WHEN status IN ('DELIVERED', 'FAILED') THEN 0
             WHEN createdtime < :overdue_before THEN 1
             ELSE 0
         END

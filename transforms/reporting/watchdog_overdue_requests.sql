@@ -6,7 +6,7 @@ WITH requests AS (
         campaignid,
         requestid,
         MIN(createdtime) AS createdtime,
-        SUM(CASE WHEN status IN ('COMPLETED', 'FAILED') THEN 0 ELSE 1 END) AS unfinished
+        SUM(CASE WHEN status IN ('DELIVERED', 'FAILED') THEN 0 ELSE 1 END) AS unfinished
     FROM request_item_status
     WHERE requestid IS NOT NULL
     GROUP BY clientid, campaignid, requestid

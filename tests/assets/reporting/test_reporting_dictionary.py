@@ -38,7 +38,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
         "one",
         lines(
             [
-                item("item-1", at, "COMPLETED", completed=at),
+                item("item-1", at, "DELIVERED", completed=at),
                 plan("plan-1", at, "DELIVERED", completed=at),
                 client("client-a", at, "Client A"),
             ]

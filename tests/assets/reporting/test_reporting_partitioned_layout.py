@@ -26,12 +26,26 @@ def history() -> list[dict]:
         for i in range(3):
             item_id = f"item-{d}-{i}"
             records.append(item(item_id, created, "ENRICHED", request=f"request-{d}"))
-            records.append(plan(f"plan-{d}-{i}", created, "PENDING", item_id=item_id))
+            request = f"request-{d}"
+            records.append(
+                plan(f"plan-{d}-{i}", created, "PENDING", item_id=item_id, request=request)
+            )
             if i:
                 done = created + timedelta(hours=i)
-                records.append(item(item_id, done, "COMPLETED", created=created, completed=done))
                 records.append(
-                    plan(f"plan-{d}-{i}", done, "DELIVERED", item_id=item_id, created=created)
+                    item(
+                        item_id, done, "DELIVERED", created=created, completed=done, request=request
+                    )
+                )
+                records.append(
+                    plan(
+                        f"plan-{d}-{i}",
+                        done,
+                        "DELIVERED",
+                        item_id=item_id,
+                        created=created,
+                        request=request,
+                    )
                 )
     return records
 
@@ -40,9 +54,10 @@ def later_changes() -> list[dict]:
     """The newest day's last item completes, and a new item arrives."""
     created = NOW - DAY
     done = NOW - timedelta(hours=2)
+    # Dimensions never change over an entity's life: the item stays in its request.
     return [
-        item("item-4-0", done, "FAILED", created=created, completed=done),
-        plan("plan-4-0", done, "FAILED", item_id="item-4-0", created=created),
+        item("item-4-0", done, "FAILED", created=created, completed=done, request="request-4"),
+        plan("plan-4-0", done, "FAILED", item_id="item-4-0", created=created, request="request-4"),
         item("item-new", NOW - timedelta(hours=1), "ENRICHED"),
     ]
 

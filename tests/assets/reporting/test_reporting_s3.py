@@ -70,7 +70,7 @@ def test_landing_to_reports_on_s3(s3_lake: Lake):
     now = datetime.now(UTC)
     yesterday = now - timedelta(days=1)
     records = [
-        item("i1", yesterday, "COMPLETED", completed=yesterday),
+        item("i1", yesterday, "DELIVERED", completed=yesterday),
         item("i2", yesterday, "SENDING"),
     ]
     key = s3_lake.land("part-1", [*lines(records), "not json"])

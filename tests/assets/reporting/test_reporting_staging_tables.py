@@ -54,7 +54,9 @@ def baseline(feed: list[list[str]], tmp_path_factory: pytest.TempPathFactory) ->
         "request_item_plan_status",
         "client_latest_name",
         "request_item_status_summary",
+        "request_item_status_summary_batch",
         "request_item_plan_completed_summary",
+        "request_item_plan_completed_summary_batch",
     }
     assert lake.staging("request_item_status").num_rows > 50
     return snapshot
@@ -110,7 +112,7 @@ def test_records_leaving_the_window_or_the_source_never_change_staging_rows(
 
 T = datetime(2026, 4, 6, 9, 0, tzinfo=UTC)
 OLD_FORMAT = item("i1", T, "SENDING", patientodscode="Y12345")
-NEW_FORMAT = {k: v for k, v in item("i1", T + timedelta(hours=1), "COMPLETED").items()}
+NEW_FORMAT = {k: v for k, v in item("i1", T + timedelta(hours=1), "DELIVERED").items()}
 del NEW_FORMAT["patientodscode"]  # a record from a feed version without the field
 NEW_FORMAT["completeddate"] = (T + timedelta(hours=1)).isoformat()
 
@@ -130,7 +132,7 @@ def test_projection_coalesces_dimensions_a_record_lacks(tmp_path: Path, order: s
         lake.land("second", lines([second]))
         lake.cycle()
     [row] = lake.rows("request_item_status")
-    assert row["status"] == "COMPLETED"
+    assert row["status"] == "DELIVERED"
     assert row["patientodscode"] == "Y12345"
     assert row["nhsnumberhash"] == lake.pseudonymiser.hash_value("9434765919")
 
@@ -163,7 +165,7 @@ def summary_rows(lake: Lake) -> list[dict]:
 def test_summary_groups_null_dimensions_together_across_runs(tmp_path: Path):
     lake = Lake.at(tmp_path / "lake")
     records = [item(f"i{n}", T, "SENDING", campaign=None) for n in range(3)]
-    records.append(item("i9", T, "COMPLETED", campaign="c9", completed=T))
+    records.append(item("i9", T, "DELIVERED", campaign="c9", completed=T))
     lake.land("a", lines(records))
     lake.cycle()
     lake.cycle()
@@ -171,8 +173,8 @@ def test_summary_groups_null_dimensions_together_across_runs(tmp_path: Path):
     rows = summary_rows(lake)
     assert len(rows) == 2
     null_group = next(r for r in rows if r["campaignid"] is None)
-    assert null_group["requesteditemcount"] == 3
-    assert null_group["outstandingitemcount"] == 3
+    assert null_group["requestedcount"] == 3
+    assert null_group["outstandingcount"] == 3
 
 
 def test_summary_totals_never_fall_while_outstanding_may(tmp_path: Path):
@@ -180,18 +182,18 @@ def test_summary_totals_never_fall_while_outstanding_may(tmp_path: Path):
     lake.land("a", lines([item(f"i{n}", T, "SENDING") for n in range(3)]))
     lake.cycle()
     [row] = summary_rows(lake)
-    assert (row["requesteditemcount"], row["outstandingitemcount"]) == (3, 3)
+    assert (row["requestedcount"], row["outstandingcount"]) == (3, 3)
     # Items complete; then the projection loses two rows (e.g. rebuilt from a shorter
     # history): the totals stay, the outstanding count follows the projection.
     done = T + timedelta(hours=2)
-    lake.land("b", lines([item("i0", done, "COMPLETED", created=T, completed=done)]))
+    lake.land("b", lines([item("i0", done, "DELIVERED", created=T, completed=done)]))
     lake.cycle()
     lake.delta.delete(staging_key("request_item_status").path, "requestitemid IN ('i1', 'i2')")
     lake.aggregate()
     [row] = summary_rows(lake)
-    assert row["requesteditemcount"] == 3
-    assert row["completeditemcount"] == 1
-    assert row["outstandingitemcount"] == 0
+    assert row["requestedcount"] == 3
+    assert row["deliveredcount"] == 1
+    assert row["outstandingcount"] == 0
 
 
 def test_summary_groups_that_left_the_window_keep_their_counts(tmp_path: Path):
@@ -267,14 +269,14 @@ def test_steady_cycle_reads_only_records_landed_since_the_last_one(tmp_path: Pat
     lake.land("a", lines([item(f"i{n}", T, "SENDING") for n in range(4)]))
     lake.cycle()
     lake.cycle()  # the first cycle after the migration load reads the whole window
-    lake.land("b", lines([item("i0", T + timedelta(minutes=5), "COMPLETED")]), day="2026/04/06")
+    lake.land("b", lines([item("i0", T + timedelta(minutes=5), "DELIVERED")]), day="2026/04/06")
     lake.ingest()
     metrics = lake.project()["request_item_status"]
     assert metrics["incremental_after_source_version"] >= 0
     assert metrics["source_records_in_window"] == 1  # only the new file was read
     assert metrics["rows_updated"] == 1
     statuses = {r["requestitemid"]: r["status"] for r in lake.rows("request_item_status")}
-    assert statuses == {"i0": "COMPLETED", "i1": "SENDING", "i2": "SENDING", "i3": "SENDING"}
+    assert statuses == {"i0": "DELIVERED", "i1": "SENDING", "i2": "SENDING", "i3": "SENDING"}
 
 
 def test_steady_cycle_with_nothing_new_reads_nothing_and_commits_nothing(tmp_path: Path):

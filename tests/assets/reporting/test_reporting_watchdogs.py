@@ -80,7 +80,7 @@ def test_overdue_plan_limits_are_configurable(tmp_path: Path):
 
 def created_item(name: str, hours: float, status: str, **kwargs) -> dict:
     created = NOW - ago(hours)
-    completed = created + ago(1) if status in ("COMPLETED", "FAILED") else None
+    completed = created + ago(1) if status in ("DELIVERED", "FAILED") else None
     return item(name, created + ago(1), status, created=created, completed=completed, **kwargs)
 
 
@@ -89,7 +89,7 @@ def test_overdue_items_and_requests_after_two_weeks(tmp_path: Path):
         tmp_path,
         [
             created_item("i-late", 337, "SENDING", request="r-late"),
-            created_item("i-late-done", 337, "COMPLETED", request="r-late"),
+            created_item("i-late-done", 337, "DELIVERED", request="r-late"),
             created_item("i-fresh", 335, "SENDING", request="r-fresh"),
             created_item("i-done", 400, "FAILED", request="r-done"),
             created_item("i-other", 400, "ENRICHED", request="r-other", campaign=None),

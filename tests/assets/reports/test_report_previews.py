@@ -63,11 +63,11 @@ def lake(settings: Settings) -> Lake:
     """Client A: 15 items completed on DAY_2 (SMS, some also by letter), 1 on DAY_1."""
     world = Lake.at(Path(settings.lake_root))
     records = [
-        item(f"d2-{n:02d}", noon(DAY_2), "COMPLETED", completed=noon(DAY_2),
+        item(f"d2-{n:02d}", noon(DAY_2), "DELIVERED", completed=noon(DAY_2),
              completedcommunicationtypes=["SMS", "LETTER"] if n % 3 == 0 else ["SMS"])
         for n in range(15)
     ] + [
-        item("d1-00", noon(DAY_1), "COMPLETED", completed=noon(DAY_1),
+        item("d1-00", noon(DAY_1), "DELIVERED", completed=noon(DAY_1),
              completedcommunicationtypes=["EMAIL"]),
     ]  # fmt: skip
     world.land("items", lines(records))
@@ -197,7 +197,7 @@ def test_batch_report_preview_lists_its_first_rows(
     lake = Lake.at(Path(settings.lake_root))
     done = NOW - timedelta(hours=5)
     lake.land("batch", lines([
-        item("r1-i0", done, "COMPLETED", request="r1", completed=done),
+        item("r1-i0", done, "DELIVERED", request="r1", completed=done),
         plan("r1-p0", done, "DELIVERED", item_id="r1-i0", request="r1", completed=done),
     ]))  # fmt: skip
     lake.cycle(NOW)

@@ -31,7 +31,7 @@ def _merged_lake(tmp_path: Path) -> Lake:
     lake = Lake.at(tmp_path / "lake")
     first = _rows(["r1", "r2", "r3", "r2"], [date(2026, 4, d) for d in (1, 2, 3, 4)], "SENT")
     lake.delta.append(TABLE, first)
-    update = _rows(["r1", "r2"], [date(2026, 4, 5)] * 2, "COMPLETED")
+    update = _rows(["r1", "r2"], [date(2026, 4, 5)] * 2, "DELIVERED")
     lake.delta.merge(
         TABLE,
         update,

@@ -97,15 +97,15 @@ def read_csv(lake: Lake, key: str) -> list[dict[str, str]]:
 def comms_world(lake: Lake, instance: dg.DagsterInstance) -> Lake:
     yesterday_noon = london(YESTERDAY, 12)
     records = [
-        item("a1", yesterday_noon, "COMPLETED", client="client-a", completed=yesterday_noon,
+        item("a1", yesterday_noon, "DELIVERED", client="client-a", completed=yesterday_noon,
              created=yesterday_noon - timedelta(hours=1), completedcommunicationtypes=["SMS"]),
         item("a2", yesterday_noon, "FAILED", client="client-a", completed=yesterday_noon,
              created=yesterday_noon - timedelta(hours=1)),
         item("a3", yesterday_noon, "SENDING", client="client-a"),
         # Completed at 00:30 London on the 6th = 23:30 UTC on the 5th: not yesterday.
-        item("a4", london(YESTERDAY + timedelta(days=1), 0), "COMPLETED", client="client-a",
+        item("a4", london(YESTERDAY + timedelta(days=1), 0), "DELIVERED", client="client-a",
              completed=london(YESTERDAY + timedelta(days=1), 0) + timedelta(minutes=30)),
-        item("b1", yesterday_noon, "COMPLETED", client="client-b", completed=yesterday_noon),
+        item("b1", yesterday_noon, "DELIVERED", client="client-b", completed=yesterday_noon),
     ]  # fmt: skip
     lake.land("items", lines(records))
     lake.cycle(NOW)
@@ -211,14 +211,14 @@ DONE = NOW - timedelta(hours=5)
 def batch_world(lake: Lake, instance: dg.DagsterInstance) -> Lake:
     created = DONE - timedelta(hours=1)
     records = []
-    for n, status in enumerate(("COMPLETED", "FAILED")):
+    for n, status in enumerate(("DELIVERED", "FAILED")):
         records.append(item(f"r1-i{n}", DONE, status, request="r1", created=created,
                             completed=DONE, failedreason="All communication channels failed"
                             if status == "FAILED" else None))  # fmt: skip
-        records.append(plan(f"r1-p{n}", DONE, "DELIVERED" if status == "COMPLETED" else "FAILED",
+        records.append(plan(f"r1-p{n}", DONE, "DELIVERED" if status == "DELIVERED" else "FAILED",
                             item_id=f"r1-i{n}", request="r1", created=created,
                             completed=DONE))  # fmt: skip
-    records.append(item("r2-i0", DONE, "COMPLETED", request="r2", created=created, completed=DONE))
+    records.append(item("r2-i0", DONE, "DELIVERED", request="r2", created=created, completed=DONE))
     records.append(item("r2-i1", DONE, "SENDING", request="r2", created=created))
     lake.land("batch", lines(records))
     lake.cycle(NOW)

@@ -88,7 +88,9 @@ def test_jobs_split_the_graph_as_designed(definitions):
         "reporting/request_item_plan_status",
         "reporting/client_latest_name",
         "reporting/request_item_status_summary",
+        "reporting/request_item_status_summary_batch",
         "reporting/request_item_plan_completed_summary",
+        "reporting/request_item_plan_completed_summary_batch",
     }
     assert not checks(REPORTING_JOB) & set(WATCHDOG_CHECK_KEYS)
     assert checks(WATCHDOG_JOB) == set(WATCHDOG_CHECK_KEYS)
@@ -104,6 +106,8 @@ def test_pass_two_depends_on_pass_one(definitions):
     for summary, projection in (
         ("request_item_status_summary", "request_item_status"),
         ("request_item_plan_completed_summary", "request_item_plan_status"),
+        ("request_item_status_summary_batch", "request_item_status"),
+        ("request_item_plan_completed_summary_batch", "request_item_plan_status"),
     ):
         parents = graph.get(dg.AssetKey(["reporting", summary])).parent_keys
         assert dg.AssetKey(["reporting", projection]) in parents
@@ -183,8 +187,8 @@ def test_report_schedules_request_due_partition_ranges(definitions, lake, instan
         "items",
         lines(
             [
-                item("a1", yesterday_noon, "COMPLETED", completed=yesterday_noon),
-                item("b1", done, "COMPLETED", client="client-b", request="r-b", completed=done,
+                item("a1", yesterday_noon, "DELIVERED", completed=yesterday_noon),
+                item("b1", done, "DELIVERED", client="client-b", request="r-b", completed=done,
                      created=done - timedelta(minutes=5)),
             ]
         ),

@@ -15,6 +15,7 @@ import pytest
 from flowehr_pipelines.synthetic import write_cdc_landing
 from flowehr_pipelines.synthetic.cdc_files import partition_dir
 from flowehr_pipelines.synthetic.cdc_model import MALFORMED_KINDS, CdcGenerationStats
+from transforms.cdc import REQUEST_ITEM_FIELDS, REQUEST_ITEM_PLAN_FIELDS
 from transforms.identifiers import nhs_number_problem
 
 START = date(2026, 11, 1)
@@ -22,39 +23,11 @@ DAYS = 4
 DAY_MS = 86_400_000
 START_MS = calendar.timegm(START.timetuple()) * 1000
 
-FIELDS = {
-    "pk",
-    "sk",
-    "timestamp",
-    "clientid",
-    "campaignid",
-    "sendinggroupid",
-    "sendinggroupidversion",
-    "requestid",
-    "requestrefid",
-    "requestitemid",
-    "requestitemrefid",
-    "requestitemplanid",
-    "nhsnumber",
-    "createddate",
-    "completeddate",
-    "status",
-    "failedreason",
-    "failedreasoncode",
-    "communicationtype",
-    "supplier",
-    "channeltype",
-    "ordernumber",
-    "completedcommunicationtypes",
-    "failedcommunicationtypes",
-    "patientodscode",
-    "clientname",
-}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PART_RE = re.compile(
     r"transaction_history/__year=(\d{4})/__month=(\d\d)/__day=(\d\d)/part-\d{5}\.jsonl$"
 )
-ITEM_ORDER = {"PENDING_ENRICHMENT": 0, "ENRICHED": 1, "SENDING": 2, "COMPLETED": 3, "FAILED": 3}
+ITEM_ORDER = {"PENDING_ENRICHMENT": 0, "ENRICHED": 1, "SENDING": 2, "DELIVERED": 3, "FAILED": 3}
 PLAN_ORDER = {"PENDING": 0, "SENDING": 1, "DELIVERED": 2, "FAILED": 2, "SKIPPED": 2}
 
 
@@ -157,31 +130,47 @@ def test_write_cdc_landing_fields_and_key_prefixes(
     _, stats = landing
     records = _records(stats.files)
     kinds: Counter[str] = Counter()
+    legacy_templates = 0
     for record in records:
-        assert set(record) <= FIELDS
         assert record["pk"] == f"CLIENT#{record['clientid']}"
         assert isinstance(record["timestamp"], int)
         prefix = record["sk"].split("#", 1)[0]
         kinds[prefix] += 1
         if prefix == "REQUEST_ITEM":
+            assert list(record) == list(REQUEST_ITEM_FIELDS)
             assert record["sk"] == f"REQUEST_ITEM#{record['requestitemid']}"
             assert nhs_number_problem(record["nhsnumber"]) is None
             assert re.fullmatch(r"[A-Z]\d{5}", record["patientodscode"])
             assert record["status"] in ITEM_ORDER
-        elif prefix == "REQUEST_ITEM_PLAN":
+            assert record["clientname"].startswith(("Hospital Trust", *"ABCD"))
+            assert record["sendinggroupname"] and ISO_MS.match(record["sendinggroupcreateddate"])
+        else:
+            assert prefix == "REQUEST_ITEM_PLAN"
+            assert list(record)[: len(REQUEST_ITEM_PLAN_FIELDS)] == list(REQUEST_ITEM_PLAN_FIELDS)
             assert record["sk"] == f"REQUEST_ITEM_PLAN#{record['requestitemplanid']}"
+            assert "nhsnumber" not in record
             assert record["communicationtype"] in {"NHSAPP", "EMAIL", "SMS", "LETTER"}
             assert record["channeltype"] in {"primary", "secondary"}
-            assert record["supplier"] in {"MBA", "NOTIFY", "SYNERTEC"}
+            assert record["supplier"] in {"MBA", "NOTIFY", "SYNERTEC", "PRECISIONPROCO"}
             assert isinstance(record["ordernumber"], int) and record["ordernumber"] >= 1
             assert record["status"] in PLAN_ORDER
-        else:
-            assert prefix == "CLIENT"
-            assert record["sk"] == record["pk"]
-            assert record["clientname"].startswith(("Hospital Trust", *"ABCD"))
+            assert record["contactdetailsource"] in {"PDS", "CLIENT"}
+            assert record["senderodscode"]
+            # A plan is sent once it is SENDING; a skipped one never is.
+            if record["status"] in ("SENDING", "DELIVERED", "FAILED"):
+                assert ISO_MS.match(record["datesent"])
+            else:
+                assert record["datesent"] is None
+            if record["templateid"] is None:
+                legacy_templates += 1
+                suppliers = record["templates"]["suppliers"]
+                assert list(suppliers) == [record["supplier"].lower()]
+            else:
+                assert set(record) == set(REQUEST_ITEM_PLAN_FIELDS)
         if record.get("completeddate") is not None:
             assert ISO_MS.match(record["completeddate"])
-    assert set(kinds) == {"REQUEST_ITEM", "REQUEST_ITEM_PLAN", "CLIENT"}
+    assert set(kinds) == {"REQUEST_ITEM", "REQUEST_ITEM_PLAN"}
+    assert legacy_templates > 0
     assert len({r["clientid"] for r in records}) == 4
 
 
@@ -201,7 +190,7 @@ def test_write_cdc_landing_lifecycles_move_forward(
         assert ranks == sorted(ranks), sk
         last = changes[-1]
         if sk.startswith("REQUEST_ITEM#"):
-            if last["status"] in ("COMPLETED", "FAILED"):
+            if last["status"] in ("DELIVERED", "FAILED"):
                 terminal_items += 1
                 assert ISO_MS.match(last["completeddate"])
                 assert isinstance(last["completedcommunicationtypes"], list)
