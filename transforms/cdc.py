@@ -57,10 +57,8 @@ REQUEST_ITEM_FIELDS = (
     "patientodscode",
     "billingref",
 )
-REQUEST_ITEM_PLAN_FIELDS = (
-    "pk",
-    "sk",
-    "timestamp",
+# What a plan repeats of its item: the client, campaign, sending group and the ids.
+ITEM_IDENTITY_FIELDS = (
     "clientid",
     "campaignid",
     "sendinggroupid",
@@ -69,6 +67,12 @@ REQUEST_ITEM_PLAN_FIELDS = (
     "requestrefid",
     "requestitemid",
     "requestitemrefid",
+)
+REQUEST_ITEM_PLAN_FIELDS = (
+    "pk",
+    "sk",
+    "timestamp",
+    *ITEM_IDENTITY_FIELDS,
     "requestitemplanid",
     "createddate",
     "completeddate",

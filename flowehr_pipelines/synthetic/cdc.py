@@ -30,11 +30,9 @@ seed, communications can be linked to patients ``1..PATIENT_POOL``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from random import Random
@@ -77,23 +75,14 @@ from flowehr_pipelines.synthetic.cdc_model import (
     Campaign,
     CdcGenerationStats,
     Client,
+    contact_id,
     encode_json,
     epoch_ms,
+    message_specification,
+    weighted_choice,
 )
 from flowehr_pipelines.synthetic.ehr_schema import synthetic_nhs_number
-from transforms.cdc import REQUEST_ITEM_FIELDS, REQUEST_ITEM_PLAN_FIELDS
-
-# What a plan repeats of its item: the client, campaign, sending group and the ids.
-ITEM_KEYS_ON_PLANS = (
-    "clientid",
-    "campaignid",
-    "sendinggroupid",
-    "sendinggroupidversion",
-    "requestid",
-    "requestrefid",
-    "requestitemid",
-    "requestitemrefid",
-)
+from transforms.cdc import ITEM_IDENTITY_FIELDS, REQUEST_ITEM_FIELDS, REQUEST_ITEM_PLAN_FIELDS
 
 
 class _Generator:
@@ -351,7 +340,7 @@ class _Generator:
                 "pk": item["pk"],
                 "sk": f"REQUEST_ITEM_PLAN#{planid}",
                 "timestamp": plan_created,
-                **{k: item[k] for k in ITEM_KEYS_ON_PLANS},
+                **{k: item[k] for k in ITEM_IDENTITY_FIELDS},
                 "requestitemplanid": planid,
                 "createddate": iso_ms(plan_created),
                 "completeddate": None,
@@ -363,10 +352,10 @@ class _Generator:
                 "supplier": supplier,
                 "channeltype": "primary" if order == 1 else "secondary",
                 "ordernumber": order,
-                "contactdetailsource": _weighted(rng, CONTACT_DETAIL_SOURCES),
-                "recipientcontactid": _contact_id(nhsnumber, channel),
+                "contactdetailsource": weighted_choice(rng, CONTACT_DETAIL_SOURCES),
+                "recipientcontactid": contact_id(nhsnumber, channel),
                 "templateid": campaign.templates[channel],
-                **_message_specification(rng, channel, supplier),
+                **message_specification(rng, channel, supplier),
                 "senderodscode": client.odscode,
             }
             plan = {k: fields[k] for k in REQUEST_ITEM_PLAN_FIELDS}
@@ -432,44 +421,6 @@ class _Generator:
             reason, code = ALL_CHANNELS_FAILED
             final.update(status="FAILED", failedreason=reason, failedreasoncode=code)
         emit(t, final)
-
-
-def _weighted(rng: Random, choices: tuple[tuple[str, float], ...]) -> str:
-    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
-
-
-def _contact_id(nhsnumber: str, channel: str) -> str | None:
-    """One id per recipient and contact channel (SMS and email), as NHS Notify keeps them."""
-    if channel not in ("SMS", "EMAIL"):
-        return None
-    digest = hashlib.sha256(f"contact:{channel}:{nhsnumber}".encode()).hexdigest()
-    return str(uuid.UUID(hex=digest[:32], version=4))
-
-
-def _message_specification(rng: Random, channel: str, supplier: str) -> dict[str, Any]:
-    """What a message is billed by: SMS fragments, letter sheets; nothing for app and email."""
-    if channel == "SMS":
-        fragments = rng.choices((1, 2, 3), weights=(70, 25, 5))[0]
-        return {
-            "specificationid": None,
-            "specificationbillingid": None,
-            "messagelength": fragments,
-            "messagelengthunits": "FRAGMENTS",
-        }
-    if channel == "LETTER":
-        sheets = rng.choices((1, 2, 3), weights=(60, 30, 10))[0]
-        return {
-            "specificationid": f"{supplier.lower()}-standard-c5",
-            "specificationbillingid": f"{supplier}-C5-{sheets}",
-            "messagelength": sheets,
-            "messagelengthunits": "SHEETS",
-        }
-    return {
-        "specificationid": None,
-        "specificationbillingid": None,
-        "messagelength": None,
-        "messagelengthunits": None,
-    }
 
 
 def write_cdc_landing(

@@ -4,10 +4,14 @@ its campaigns.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from random import Random
+from typing import Any
 
 TRANSACTION_HISTORY = "transaction_history"
 
@@ -176,3 +180,41 @@ class Client:
 
 def epoch_ms(day: date) -> int:
     return (day - date(1970, 1, 1)).days * DAY_MS
+
+
+def weighted_choice(rng: Random, choices: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+
+
+def contact_id(nhsnumber: str, channel: str) -> str | None:
+    """One id per recipient and contact channel (SMS and email), as NHS Notify keeps them."""
+    if channel not in ("SMS", "EMAIL"):
+        return None
+    digest = hashlib.sha256(f"contact:{channel}:{nhsnumber}".encode()).hexdigest()
+    return str(uuid.UUID(hex=digest[:32], version=4))
+
+
+def message_specification(rng: Random, channel: str, supplier: str) -> dict[str, Any]:
+    """What a message is billed by: SMS fragments, letter sheets; nothing for app and email."""
+    if channel == "SMS":
+        fragments = rng.choices((1, 2, 3), weights=(70, 25, 5))[0]
+        return {
+            "specificationid": None,
+            "specificationbillingid": None,
+            "messagelength": fragments,
+            "messagelengthunits": "FRAGMENTS",
+        }
+    if channel == "LETTER":
+        sheets = rng.choices((1, 2, 3), weights=(60, 30, 10))[0]
+        return {
+            "specificationid": f"{supplier.lower()}-standard-c5",
+            "specificationbillingid": f"{supplier}-C5-{sheets}",
+            "messagelength": sheets,
+            "messagelengthunits": "SHEETS",
+        }
+    return {
+        "specificationid": None,
+        "specificationbillingid": None,
+        "messagelength": None,
+        "messagelengthunits": None,
+    }

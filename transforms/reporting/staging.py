@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 
+from transforms.cdc import ITEM_IDENTITY_FIELDS
 from transforms.reporting import run_sql
 from transforms.reporting.calendar import local_dates
 
@@ -157,14 +158,7 @@ REQUEST_ITEM_PLAN_STATUS = ProjectionSpec(
     table="request_item_plan_status",
     key="requestitemplanid",
     dimensions=(
-        "clientid",
-        "campaignid",
-        "sendinggroupid",
-        "sendinggroupidversion",
-        "requestid",
-        "requestrefid",
-        "requestitemid",
-        "requestitemrefid",
+        *ITEM_IDENTITY_FIELDS,
         "communicationtype",
         "supplier",
         "channeltype",
