@@ -8,7 +8,7 @@ cycle (delta-rs MERGE into Delta tables) is measured against, not product code.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -21,12 +21,8 @@ KEY = "benchmark-key-not-secret-0123456789"
 NEWER = 's."timestamp" > t."timestamp" OR (s."timestamp" = t."timestamp" AND s._rank > t._rank)'
 
 
-def _ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
-
-
-def _projection_select(spec: ProjectionSpec, start: date, tz: str) -> str:
-    select = render(load_sql(spec.table), {"window_start_ms": _ms(start)})
+def _projection_select(spec: ProjectionSpec, tz: str) -> str:
+    select = render(load_sql(spec.table), {})
     extra = [
         f"CAST(timezone('{tz}', {source}) AS DATE) AS {target}"
         for source, target in spec.local_dates
@@ -52,11 +48,11 @@ def run_cycle(
     connection.execute(
         "CREATE OR REPLACE TEMP VIEW transaction_history AS SELECT * FROM "
         f"read_parquet([{files}], hive_partitioning = true, union_by_name = true) "
-        f"WHERE change_date >= '{start.isoformat()}'"
+        f"WHERE landing_date >= '{start.isoformat()}'"
     )
     existing = {row[0] for row in connection.execute("SHOW TABLES").fetchall()}
     for spec in PROJECTIONS:
-        select = _projection_select(spec, start, tz)
+        select = _projection_select(spec, tz)
         if spec.table not in existing:
             connection.execute(f"CREATE TABLE {spec.table} AS {select}")
             continue

@@ -5,7 +5,8 @@ consumers; see docs/CONTRACTS.md §1) carry ``dagster/column_schema`` as definit
 description for every column, so the UI's catalogue shows each table's columns before
 anything is materialised. The schemas come from the data dictionaries kept beside the
 transforms: ``transforms.features.dictionary`` (through ``FEATURE_TABLES``) and
-``transforms.reporting.dictionary``. ``flowehr docs data-dictionary`` renders the same
+``transforms.reporting.dictionary`` (with ``transforms.reporting.views`` for the
+``reporting/views`` zone). ``flowehr docs data-dictionary`` renders the same
 metadata as Markdown (``flowehr_pipelines.data_dictionary``).
 """
 
@@ -17,14 +18,17 @@ import dagster as dg
 
 from assets.features.tables import FEATURE_ZONE, dictionary_schema
 from transforms.features.pipeline import FEATURE_TABLES
-from transforms.reporting.dictionary import REPORTING_COLUMNS
+from transforms.reporting.dictionary import REPORTING_COLUMNS, ReportingColumn
+from transforms.reporting.views import VIEW_COLUMNS
 
 COLUMN_SCHEMA = "dagster/column_schema"
-PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (FEATURE_ZONE, ("reporting",))
+VIEW_ZONE = ("reporting", "views")
+PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (FEATURE_ZONE, ("reporting",), VIEW_ZONE)
 
 
 def is_published(key: dg.AssetKey) -> bool:
-    """True for a table in a published zone: ``gold/features/<t>`` or ``reporting/<t>``."""
+    """True for a table in a published zone: ``gold/features/<t>``, ``reporting/<t>`` or
+    ``reporting/views/<t>``."""
     return any(
         len(key.path) == len(zone) + 1 and tuple(key.path[: len(zone)]) == zone
         for zone in PUBLISHED_ZONES
@@ -37,13 +41,18 @@ def column_schema(key: dg.AssetKey) -> dg.TableSchema | None:
     if tuple(zone) == FEATURE_ZONE and table in FEATURE_TABLES:
         return dictionary_schema(FEATURE_TABLES[table])
     if tuple(zone) == ("reporting",) and table in REPORTING_COLUMNS:
-        return dg.TableSchema(
-            columns=[
-                dg.TableColumn(name=c.name, type=c.type, description=c.description)
-                for c in REPORTING_COLUMNS[table]
-            ]
-        )
+        return _reporting_schema(REPORTING_COLUMNS[table])
+    if tuple(zone) == VIEW_ZONE and table in VIEW_COLUMNS:
+        return _reporting_schema(VIEW_COLUMNS[table])
     return None
+
+
+def _reporting_schema(columns: tuple[ReportingColumn, ...]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=c.name, type=c.type, description=c.description) for c in columns
+        ]
+    )
 
 
 def _with_schema(spec: dg.AssetSpec) -> dg.AssetSpec:

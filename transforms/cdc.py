@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -142,6 +143,7 @@ TRANSACTION_HISTORY_SCHEMA = pa.schema(
         ("_source_file", pa.string()),
         ("_line_number", pa.int64()),
         ("change_date", pa.string()),
+        ("landing_date", pa.string()),
     ]
 )
 
@@ -172,12 +174,16 @@ class ParsedFile:
     records: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     record_tables: list[pa.Table] = field(default_factory=list)
+    landing_date: str | None = None  # the day the file landed, stamped on every record
 
     @property
     def record_count(self) -> int:
         return len(self.records) + sum(t.num_rows for t in self.record_tables)
 
     def records_table(self) -> pa.Table:
+        return self._with_landing_date(self._records_in_line_order())
+
+    def _records_in_line_order(self) -> pa.Table:
         table = pa.Table.from_pylist(self.records, schema=TRANSACTION_HISTORY_SCHEMA)
         if not self.record_tables:
             return table
@@ -189,6 +195,11 @@ class ParsedFile:
         if pc.all(pc.less(numbers[:-1], numbers[1:])).as_py():
             return merged
         return merged.sort_by("_line_number")
+
+    def _with_landing_date(self, table: pa.Table) -> pa.Table:
+        at = table.schema.get_field_index("landing_date")
+        value = pa.scalar(self.landing_date, pa.string())
+        return table.set_column(at, "landing_date", pa.repeat(value, table.num_rows))
 
     def quarantine_table(self) -> pa.Table:
         return pa.Table.from_pylist(self.quarantined, schema=QUARANTINE_SCHEMA)
@@ -316,7 +327,7 @@ def parse_lines(
         now: the ingestion time, to reject timestamps from the future.
         quarantined_at: stamped on quarantine rows.
     """
-    parsed = ParsedFile()
+    parsed = ParsedFile(landing_date=landing_date_of(source_file, now))
     parse_numbered_lines(
         enumerate(lines, start=1),
         parsed,
@@ -372,6 +383,46 @@ def parse_numbered_lines(
         parsed.records.append(record)
 
 
+_LANDING_PARTITION = re.compile(r"(?:^|/)__year=(\d{4})/__month=(\d{1,2})/__day=(\d{1,2})/")
+
+
+def landing_date_of(source_file: str, received: datetime) -> str:
+    """The day a file landed: its ``__year=/__month=/__day=`` folder, else the day received.
+
+    The folders are the sender's landing partition (NHS Notify's moving windows run
+    over them); a key without them, or with a date that does not exist, landed when
+    ingestion found it.
+    """
+    return _landing_folder_date(source_file) or received.astimezone(UTC).date().isoformat()
+
+
+def with_landing_dates(history: pa.Table) -> pa.Table:
+    """Bronze rows of an earlier layout, given the landing day their file's key names.
+
+    Rows from before ``landing_date`` existed lack it; their key tells the day, and a
+    key without landing folders falls back to the record's change date, the nearest
+    fact kept about when it arrived.
+    """
+    if "landing_date" not in history.column_names:
+        history = history.append_column("landing_date", pa.nulls(history.num_rows, pa.string()))
+    files = pc.unique(history["_source_file"]).to_pylist()
+    by_key = {key: _landing_folder_date(key) for key in files if key is not None}
+    from_key = pa.array([by_key.get(k) for k in history["_source_file"].to_pylist()], pa.string())
+    filled = pc.coalesce(history["landing_date"], from_key, history["change_date"])
+    at = history.schema.get_field_index("landing_date")
+    return history.set_column(at, "landing_date", filled)
+
+
+def _landing_folder_date(source_file: str) -> str | None:
+    match = _LANDING_PARTITION.search(source_file)
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
+    except ValueError:
+        return None
+
+
 def window_start(as_of: datetime, days: int) -> date:
-    """First change date inside a moving window of ``days`` days ending at ``as_of``."""
+    """First (landing) day inside a moving window of ``days`` days ending at ``as_of``."""
     return date.fromordinal(as_of.astimezone(UTC).date().toordinal() - days + 1)

@@ -48,6 +48,7 @@ from transforms.cdc import (
     STRING_FIELDS,
     TRANSACTION_HISTORY_SCHEMA,
     ParsedFile,
+    landing_date_of,
     parse_numbered_lines,
 )
 
@@ -105,7 +106,7 @@ def parse_landed_file(
         else:
             fast.append(index)
     reader = _Reader(now_ms=int(now.timestamp() * 1000), source_file=source_file)
-    parsed = ParsedFile()
+    parsed = ParsedFile(landing_date=landing_date_of(source_file, now))
     for block in reader.read(lines, fast):
         if block.table.num_rows:
             parsed.record_tables.append(block.table)
@@ -261,6 +262,7 @@ class _Reader:
                 ),
                 pa.string(),
             ),
+            "landing_date": pa.nulls(len(chunk), pa.string()),  # ParsedFile stamps it
         }
         built = pa.Table.from_arrays(
             [arrays[f.name] for f in TRANSACTION_HISTORY_SCHEMA], schema=TRANSACTION_HISTORY_SCHEMA

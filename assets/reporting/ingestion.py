@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from assets.metadata import delta_table_metadata
 from resources.delta.store import DeltaTableStore, Marked
 from resources.object_store import ObjectStore
-from transforms.cdc import ParsedFile
+from transforms.cdc import ParsedFile, with_landing_dates
 from transforms.cdc_fast import parse_landed_file
 
 LANDING_PREFIX = "landing/transaction_history"
@@ -76,6 +76,10 @@ def pending_landing_keys(objects: ObjectStore, delta: DeltaTableStore) -> list[s
     ]
 
 
+# Bronze is partitioned by the day each file landed: the reporting windows run over it.
+HISTORY_PARTITIONS = ["landing_date"]
+
+
 def _commit_batch(delta: DeltaTableStore, batch: list[tuple[list[str], ParsedFile]]) -> None:
     """Quarantine first, then records, each commit carrying its files' markers.
 
@@ -87,7 +91,7 @@ def _commit_batch(delta: DeltaTableStore, batch: list[tuple[list[str], ParsedFil
         TRANSACTION_HISTORY.path,
         [Marked(m, p.records_table()) for m, p in batch],
         once=True,
-        partition_by=["change_date"],
+        partition_by=HISTORY_PARTITIONS,
     )
 
 
@@ -95,6 +99,8 @@ def ingest_landing_files(
     *, objects: ObjectStore, delta: DeltaTableStore, now: datetime, log: dg.DagsterLogManager
 ) -> IngestStats:
     """Ingest every landed file not yet in bronze, exactly once each."""
+    if delta.repartition(TRANSACTION_HISTORY.path, HISTORY_PARTITIONS, fill=with_landing_dates):
+        log.info("bronze/transaction_history laid out anew by landing day (once)")
     stats = IngestStats()
     batch: list[tuple[list[str], ParsedFile]] = []
     pending = 0

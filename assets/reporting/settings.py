@@ -15,25 +15,39 @@ from resources.settings import StrictSettings
 class WatchdogSettings(StrictSettings):
     """When a communication counts as overdue or stuck (NHS Notify's watchdog rules).
 
-    A request item plan is overdue when it has no final status this many hours after it
-    was created: ``plan_overdue_hours`` per channel for the first channel tried,
-    ``fallback_plan_overdue_hours`` for a later (fallback) channel, and
-    ``any_plan_overdue_hours`` for any plan at all.
+    Limits are whole days counted back from midnight (UTC) of the evaluation day, as
+    NHS Notify's ``DATE_ADD('day', -n, CURRENT_DATE)``: a plan created at 23:00 four
+    days before today's midnight is overdue at 00:00, not at 23:00. A request item plan
+    is overdue when it has no final status past ``plan_overdue_days`` of its channel
+    (first channel tried, ``ordernumber`` 1), ``fallback_plan_overdue_days`` (the second
+    channel, ``ordernumber`` 2) or ``any_plan_overdue_days`` (any plan at all).
     """
 
-    plan_overdue_hours: dict[str, int] = Field(
-        default_factory=lambda: {"NHSAPP": 96, "SMS": 96, "EMAIL": 96, "LETTER": 168},
+    plan_overdue_days: dict[str, int] = Field(
+        default_factory=lambda: {"NHSAPP": 4, "SMS": 4, "EMAIL": 4, "LETTER": 7},
         description="Per channel (communicationtype), for the first channel of an item.",
     )
-    fallback_plan_overdue_hours: int = Field(default=240, gt=0)
-    any_plan_overdue_hours: int = Field(default=336, gt=0)
-    item_overdue_hours: int = Field(default=336, gt=0)
-    request_overdue_hours: int = Field(default=336, gt=0)
-    stuck_pending_enrichment_hours: int = Field(default=48, gt=0)
-    stuck_enriched_hours: int = Field(default=144, gt=0)
+    fallback_plan_overdue_days: int = Field(default=10, gt=0)
+    any_plan_overdue_days: int = Field(default=14, gt=0)
+    item_overdue_days: int = Field(default=14, gt=0)
+    request_overdue_days: int = Field(default=14, gt=0)
+    stuck_pending_enrichment_days: int = Field(default=2, gt=0)
+    stuck_enriched_days: int = Field(default=6, gt=0)
+    latency_degraded_factor: float = Field(
+        default=2.0,
+        gt=0,
+        description="degraded_latency: today's median latency above this many times the "
+        "last month's 95th percentile.",
+    )
     lookback_days: int = Field(default=90, gt=0, description="Older communications are ignored.")
     error_at: int = Field(
         default=1, gt=0, description="A watchdog fails with severity ERROR at this many."
+    )
+    degraded_groups_error_at: int = Field(
+        default=2,
+        gt=0,
+        description="degraded_latency fails when this many client and campaign groups are "
+        "degraded at once (NHS Notify's alarm: several at the same time).",
     )
 
 
@@ -82,6 +96,17 @@ class ReportingSettings(StrictSettings):
         default=date(2024, 1, 1), description="First day of the daily report partitions."
     )
     watchdogs: WatchdogSettings = WatchdogSettings()
+    sms_nudge_client_id: str | None = Field(
+        default=None,
+        description="Client id of the SMS Nudge umbrella client: the smsnudge views show its "
+        "items and plans, and billing_transactions bills them to the messages they nudge "
+        "about. None = no such client, as NHS Notify's default ('NULL', which names none).",
+    )
+    email_filter_client_ids: list[str] = Field(
+        default_factory=list,
+        description="Clients whose email-only sending groups are hidden in the view "
+        "request_item_status_summary_all_email_filter; empty = none, as NHS Notify's default.",
+    )
 
 
 class HousekeepingSettings(StrictSettings):

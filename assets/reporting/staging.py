@@ -23,7 +23,7 @@ import pyarrow.dataset as pa_ds
 from deltalake.exceptions import DeltaError
 
 from assets.metadata import delta_table_metadata
-from assets.reporting import watchdogs
+from assets.reporting import views, watchdogs
 from assets.reporting.as_of import AsOfConfig
 from assets.reporting.ingestion import TRANSACTION_HISTORY, transaction_history
 from assets.reporting.settings import ReportingDomain, ReportingSettings
@@ -93,9 +93,10 @@ def read_history_window(
     version: int | None = None,
     added_after: int | None = None,
 ) -> pa_ds.Dataset:
-    """Bronze records changed on or after a day; empty before the first ingest.
+    """Bronze records of the files that landed on or after a day; empty before the first ingest.
 
-    A lazy scan of the window's ``change_date`` partitions only (and with
+    NHS Notify's window: by landing day, so a record that arrives late is still taken in.
+    A lazy scan of the window's ``landing_date`` partitions only (and with
     ``added_after``, only of files committed after that version): the SQL engine
     reads just the columns it needs, so the cost follows the window, not the history.
     """
@@ -103,7 +104,7 @@ def read_history_window(
         return pa_ds.dataset(TRANSACTION_HISTORY_SCHEMA.empty_table())
     return delta.dataset(
         TRANSACTION_HISTORY.path,
-        where=[("change_date", ">=", start_date.isoformat())],
+        where=[("landing_date", ">=", start_date.isoformat())],
         version=version,
         added_after=added_after,
     )
@@ -182,7 +183,6 @@ def refresh_projection(
     projected = project(
         spec,
         history,
-        window_start_ms=window_start_ms(start),
         pseudonymise=pseudonymise,
         tz=tz,
         hash_identifier=hash_identifier,
@@ -430,4 +430,5 @@ def build_defs(settings: ReportingDomain) -> dg.Definitions:
         *[build_projection_defs(spec=spec, settings=settings) for spec in PROJECTIONS],
         *[build_aggregation_defs(spec=spec, settings=settings) for spec in AGGREGATIONS],
         watchdogs.build_defs(settings),
+        views.build_defs(settings),
     )

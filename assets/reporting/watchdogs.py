@@ -1,9 +1,10 @@
 """Watchdogs: asset checks that count overdue and stuck communications.
 
-NHS Notify runs four watchdog queries against its staging tables and raises an alarm
+NHS Notify runs its watchdog queries against its staging tables and raises an alarm
 when they find anything: request item plans with no final status long after they were
 created (limits per channel: a letter takes days, an app message minutes), request
-items and requests that never finished, and items stuck before sending. Here each is
+items and requests that never finished, and items stuck before sending. Their limits
+are whole days before midnight (UTC) of the evaluation day, and so are ours. Here each is
 a standalone ``@asset_check`` on the staging table it reads, evaluated by the
 watchdog job every hour; its SQL lives in ``transforms/reporting/watchdog_*.sql``.
 
@@ -16,7 +17,7 @@ it to the webhook. Counts only: no patient value leaves the staging tables.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import dagster as dg
@@ -27,7 +28,11 @@ from assets.reporting.as_of import AsOfConfig
 from assets.reporting.settings import ReportingDomain, WatchdogSettings
 from resources.delta.store import DeltaTableStore, Marked
 from transforms.reporting import SqlParam, run_sql
-from transforms.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
+from transforms.reporting.staging import (
+    REQUEST_ITEM_PLAN_STATUS,
+    REQUEST_ITEM_STATUS,
+    REQUEST_ITEM_STATUS_SUMMARY,
+)
 
 WATCHDOG_METRICS = ("internal", "watchdog_metrics")
 WATCHDOG_METRICS_SCHEMA = pa.schema(
@@ -45,43 +50,46 @@ WATCHDOG_METRICS_SCHEMA = pa.schema(
 METADATA_GROUPS = 25
 
 ITEM_STATUS_KEY = dg.AssetKey(["reporting", REQUEST_ITEM_STATUS.table])
+ITEM_SUMMARY_KEY = dg.AssetKey(["reporting", REQUEST_ITEM_STATUS_SUMMARY.table])
 PLAN_STATUS_KEY = dg.AssetKey(["reporting", REQUEST_ITEM_PLAN_STATUS.table])
 
 
-def _hours_before(now: datetime, hours: int) -> datetime:
-    return now - timedelta(hours=hours)
+def _days_before(now: datetime, days: int) -> datetime:
+    """Midnight (UTC) ``days`` before the evaluation day: NHS Notify's day arithmetic."""
+    midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+    return midnight - timedelta(days=days)
 
 
 def _lookback(now: datetime, limits: WatchdogSettings) -> datetime:
-    return now - timedelta(days=limits.lookback_days)
+    return _days_before(now, limits.lookback_days)
 
 
 def _plan_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam]:
     return {
-        "any_overdue_before": _hours_before(now, limits.any_plan_overdue_hours),
-        "fallback_overdue_before": _hours_before(now, limits.fallback_plan_overdue_hours),
+        "any_overdue_before": _days_before(now, limits.any_plan_overdue_days),
+        "fallback_overdue_before": _days_before(now, limits.fallback_plan_overdue_days),
         "lookback_start": _lookback(now, limits),
     }
 
 
 def _item_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam]:
     return {
-        "overdue_before": _hours_before(now, limits.item_overdue_hours),
-        "lookback_start": _lookback(now, limits),
+        "overdue_before_date": _days_before(now, limits.item_overdue_days).date(),
+        "lookback_start_date": _lookback(now, limits).date(),
     }
 
 
 def _request_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam]:
     return {
-        "overdue_before": _hours_before(now, limits.request_overdue_hours),
-        "lookback_start": _lookback(now, limits),
+        "overdue_before_date": _days_before(now, limits.request_overdue_days).date(),
+        "lookback_start_date": _lookback(now, limits).date(),
     }
 
 
 def _stuck_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam]:
     return {
-        "pending_stuck_before": _hours_before(now, limits.stuck_pending_enrichment_hours),
-        "enriched_stuck_before": _hours_before(now, limits.stuck_enriched_hours),
+        "pending_stuck_before": _days_before(now, limits.stuck_pending_enrichment_days),
+        "enriched_stuck_before": _days_before(now, limits.stuck_enriched_days),
         "lookback_start": _lookback(now, limits),
     }
 
@@ -113,8 +121,8 @@ WATCHDOGS: tuple[Watchdog, ...] = (
     ),
     Watchdog(
         "overdue_request_items",
-        ITEM_STATUS_KEY,
-        "Request items with no final status long after they were created.",
+        ITEM_SUMMARY_KEY,
+        "Request items still outstanding two weeks after the day they were created.",
         _item_params,
     ),
     Watchdog(
@@ -137,12 +145,12 @@ WATCHDOG_CHECK_KEYS: tuple[dg.AssetCheckKey, ...] = tuple(
 
 def plan_thresholds(limits: WatchdogSettings, now: datetime) -> pa.Table:
     """Per channel, the creation time before which a first-channel plan is overdue."""
-    channels = sorted(limits.plan_overdue_hours)
+    channels = sorted(limits.plan_overdue_days)
     return pa.table(
         {
             "communicationtype": pa.array(channels, pa.string()),
             "overdue_before": pa.array(
-                [_hours_before(now, limits.plan_overdue_hours[c]) for c in channels],
+                [_days_before(now, limits.plan_overdue_days[c]) for c in channels],
                 pa.timestamp("us", tz="UTC"),
             ),
         }
@@ -219,11 +227,11 @@ def watchdog_result(
         "by_client_campaign": dg.MetadataValue.json(groups),
     }
     if watchdog.name == "overdue_request_item_plans":
-        metadata["limits_hours"] = dg.MetadataValue.json(
+        metadata["limits_days"] = dg.MetadataValue.json(
             {
-                **limits.plan_overdue_hours,
-                "fallback": limits.fallback_plan_overdue_hours,
-                "any": limits.any_plan_overdue_hours,
+                **limits.plan_overdue_days,
+                "fallback": limits.fallback_plan_overdue_days,
+                "any": limits.any_plan_overdue_days,
             }
         )
     return dg.AssetCheckResult(

@@ -7,11 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pyarrow as pa
 
 from assets.reporting.settings import ReportingDomain
-from assets.reporting.staging import (
-    REQUEST_ITEM_STATUS,
-)
+from assets.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
 from assets.reports.partitions import (
     BATCH_PARTITIONS,
     BATCH_RANGE_MAX_GAP,
@@ -137,18 +136,39 @@ def completed_batches(
     delta: DeltaTableStore,
     now: datetime,
 ) -> list[Batch]:
-    """Batches whose items all finished, settled and within the lookback."""
+    """Batches whose items and plans all finished, settled and within the lookback."""
     reporting = settings.reporting
     coverage = _first_window_start(instance, REQUEST_ITEM_STATUS)
     items = delta.read_or_none(
         REQUEST_ITEM_STATUS.path,
-        columns=["clientid", "requestid", "requestrefid", "status", "createdtime", "completedtime"],
+        columns=[
+            "clientid",
+            "requestid",
+            "requestitemid",
+            "requestrefid",
+            "status",
+            "createdtime",
+            "completedtime",
+        ],
+    )
+    plans = delta.read_or_none(
+        REQUEST_ITEM_PLAN_STATUS.path,
+        columns=["clientid", "requestitemid", "status", "completedtime"],
     )
     if coverage is None or items is None:
         return []
+    if plans is None:  # no plan yet: every item failed before sending, or none started
+        plans = pa.table(
+            {
+                "clientid": pa.array([], pa.string()),
+                "requestitemid": pa.array([], pa.string()),
+                "status": pa.array([], pa.string()),
+                "completedtime": pa.array([], pa.timestamp("us", tz="UTC")),
+            }
+        )
     found = run_sql(
         "completed_batches",
-        {"request_item_status": items},
+        {"request_item_status": items, "request_item_plan_status": plans},
         {
             "completed_since": now - timedelta(days=reporting.batch_report_lookback_days),
             "settled_before": now - timedelta(minutes=reporting.batch_settle_minutes),

@@ -26,6 +26,13 @@ from transforms.reporting import load_sql, run_sql
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TERMINAL_ITEM_STATUSES = ("DELIVERED", "FAILED")
+TERMINAL_PLAN_STATUSES = ("DELIVERED", "FAILED", "SKIPPED")
+
+
+def _unfinished_requests(rows: pa.Table, final: Sequence[str]) -> set[str]:
+    """Requests with a row whose status is not final (or missing)."""
+    done = pc.fill_null(pc.is_in(rows["status"], pa.array(final, pa.string())), False)
+    return set(rows.filter(pc.invert(done))["requestid"].to_pylist())
 
 
 def _segment(value: str) -> str:
@@ -133,13 +140,11 @@ def write_completed_batch_reports(
     wanted = set(request_ids)
     items = items.filter(pc.is_in(items["requestid"], pa.array(sorted(wanted), pa.string())))
     unknown = sorted(wanted - set(items["requestid"].to_pylist()))
+    batch_plans = plans.filter(pc.is_in(plans["requestid"], pa.array(sorted(wanted), pa.string())))
+    # Complete means every item and every plan final, as NHS Notify's completed_batches.
     unfinished = sorted(
-        set(
-            items.filter(pc.invert(pc.is_in(items["status"], pa.array(TERMINAL_ITEM_STATUSES))))[
-                "requestid"
-            ].to_pylist()
-        )
-        | set(items.filter(pc.is_null(items["status"]))["requestid"].to_pylist())
+        _unfinished_requests(items, TERMINAL_ITEM_STATUSES)
+        | _unfinished_requests(batch_plans, TERMINAL_PLAN_STATUSES)
     )
     if unknown or unfinished:
         raise dg.Failure(

@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 from deltalake import DeltaTable, write_deltalake
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pyarrow as pa
+
     from resources.delta.reads import TablePath
     from resources.delta.storage import LocalStorage, S3Storage
 
@@ -44,11 +48,18 @@ class DeltaMaintenance:
             retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
         )
 
-    def repartition(self, table: TablePath, partition_by: list[str]) -> bool:
+    def repartition(
+        self,
+        table: TablePath,
+        partition_by: list[str],
+        *,
+        fill: Callable[[pa.Table], pa.Table] | None = None,
+    ) -> bool:
         """Lay an existing table out partitioned by these columns, if it is not already.
 
         One overwrite commit with the same rows (earlier versions stay readable, and
-        app-transaction markers carry over). A missing table is left alone.
+        app-transaction markers carry over). A missing table is left alone. ``fill``
+        may complete the rows first, e.g. a new partition column that older rows lack.
 
         Returns:
             Whether the table was rewritten.
@@ -59,6 +70,8 @@ class DeltaMaintenance:
         if list(dt.metadata().partition_columns) == list(partition_by):
             return False
         data = dt.to_pyarrow_table(filesystem=self.storage.filesystem(self.uri(table)))
+        if fill is not None:
+            data = fill(data)
         write_deltalake(
             dt,
             data,

@@ -19,8 +19,10 @@ from transforms.cdc import (
     QUARANTINE_SCHEMA,
     TRANSACTION_HISTORY_SCHEMA,
     ParsedFile,
+    landing_date_of,
     parse_lines,
     window_start,
+    with_landing_dates,
 )
 from transforms.cdc_fast import parse_landed_file
 
@@ -375,3 +377,33 @@ def test_fast_path_matches_per_line_path_on_generated_landing_files(tmp_path, mo
     for path in files:
         fast = assert_same_as_per_line(path.read_bytes())
         assert fast.record_tables
+
+
+@pytest.mark.parametrize(
+    ("key", "landed"),
+    [
+        (
+            "landing/transaction_history/__year=2026/__month=04/__day=01/part-00001.jsonl",
+            "2026-04-01",
+        ),
+        ("__year=2026/__month=4/__day=9/a.jsonl", "2026-04-09"),
+        # No landing folders, or a day that does not exist: the day it was received.
+        ("landing/transaction_history/loose.jsonl", "2026-05-02"),
+        ("landing/transaction_history/__year=2026/__month=02/__day=30/a.jsonl", "2026-05-02"),
+    ],
+)
+def test_landing_date_is_the_key_folder_day_else_the_day_received(key: str, landed: str):
+    received = datetime(2026, 5, 2, 23, 30, tzinfo=UTC)
+    assert landing_date_of(key, received) == landed
+    parsed = parse_lines([line(record())], source_file=key, now=received, quarantined_at=received)
+    assert parsed.records_table()["landing_date"].to_pylist() == [landed]
+
+
+def test_rows_of_the_earlier_layout_get_their_landing_day_from_the_key_or_change_date():
+    rows = pa.table(
+        {
+            "_source_file": ["x/__year=2026/__month=01/__day=05/a.jsonl", "loose.jsonl"],
+            "change_date": ["2026-01-04", "2026-01-03"],
+        }
+    )
+    assert with_landing_dates(rows)["landing_date"].to_pylist() == ["2026-01-05", "2026-01-03"]

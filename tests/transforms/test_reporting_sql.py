@@ -21,7 +21,6 @@ from transforms.reporting.staging import (
 
 SQL_NAMES = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 T0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
-WINDOW_START_MS = T0 - 1_000
 
 
 def th_row(item: str | None, offset_ms: int, status: str, hash_: str, **extra: Any) -> dict:
@@ -40,12 +39,8 @@ def history(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=TRANSACTION_HISTORY_SCHEMA)
 
 
-def latest(rows: list[dict], window_start_ms: int = WINDOW_START_MS) -> dict[str, dict]:
-    result = run_sql(
-        "request_item_status",
-        {"transaction_history": history(rows)},
-        {"window_start_ms": window_start_ms},
-    )
+def latest(rows: list[dict]) -> dict[str, dict]:
+    result = run_sql("request_item_status", {"transaction_history": history(rows)}, {})
     return {row["requestitemid"]: row for row in result.to_pylist()}
 
 
@@ -97,7 +92,7 @@ def test_request_item_status_independent_of_row_order(seed):
     assert latest(shuffled) == latest(ORDERING_ROWS)
 
 
-def test_request_item_status_ignores_other_records_and_old_ones():
+def test_request_item_status_ignores_other_records():
     rows = [
         th_row("a", 0, "SENDING", "h1"),
         # Plans and clients share the feed; they are not request items.
@@ -105,8 +100,6 @@ def test_request_item_status_ignores_other_records_and_old_ones():
         {**th_row(None, 9_000, "ACTIVE", "h3"), "sk": "CLIENT#client-1"},
         # A request item record without its id cannot be projected.
         th_row(None, 9_000, "SENDING", "h4"),
-        # Before the window: ignored, even though it is the only record of item "old".
-        th_row("old", -10_000, "DELIVERED", "h5"),
     ]
     result = latest(rows)
     assert list(result) == ["a"]
@@ -327,8 +320,8 @@ def test_render_leaves_casts_and_text_without_placeholders_alone():
 
 
 def test_render_rejects_missing_parameter():
-    with pytest.raises(KeyError, match=":window_start_ms"):
-        render(load_sql("request_item_status"), {})
+    with pytest.raises(KeyError, match=":report_date"):
+        render(load_sql("completed_comms_report"), {})
 
 
 @pytest.mark.parametrize("value", [True, "2026-03-29", None, Decimal("1.5"), b"x"])
@@ -352,9 +345,7 @@ def test_sql_files_are_found_for_transpile_tests():
 def test_transpile_request_item_status_runs_on_spark_like_duckdb(spark: SparkSession):
     rows = [*ORDERING_ROWS, th_row("old", -10_000, "DELIVERED", "h-old")]
     spark.createDataFrame(history(rows)).createOrReplaceTempView("transaction_history")
-    got = spark.sql(
-        transpile("request_item_status"), args={"window_start_ms": WINDOW_START_MS}
-    ).collect()
+    got = spark.sql(transpile("request_item_status")).collect()
     on_spark = {row["requestitemid"]: (row["status"], row["_rank"]) for row in got}
     on_duckdb = {k: (v["status"], v["_rank"]) for k, v in latest(rows).items()}
     assert on_spark == on_duckdb

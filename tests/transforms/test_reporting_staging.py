@@ -39,11 +39,10 @@ def fake_hash(value: str) -> str:
     return f"h({value})"
 
 
-def projected(spec: Any, rows: list[dict[str, Any]], window_start_ms: int = 0) -> dict[str, dict]:
+def projected(spec: Any, rows: list[dict[str, Any]]) -> dict[str, dict]:
     result = project(
         spec,
         table(rows),
-        window_start_ms=window_start_ms,
         pseudonymise=fake_hash,
         tz="Europe/London",
     )
@@ -145,14 +144,6 @@ def test_request_item_status_dimensions_take_latest_non_null_value():
     assert "nhsnumber" not in row
 
 
-def test_projection_window_includes_its_first_millisecond_and_nothing_before():
-    rows = [
-        rec("REQUEST_ITEM#edge", 0, "a", requestitemid="edge", status="SENDING"),
-        rec("REQUEST_ITEM#before", -1, "b", requestitemid="before", status="SENDING"),
-    ]
-    assert list(projected(REQUEST_ITEM_STATUS, rows, window_start_ms=T0)) == ["edge"]
-
-
 def test_projection_adds_london_dates():
     created = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # still 28 March in London (GMT)
     completed = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)  # 30 March in London (BST)
@@ -229,15 +220,13 @@ def test_projection_sql_runs_on_spark_like_duckdb(spark: SparkSession, spec):
             createddate=iso(30_000)),
     ]  # fmt: skip
     spark.createDataFrame(table(rows)).createOrReplaceTempView("transaction_history")
-    got = spark.sql(transpile(spec.table), args={"window_start_ms": 0}).collect()
+    got = spark.sql(transpile(spec.table), args={}).collect()
     on_spark = {row[spec.key]: (row["_rank"], row["timestamp"]) for row in got}
     on_duckdb = {
         k: (v["_rank"], v["timestamp"])
         for k, v in {
             r[spec.key]: r
-            for r in run_sql(
-                spec.table, {"transaction_history": table(rows)}, {"window_start_ms": 0}
-            ).to_pylist()
+            for r in run_sql(spec.table, {"transaction_history": table(rows)}, {}).to_pylist()
         }.items()
     }
     assert on_spark == on_duckdb and on_spark

@@ -10,7 +10,6 @@ WITH named AS (
     WHERE th.sk LIKE 'REQUEST_ITEM#%'
       AND th.clientid IS NOT NULL
       AND th.createddate IS NOT NULL
-      AND th."timestamp" >= :window_start_ms
 ),
 ranked AS (
     SELECT

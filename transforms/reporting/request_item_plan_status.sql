@@ -16,7 +16,6 @@ WITH candidates AS (
     FROM transaction_history AS th
     WHERE th.sk LIKE 'REQUEST_ITEM_PLAN#%'
       AND th.requestitemplanid IS NOT NULL
-      AND th."timestamp" >= :window_start_ms
 ),
 ranked AS (
     SELECT

@@ -10,7 +10,6 @@ WITH candidates AS (
     FROM transaction_history AS th
     WHERE th.sk LIKE 'REQUEST_ITEM#%'
       AND th.requestitemid IS NOT NULL
-      AND th."timestamp" >= :window_start_ms
 ),
 ranked AS (
     SELECT

@@ -304,7 +304,6 @@ def project(
     spec: ProjectionSpec,
     history: pa.Table | pa_ds.Dataset,
     *,
-    window_start_ms: int,
     pseudonymise: Callable[[str], str],
     tz: str,
     hash_identifier: Callable[[str], str] | None = None,
@@ -313,9 +312,8 @@ def project(
 
     Args:
         spec: which projection.
-        history: transaction-history records (at least the window's), as a table or
-            a lazy dataset.
-        window_start_ms: records older than this (epoch ms) are ignored.
+        history: the window's transaction-history records (those of the files landed
+            in it, NHS Notify's window), as a table or a lazy dataset.
         pseudonymise: keyed hash for the ``spec.hashed`` columns and the tie-break.
         tz: the reporting time zone, for the local date columns.
         hash_identifier: the hash of the ``spec.hashed`` columns when it is not
@@ -324,9 +322,7 @@ def project(
     Returns:
         One row per key, with ``timestamp`` and ``_rank`` for the MERGE.
     """
-    latest = run_sql(
-        spec.table, {"transaction_history": history}, {"window_start_ms": window_start_ms}
-    )
+    latest = run_sql(spec.table, {"transaction_history": history}, {})
     for source, target in spec.hashed:
         latest = latest.drop_columns([source]).append_column(
             target, _hash_distinct(latest[source], hash_identifier or pseudonymise)

@@ -1,22 +1,22 @@
--- Watchdog: requests (batches) created long ago that still have an unfinished request
--- item, per client and campaign.
+-- Watchdog: requests (batches) with an unfinished item long after the day they began,
+-- per client and campaign. A request's day is that of its first item (UTC), and it is
+-- flagged when it began before today minus the limit, within the lookback.
 WITH requests AS (
     SELECT
         clientid,
-        campaignid,
+        COALESCE(campaignid, 'N/A') AS campaignid,
         requestid,
-        MIN(createdtime) AS createdtime,
-        SUM(CASE WHEN status IN ('DELIVERED', 'FAILED') THEN 0 ELSE 1 END) AS unfinished
+        COUNT(*) AS totalitems,
+        SUM(CASE WHEN status IN ('DELIVERED', 'FAILED') THEN 1 ELSE 0 END) AS completeditems,
+        CAST(MIN(createdtime) AS DATE) AS createddate
     FROM request_item_status
-    WHERE requestid IS NOT NULL
-    GROUP BY clientid, campaignid, requestid
+    GROUP BY clientid, COALESCE(campaignid, 'N/A'), requestid
 )
 SELECT
     clientid,
     campaignid,
-    CAST(SUM(
-        CASE WHEN unfinished > 0 AND createdtime < :overdue_before THEN 1 ELSE 0 END
-    ) AS BIGINT) AS flagged
+    CAST(SUM(CASE WHEN totalitems > completeditems THEN 1 ELSE 0 END) AS BIGINT) AS flagged
 FROM requests
-WHERE createdtime >= :lookback_start
+WHERE createddate < :overdue_before_date
+  AND createddate >= :lookback_start_date
 GROUP BY clientid, campaignid

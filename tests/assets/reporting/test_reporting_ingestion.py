@@ -22,6 +22,7 @@ from assets.reporting.ingestion import (
 from resources.delta.store import DeltaTableStore, Marked
 from tests.assets.reporting_world import NOW, Lake, client, item, lines, plan
 from transforms.cdc import ParsedFile
+from transforms.cdc_fast import parse_landed_file
 
 
 @pytest.fixture
@@ -115,15 +116,16 @@ def test_quarantine_share_check_warns_above_one_percent(lake: Lake):
     assert quarantine_check(lake.ingest()).passed
 
 
-def test_bronze_is_partitioned_by_change_date(lake: Lake):
+def test_bronze_keeps_each_records_change_date_beside_its_landing_day(lake: Lake):
     lake.land(
         "part-1",
         lines([item("i1", NOW, "SENDING"), item("i2", NOW - timedelta(days=2), "SENDING")]),
+        day="2026/04/06",
     )
     lake.ingest()
     dt = lake.delta.table(TRANSACTION_HISTORY.path)
-    assert dt.metadata().partition_columns == ["change_date"]
-    assert {p["change_date"] for p in dt.partitions()} == {"2026-04-06", "2026-04-04"}
+    assert {p["landing_date"] for p in dt.partitions()} == {"2026-04-06"}
+    assert sorted(history(lake)["change_date"].to_pylist()) == ["2026-04-04", "2026-04-06"]
 
 
 def test_pending_landing_keys_lists_only_files_not_yet_ingested(lake: Lake):
@@ -166,3 +168,42 @@ def test_append_once_rejects_a_commit_made_on_a_snapshot_that_missed_the_marker(
     assert not snapshots  # the stale snapshot was used, and its commit rejected
     monkeypatch.undo()
     assert history(lake).num_rows == 1
+
+
+def test_bronze_is_partitioned_by_the_day_each_file_landed(lake: Lake):
+    lake.land("dated", some_records(2), day="2026/04/03")
+    lake.objects.write_bytes(
+        "landing/transaction_history/undated.jsonl",
+        ("\n".join(some_records(1, "u")) + "\n").encode(),
+    )
+    lake.ingest()
+    dt = lake.delta.table(TRANSACTION_HISTORY.path)
+    assert list(dt.metadata().partition_columns) == ["landing_date"]
+    by_file = {
+        (row["_source_file"].rsplit("/", 1)[-1], row["landing_date"])
+        for row in history(lake).to_pylist()
+    }
+    # A key without landing folders landed when ingestion found it (the clock's UTC day).
+    assert by_file == {("dated.jsonl", "2026-04-03"), ("undated.jsonl", NOW.date().isoformat())}
+
+
+def test_bronze_of_the_change_date_layout_is_laid_out_by_landing_day_once(lake: Lake):
+    # An earlier version wrote bronze by change date, without landing_date.
+    key = lake.land("old", some_records(3), day="2026/04/02")
+    parsed = parse_landed_file(
+        lake.objects.read_bytes(key), source_file=key, now=NOW, quarantined_at=NOW
+    )
+    earlier = parsed.records_table().drop_columns(["landing_date"])
+    lake.delta.append(
+        TRANSACTION_HISTORY.path,
+        [Marked([landing_marker(key)], earlier)],
+        once=True,
+        partition_by=["change_date"],
+    )
+    lake.land("new", some_records(2, "n"), day="2026/04/05")
+    lake.ingest()
+    dt = lake.delta.table(TRANSACTION_HISTORY.path)
+    assert list(dt.metadata().partition_columns) == ["landing_date"]
+    days = sorted(history(lake)["landing_date"].to_pylist())
+    assert days == ["2026-04-02"] * 3 + ["2026-04-05"] * 2
+    assert pending_landing_keys(lake.objects, lake.delta) == []  # markers carried over

@@ -73,7 +73,7 @@ def test_landing_to_reports_on_s3(s3_lake: Lake):
         item("i1", yesterday, "DELIVERED", completed=yesterday),
         item("i2", yesterday, "SENDING"),
     ]
-    key = s3_lake.land("part-1", [*lines(records), "not json"])
+    key = s3_lake.land("part-1", [*lines(records), "not json"], day=yesterday.strftime("%Y/%m/%d"))
     context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
     tick = evaluate_landing(context, s3_lake.objects, s3_lake.delta)
     assert isinstance(tick, dg.SensorResult) and len(tick.run_requests or []) == 1

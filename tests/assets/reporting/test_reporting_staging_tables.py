@@ -241,9 +241,10 @@ def test_first_load_reads_the_initial_window_then_the_moving_one(tmp_path: Path)
     from transforms.reporting.staging import REQUEST_ITEM_STATUS
 
     lake = Lake.at(tmp_path / "lake")
-    lake.land(
-        "a", lines([item("old", T - timedelta(days=30), "SENDING"), item("new", T, "SENDING")])
-    )
+    # Windows run over landing days: one file landed 30 days ago, one this week.
+    old = T - timedelta(days=30)
+    lake.land("a", lines([item("old", old, "SENDING")]), day=old.strftime("%Y/%m/%d"))
+    lake.land("b", lines([item("new", T, "SENDING")]), day=T.strftime("%Y/%m/%d"))
     lake.ingest()
 
     def run(initial: int) -> dict:
@@ -293,3 +294,17 @@ def test_steady_cycle_with_nothing_new_reads_nothing_and_commits_nothing(tmp_pat
 
 def lake_tables() -> list[str]:
     return ["request_item_status", "request_item_plan_status", "request_item_status_summary"]
+
+
+def test_window_runs_over_landing_day_so_a_record_that_lands_late_is_kept(tmp_path: Path):
+    lake = Lake.at(tmp_path)
+    changed = NOW - timedelta(days=20)
+    # Changed 20 days ago, landed today: inside the 7-day window, as NHS Notify keeps it.
+    late = item("late", changed, "DELIVERED", completed=changed)
+    lake.land("late", lines([late]), day=NOW.strftime("%Y/%m/%d"))
+    # Landed 10 days ago: outside the window, whatever its change time says.
+    early = item("early", NOW - timedelta(days=1), "SENDING")
+    lake.land("early", lines([early]), day=(NOW - timedelta(days=10)).strftime("%Y/%m/%d"))
+    lake.ingest()
+    lake.project(window_days=7)
+    assert [r["requestitemid"] for r in lake.rows("request_item_status")] == ["late"]

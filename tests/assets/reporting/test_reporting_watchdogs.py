@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -25,8 +25,12 @@ LIMITS = WatchdogSettings()
 BY_NAME = {w.name: w for w in WATCHDOGS}
 
 
-def ago(hours: float) -> timedelta:
-    return timedelta(hours=hours)
+MIDNIGHT = NOW.replace(hour=0, minute=0)  # limits count whole days back from here
+MINUTE = timedelta(minutes=1)
+
+
+def days_before(days: int, plus: timedelta = timedelta()) -> datetime:
+    return MIDNIGHT - timedelta(days=days) + plus
 
 
 def staged(tmp_path: Path, records: list[dict]) -> Lake:
@@ -42,66 +46,73 @@ def flagged(lake: Lake, name: str, limits: WatchdogSettings = LIMITS) -> dict[tu
     return {(r["clientid"], r["campaignid"]): r["flagged"] for r in counts.to_pylist()}
 
 
-def created_plan(name: str, hours: float, status: str = "SENDING", **kwargs) -> dict:
-    created = NOW - ago(hours)
-    return plan(name, created + timedelta(minutes=1), status, created=created, **kwargs)
+def created_plan(name: str, created: datetime, status: str = "SENDING", **kwargs) -> dict:
+    return plan(name, created + MINUTE, status, created=created, **kwargs)
 
 
 def test_overdue_plans_use_per_channel_limits_for_the_first_channel(tmp_path: Path):
     lake = staged(
         tmp_path,
         [
-            created_plan("sms-fresh", 95, channel="SMS"),  # limit 96 h
-            created_plan("sms-late", 97, channel="SMS"),
-            created_plan("app-late", 97, channel="NHSAPP"),
-            created_plan("letter-fresh", 100, channel="LETTER"),  # limit 168 h
-            created_plan("letter-late", 170, channel="LETTER"),
-            created_plan("fallback-fresh", 200, channel="SMS", order=2),  # limit 240 h
-            created_plan("fallback-late", 250, channel="SMS", order=2),
-            created_plan("anything-late", 340, channel="CARRIER_PIGEON"),  # limit 336 h
-            created_plan("done", 400, "DELIVERED", channel="SMS"),
-            created_plan("skipped", 400, "SKIPPED", channel="EMAIL"),
-            created_plan("too-old", 24 * 100, channel="SMS"),  # outside the 90-day lookback
-            created_plan("other-client", 97, channel="EMAIL", client="client-b"),
+            # Four days before today's midnight: a minute after it is not yet overdue,
+            # although it is more than 96 hours old by now (12:00).
+            created_plan("sms-fresh", days_before(4, MINUTE), channel="SMS"),
+            created_plan("sms-late", days_before(4, -MINUTE), channel="SMS"),
+            created_plan("app-late", days_before(4, -MINUTE), channel="NHSAPP"),
+            created_plan("letter-fresh", days_before(6), channel="LETTER"),  # limit 7 days
+            created_plan("letter-late", days_before(7, -MINUTE), channel="LETTER"),
+            created_plan("second-fresh", days_before(9), channel="SMS", order=2),  # 10 days
+            created_plan("second-late", days_before(10, -MINUTE), channel="SMS", order=2),
+            # A third channel has no limit of its own, only the 14-day one.
+            created_plan("third-fresh", days_before(13), channel="LETTER", order=3),
+            created_plan("third-late", days_before(14, -MINUTE), channel="LETTER", order=3),
+            created_plan("anything-late", days_before(15), channel="CARRIER_PIGEON"),
+            created_plan("done", days_before(20), "DELIVERED", channel="SMS"),
+            created_plan("skipped", days_before(20), "SKIPPED", channel="EMAIL"),
+            created_plan("too-old", days_before(91), channel="SMS"),  # outside the lookback
+            created_plan("other-client", days_before(5), channel="EMAIL", client="client-b"),
+            created_plan("no-campaign", days_before(5), channel="EMAIL", campaign=None),
         ],
     )
     assert flagged(lake, "overdue_request_item_plans") == {
-        ("client-a", "campaign-1"): 5,
+        ("client-a", "campaign-1"): 6,
+        ("client-a", "N/A"): 1,
         ("client-b", "campaign-1"): 1,
     }
 
 
 def test_overdue_plan_limits_are_configurable(tmp_path: Path):
-    lake = staged(tmp_path, [created_plan("sms", 2, channel="SMS")])
-    assert flagged(lake, "overdue_request_item_plans") == {("client-a", "campaign-1"): 0}
-    tight = LIMITS.model_copy(update={"plan_overdue_hours": {"SMS": 1}})
+    lake = staged(tmp_path, [created_plan("sms", days_before(1, -MINUTE), channel="SMS")])
+    assert flagged(lake, "overdue_request_item_plans") == {}
+    tight = LIMITS.model_copy(update={"plan_overdue_days": {"SMS": 1}})
     assert flagged(lake, "overdue_request_item_plans", tight) == {("client-a", "campaign-1"): 1}
 
 
-def created_item(name: str, hours: float, status: str, **kwargs) -> dict:
-    created = NOW - ago(hours)
-    completed = created + ago(1) if status in ("DELIVERED", "FAILED") else None
-    return item(name, created + ago(1), status, created=created, completed=completed, **kwargs)
+def created_item(name: str, created: datetime, status: str, **kwargs) -> dict:
+    completed = created + MINUTE if status in ("DELIVERED", "FAILED") else None
+    return item(name, created + MINUTE, status, created=created, completed=completed, **kwargs)
 
 
 def test_overdue_items_and_requests_after_two_weeks(tmp_path: Path):
     lake = staged(
         tmp_path,
         [
-            created_item("i-late", 337, "SENDING", request="r-late"),
-            created_item("i-late-done", 337, "DELIVERED", request="r-late"),
-            created_item("i-fresh", 335, "SENDING", request="r-fresh"),
-            created_item("i-done", 400, "FAILED", request="r-done"),
-            created_item("i-other", 400, "ENRICHED", request="r-other", campaign=None),
+            created_item("i-late", days_before(15), "SENDING", request="r-late"),
+            created_item("i-late-done", days_before(15), "DELIVERED", request="r-late"),
+            # The day before the limit's day counts; 14 days back from midnight does not.
+            created_item("i-edge", days_before(14, MINUTE), "SENDING", request="r-edge"),
+            created_item("i-done", days_before(20), "FAILED", request="r-done"),
+            created_item("i-other", days_before(20), "ENRICHED", request="r-other", campaign=None),
         ],
     )
+    # Read from the item summary's outstandingcount, as NHS Notify does.
     assert flagged(lake, "overdue_request_items") == {
         ("client-a", "campaign-1"): 1,
-        ("client-a", None): 1,
+        ("client-a", "N/A"): 1,
     }
     assert flagged(lake, "overdue_requests") == {
         ("client-a", "campaign-1"): 1,
-        ("client-a", None): 1,
+        ("client-a", "N/A"): 1,
     }
 
 
@@ -109,18 +120,20 @@ def test_stuck_items_by_state(tmp_path: Path):
     lake = staged(
         tmp_path,
         [
-            created_item("pending-stuck", 49, "PENDING_ENRICHMENT"),  # limit 48 h
-            created_item("pending-ok", 47, "PENDING_ENRICHMENT"),
-            created_item("enriched-stuck", 145, "ENRICHED"),  # limit 144 h
-            created_item("enriched-ok", 143, "ENRICHED"),
-            created_item("sending", 200, "SENDING"),  # overdue perhaps, but not stuck
+            created_item("pending-stuck", days_before(2, -MINUTE), "PENDING_ENRICHMENT"),
+            created_item("pending-ok", days_before(2, MINUTE), "PENDING_ENRICHMENT"),
+            created_item("enriched-stuck", days_before(6, -MINUTE), "ENRICHED"),
+            created_item("enriched-ok", days_before(6, MINUTE), "ENRICHED"),
+            created_item("sending", days_before(8), "SENDING"),  # overdue perhaps, not stuck
         ],
     )
     assert flagged(lake, "stuck_request_items") == {("client-a", "campaign-1"): 2}
 
 
 def test_watchdog_fails_with_error_severity_at_the_threshold(tmp_path: Path):
-    lake = staged(tmp_path, [created_item(f"s{n}", 60, "PENDING_ENRICHMENT") for n in range(3)])
+    lake = staged(
+        tmp_path, [created_item(f"s{n}", days_before(3), "PENDING_ENRICHMENT") for n in range(3)]
+    )
     watchdog = BY_NAME["stuck_request_items"]
     counts = evaluate_watchdog(
         watchdog, lake.staging("request_item_status"), limits=LIMITS, now=NOW
@@ -136,7 +149,7 @@ def test_watchdog_fails_with_error_severity_at_the_threshold(tmp_path: Path):
 
 
 def test_watchdog_metrics_append_once_per_run(tmp_path: Path):
-    lake = staged(tmp_path, [created_item("s", 60, "PENDING_ENRICHMENT")])
+    lake = staged(tmp_path, [created_item("s", days_before(3), "PENDING_ENRICHMENT")])
     watchdog = BY_NAME["stuck_request_items"]
     counts = evaluate_watchdog(
         watchdog, lake.staging("request_item_status"), limits=LIMITS, now=NOW
@@ -157,7 +170,10 @@ def test_watchdog_metrics_append_once_per_run(tmp_path: Path):
 def test_watchdog_job_evaluates_every_check_and_records_the_time_series(tmp_path: Path):
     lake = staged(
         tmp_path,
-        [created_item("stuck", 60, "PENDING_ENRICHMENT"), created_plan("p", 2, channel="SMS")],
+        [
+            created_item("stuck", days_before(3), "PENDING_ENRICHMENT"),
+            created_plan("p", NOW - timedelta(hours=2), channel="SMS"),
+        ],
     )
     defs = dg.Definitions.merge(
         build_defs(load_settings()),
@@ -182,7 +198,9 @@ def test_watchdog_job_evaluates_every_check_and_records_the_time_series(tmp_path
         "stuck_request_items": False,
     }
     series = lake.delta.read(WATCHDOG_METRICS)
-    assert set(series["watchdog"].to_pylist()) == set(outcomes)
+    # A point per group in scope; a watchdog with no group in scope adds none (as the
+    # NHS Notify metrics, which are put per row of the query).
+    assert set(series["watchdog"].to_pylist()) == {"stuck_request_items"}
     assert set(series["run_id"].to_pylist()) == {result.run_id}
 
 

@@ -220,6 +220,12 @@ def batch_world(lake: Lake, instance: dg.DagsterInstance) -> Lake:
                             completed=DONE))  # fmt: skip
     records.append(item("r2-i0", DONE, "DELIVERED", request="r2", created=created, completed=DONE))
     records.append(item("r2-i1", DONE, "SENDING", request="r2", created=created))
+    # r3: its item is final, but one of its plans is not: not complete (NHS Notify's rule).
+    records.append(item("r3-i0", DONE, "DELIVERED", request="r3", created=created, completed=DONE))
+    records.append(plan("r3-p0", DONE, "DELIVERED", item_id="r3-i0", request="r3",
+                        created=created, completed=DONE))  # fmt: skip
+    records.append(plan("r3-p1", DONE, "PENDING", item_id="r3-i0", request="r3", order=2,
+                        created=created))  # fmt: skip
     lake.land("batch", lines(records))
     lake.cycle(NOW)
     refreshed(instance, window_start="2026-03-30")
@@ -278,7 +284,7 @@ def test_batch_report_ignores_batches_begun_before_the_staging_coverage(
     assert batch_plan(settings, batch_world, fresh).run_requests == []
 
 
-@pytest.mark.parametrize("request_id", ["r2", "unknown"])
+@pytest.mark.parametrize("request_id", ["r2", "r3", "unknown"])
 def test_batch_report_fails_loudly_for_an_unfinished_or_unknown_batch(
     batch_world, instance, report_assets, request_id
 ):

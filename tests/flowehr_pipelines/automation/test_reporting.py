@@ -91,6 +91,29 @@ def test_jobs_split_the_graph_as_designed(definitions):
         "reporting/request_item_status_summary_batch",
         "reporting/request_item_plan_completed_summary",
         "reporting/request_item_plan_completed_summary_batch",
+        "reporting/views/billing_transactions",
+        "reporting/views/completed_comms",
+        "reporting/views/daily_recipient_count",
+        "reporting/views/daily_recipient_distribution",
+        "reporting/views/dates",
+        "reporting/views/delivered_messages",
+        "reporting/views/latency_percentiles",
+        "reporting/views/letters_invoice_units_monthly",
+        "reporting/views/letters_invoice_units_weekly",
+        "reporting/views/monthly_app_recipients_distribution",
+        "reporting/views/monthly_app_recipients_multiple_clients",
+        "reporting/views/monthly_messages_per_recipient",
+        "reporting/views/monthly_recipient_with_more_than_five_messages",
+        "reporting/views/monthly_recipients_distribution",
+        "reporting/views/monthly_recipients_distribution_by_integrator",
+        "reporting/views/raw_latency_3m",
+        "reporting/views/request_item_plan_completed_summary_all",
+        "reporting/views/request_item_plan_read_status_smsnudge",
+        "reporting/views/request_item_plan_status_smsnudge",
+        "reporting/views/request_item_status_smsnudge",
+        "reporting/views/request_item_status_smsnudge_staging",
+        "reporting/views/request_item_status_summary_all",
+        "reporting/views/request_item_status_summary_all_email_filter",
     }
     assert not checks(REPORTING_JOB) & set(WATCHDOG_CHECK_KEYS)
     assert checks(WATCHDOG_JOB) == set(WATCHDOG_CHECK_KEYS)
@@ -192,6 +215,7 @@ def test_report_schedules_request_due_partition_ranges(definitions, lake, instan
                      created=done - timedelta(minutes=5)),
             ]
         ),
+        day=now.strftime("%Y/%m/%d"),  # the window runs over landing days
     )  # fmt: skip
     lake.cycle(now)
     instance.report_runless_asset_event(
