@@ -140,8 +140,9 @@ def write_completed_batch_reports(
     wanted = set(request_ids)
     items = items.filter(pc.is_in(items["requestid"], pa.array(sorted(wanted), pa.string())))
     unknown = sorted(wanted - set(items["requestid"].to_pylist()))
-    batch_plans = plans.filter(pc.is_in(plans["requestid"], pa.array(sorted(wanted), pa.string())))
-    # Complete means every item and every plan final, as NHS Notify's completed_batches.
+    # Complete means every item and every plan of them final, as NHS Notify's
+    # completed_batches (which joins plans to the batch's items, as the planner does).
+    batch_plans = plans.filter(pc.is_in(plans["requestitemid"], items["requestitemid"]))
     unfinished = sorted(
         _unfinished_requests(items, TERMINAL_ITEM_STATUSES)
         | _unfinished_requests(batch_plans, TERMINAL_PLAN_STATUSES)
