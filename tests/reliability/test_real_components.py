@@ -155,17 +155,34 @@ def _write_config(config_dir: Path, endpoint: str) -> None:
 
 
 def _upload_landing(client: Any, landing: Path) -> list[dict[str, Any]]:
-    """Deliver the CDC files to the S3 landing prefix; returns the well-formed records."""
+    """Deliver the CDC files to the S3 landing prefix; returns the records bronze will hold.
+
+    A line is a record when it is a JSON object the CDC contract accepts (docs/CONTRACTS.md
+    §4): objects without ``sk`` or a whole ``timestamp``, or with a non-ISO date, are
+    quarantined, not counted.
+    """
     records: list[dict[str, Any]] = []
     for path in sorted(landing.rglob("*.jsonl")):
         key = f"{PREFIX}/landing/{path.relative_to(landing).as_posix()}"
         client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
         for line in path.read_text().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if _well_formed(record):
+                records.append(record)
     return records
+
+
+def _well_formed(record: Any) -> bool:
+    if not isinstance(record, dict) or not isinstance(record.get("sk"), str):
+        return False
+    timestamp = record.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        return False
+    dates = [record.get(name) for name in ("createddate", "completeddate")]
+    return all(d is None or (isinstance(d, str) and (d == "" or d[4:5] == "-")) for d in dates)
 
 
 @pytest.fixture(scope="module")
