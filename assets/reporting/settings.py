@@ -33,21 +33,9 @@ class WatchdogSettings(StrictSettings):
     request_overdue_days: int = Field(default=14, gt=0)
     stuck_pending_enrichment_days: int = Field(default=2, gt=0)
     stuck_enriched_days: int = Field(default=6, gt=0)
-    latency_degraded_factor: float = Field(
-        default=2.0,
-        gt=0,
-        description="degraded_latency: today's median latency above this many times the "
-        "last month's 95th percentile.",
-    )
     lookback_days: int = Field(default=90, gt=0, description="Older communications are ignored.")
     error_at: int = Field(
         default=1, gt=0, description="A watchdog fails with severity ERROR at this many."
-    )
-    degraded_groups_error_at: int = Field(
-        default=2,
-        gt=0,
-        description="degraded_latency fails when this many client and campaign groups are "
-        "degraded at once (NHS Notify's alarm: several at the same time).",
     )
 
 

@@ -13,7 +13,7 @@ records expiring from the source or leaving the window never change staging rows
 
 import functools
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import dagster as dg
@@ -68,14 +68,6 @@ def key_check(key: dg.AssetKey, data: pa.Table, keys: list[str]) -> dg.AssetChec
         check_name=KEY_UNIQUE_CHECK,
         passed=duplicates == 0 and nulls == 0,
         metadata={"duplicate_keys": duplicates, "null_keys": nulls, "rows": data.num_rows},
-    )
-
-
-def window_start_ms(start_date: date) -> int:
-    """Epoch milliseconds of the first instant (UTC midnight) of the window's first day."""
-    return (
-        int(datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC).timestamp())
-        * 1000
     )
 
 
