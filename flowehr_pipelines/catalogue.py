@@ -17,12 +17,12 @@ import warnings
 import dagster as dg
 
 from assets.features.tables import FEATURE_ZONE, dictionary_schema
+from assets.reporting.views import VIEW_ZONE
 from transforms.features.pipeline import FEATURE_TABLES
 from transforms.reporting.dictionary import REPORTING_COLUMNS, ReportingColumn
 from transforms.reporting.views import VIEW_COLUMNS
 
 COLUMN_SCHEMA = "dagster/column_schema"
-VIEW_ZONE = ("reporting", "views")
 PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (FEATURE_ZONE, ("reporting",), VIEW_ZONE)
 
 

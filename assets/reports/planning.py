@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import pyarrow as pa
 
 from assets.reporting.settings import ReportingDomain
 from assets.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
@@ -29,6 +28,7 @@ from resources.delta.store import DeltaTableStore
 from resources.object_store import ObjectStore
 from transforms.reporting import run_sql
 from transforms.reporting.calendar import local_yesterday
+from transforms.reporting.dictionary import REPORTING_COLUMNS, arrow_schema
 
 
 def _end_of_local_day(day: date, tz: str) -> datetime:
@@ -158,14 +158,7 @@ def completed_batches(
     if coverage is None or items is None:
         return []
     if plans is None:  # no plan yet: every item failed before sending, or none started
-        plans = pa.table(
-            {
-                "clientid": pa.array([], pa.string()),
-                "requestitemid": pa.array([], pa.string()),
-                "status": pa.array([], pa.string()),
-                "completedtime": pa.array([], pa.timestamp("us", tz="UTC")),
-            }
-        )
+        plans = arrow_schema(REPORTING_COLUMNS[REQUEST_ITEM_PLAN_STATUS.path[-1]]).empty_table()
     found = run_sql(
         "completed_batches",
         {"request_item_status": items, "request_item_plan_status": plans},

@@ -10,8 +10,10 @@ fails when a name or type here differs from what is stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,21 @@ class ReportingColumn:
     name: str
     type: str
     description: str
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "array<string>": pa.list_(pa.string()),
+}
+
+
+def arrow_schema(columns: Sequence[ReportingColumn]) -> pa.Schema:
+    """The Arrow schema a dictionary's columns describe."""
+    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in columns])
 
 
 # Columns several tables share, described once.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.dataset as pa_ds
 
 from transforms.reporting import run_query
-from transforms.reporting.dictionary import REPORTING_COLUMNS, ReportingColumn
+from transforms.reporting.dictionary import REPORTING_COLUMNS, ReportingColumn, arrow_schema
 from transforms.reporting.views import (
     AS_OF_DATE,
     EMAIL_FILTER_CLIENT,
@@ -17,20 +17,6 @@ from transforms.reporting.views import (
     ViewParameters,
     ViewSpec,
 )
-
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "array<string>": pa.list_(pa.string()),
-}
-
-
-def arrow_schema(columns: Sequence[ReportingColumn]) -> pa.Schema:
-    """The Arrow schema a dictionary's columns describe."""
-    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in columns])
 
 
 def columns_of(table: str) -> tuple[ReportingColumn, ...]:
