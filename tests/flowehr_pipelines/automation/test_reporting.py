@@ -37,6 +37,7 @@ from flowehr_pipelines.automation.reporting import (
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
 from tests.assets.reporting_world import Lake, item, lines
+from tests.reporting_keys import REPORTING_STAGING_KEYS, REPORTING_VIEW_KEYS
 
 CADENCE = {
     "reporting_ingestion_schedule": (REPORTING_JOB, "0 1,4,8-18 * * *"),
@@ -84,36 +85,8 @@ def test_jobs_split_the_graph_as_designed(definitions):
 
     assert keys(REPORTING_JOB) == {
         "bronze/transaction_history",
-        "reporting/request_item_status",
-        "reporting/request_item_plan_status",
-        "reporting/client_latest_name",
-        "reporting/request_item_status_summary",
-        "reporting/request_item_status_summary_batch",
-        "reporting/request_item_plan_completed_summary",
-        "reporting/request_item_plan_completed_summary_batch",
-        "reporting/views/billing_transactions",
-        "reporting/views/completed_comms",
-        "reporting/views/daily_recipient_count",
-        "reporting/views/daily_recipient_distribution",
-        "reporting/views/dates",
-        "reporting/views/delivered_messages",
-        "reporting/views/latency_percentiles",
-        "reporting/views/letters_invoice_units_monthly",
-        "reporting/views/letters_invoice_units_weekly",
-        "reporting/views/monthly_app_recipients_distribution",
-        "reporting/views/monthly_app_recipients_multiple_clients",
-        "reporting/views/monthly_messages_per_recipient",
-        "reporting/views/monthly_recipient_with_more_than_five_messages",
-        "reporting/views/monthly_recipients_distribution",
-        "reporting/views/monthly_recipients_distribution_by_integrator",
-        "reporting/views/raw_latency_3m",
-        "reporting/views/request_item_plan_completed_summary_all",
-        "reporting/views/request_item_plan_read_status_smsnudge",
-        "reporting/views/request_item_plan_status_smsnudge",
-        "reporting/views/request_item_status_smsnudge",
-        "reporting/views/request_item_status_smsnudge_staging",
-        "reporting/views/request_item_status_summary_all",
-        "reporting/views/request_item_status_summary_all_email_filter",
+        *REPORTING_STAGING_KEYS,
+        *REPORTING_VIEW_KEYS,
     }
     assert not checks(REPORTING_JOB) & set(WATCHDOG_CHECK_KEYS)
     assert checks(WATCHDOG_JOB) == set(WATCHDOG_CHECK_KEYS)
