@@ -10,6 +10,7 @@ from transforms.identifiers import (
     InvalidNhsNumberError,
     hmac_sha256_column,
     hmac_sha256_hex,
+    nhs_notify_hash,
     nhs_number_check_digit,
     nhs_number_problem,
     nhs_number_valid_column,
@@ -162,3 +163,16 @@ def test_nhs_number_valid_column_agrees_with_python(spark: SparkSession):
     expected = {i: nhs_number_problem(v) is None for i, v in enumerate(NHS_SAMPLES)}
     assert got == expected
     assert sum(expected.values()) == 5  # the sample list really mixes valid and invalid
+
+
+def test_nhs_notify_hash_is_base64_sha256_of_key_dot_nhs_number() -> None:
+    # NHS Notify's construction, to_base64(sha256(key || '.' || nhsnumber)), computed
+    # independently by DuckDB's own functions and by hand.
+    import duckdb
+
+    key = "salt-0123456789abcdef"
+    [(by_sql,)] = duckdb.execute(
+        f"SELECT to_base64(unhex(sha256('{key}' || '.' || '{NHS_EXAMPLE}')))"
+    ).fetchall()
+    by_hand = "HbKsYmMWttrLOw2raK0gBGrzgkntvZtNptq9pU4Vq24="
+    assert nhs_notify_hash(key.encode(), NHS_EXAMPLE) == by_sql == by_hand

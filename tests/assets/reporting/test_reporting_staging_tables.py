@@ -308,3 +308,29 @@ def test_window_runs_over_landing_day_so_a_record_that_lands_late_is_kept(tmp_pa
     lake.ingest()
     lake.project(window_days=7)
     assert [r["requestitemid"] for r in lake.rows("request_item_status")] == ["late"]
+
+
+def test_nhs_notify_hash_option_gives_its_pseudonyms_and_hmac_stays_the_default(tmp_path: Path):
+    from assets.reporting.settings import ReportingSettings
+    from assets.reporting.staging import identifier_hash, refresh_projection
+    from tests.conftest import TEST_KEY
+    from transforms.identifiers import hmac_sha256_hex, nhs_notify_hash
+    from transforms.reporting.staging import REQUEST_ITEM_STATUS
+
+    lake = Lake.at(tmp_path / "lake")
+    lake.land("a", lines([item("i1", NOW, "SENDING", nhsnumber="9434765919")]))
+    lake.ingest()
+    assert identifier_hash(ReportingSettings(), lake.pseudonymiser) is None  # the default
+    chosen = identifier_hash(ReportingSettings(nhsnumber_hash="nhs_notify"), lake.pseudonymiser)
+    refresh_projection(
+        REQUEST_ITEM_STATUS,
+        delta=lake.delta,
+        pseudonymise=lake.pseudonymiser.hash_value,
+        as_of=NOW,
+        window_days=7,
+        tz="Europe/London",
+        hash_identifier=chosen,
+    )
+    [row] = lake.rows("request_item_status")
+    assert row["nhsnumberhash"] == nhs_notify_hash(TEST_KEY.encode(), "9434765919")
+    assert row["nhsnumberhash"] != hmac_sha256_hex(TEST_KEY.encode(), "9434765919")
