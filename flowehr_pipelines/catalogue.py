@@ -17,18 +17,23 @@ import warnings
 import dagster as dg
 
 from assets.features.tables import FEATURE_ZONE, dictionary_schema
-from assets.reporting.views import VIEW_ZONE
+from assets.reporting.views import QUERY_ZONE, VIEW_ZONE
 from transforms.features.pipeline import FEATURE_TABLES
 from transforms.reporting.dictionary import REPORTING_COLUMNS, ReportingColumn
-from transforms.reporting.views import VIEW_COLUMNS
+from transforms.reporting.views import QUERY_COLUMNS, VIEW_COLUMNS
 
 COLUMN_SCHEMA = "dagster/column_schema"
-PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (FEATURE_ZONE, ("reporting",), VIEW_ZONE)
+PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (
+    FEATURE_ZONE,
+    ("reporting",),
+    VIEW_ZONE,
+    QUERY_ZONE,
+)
 
 
 def is_published(key: dg.AssetKey) -> bool:
-    """True for a table in a published zone: ``gold/features/<t>``, ``reporting/<t>`` or
-    ``reporting/views/<t>``."""
+    """True for a table in a published zone: ``gold/features/<t>``, ``reporting/<t>``,
+    ``reporting/views/<t>`` or ``reporting/queries/<t>``."""
     return any(
         len(key.path) == len(zone) + 1 and tuple(key.path[: len(zone)]) == zone
         for zone in PUBLISHED_ZONES
@@ -44,6 +49,8 @@ def column_schema(key: dg.AssetKey) -> dg.TableSchema | None:
         return _reporting_schema(REPORTING_COLUMNS[table])
     if tuple(zone) == VIEW_ZONE and table in VIEW_COLUMNS:
         return _reporting_schema(VIEW_COLUMNS[table])
+    if tuple(zone) == QUERY_ZONE and table in QUERY_COLUMNS:
+        return _reporting_schema(QUERY_COLUMNS[table])
     return None
 
 

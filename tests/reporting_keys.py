@@ -1,7 +1,8 @@
 """The published reporting tables by key, written out once for the tests that list them.
 
-NHS Notify's seven staging tables and its 23 views (docs/NHS_NOTIFY.md), as literal
-keys: a test that expects them compares with these names, not with the code's own list.
+NHS Notify's seven staging tables, its 23 views and its analyst queries
+(docs/NHS_NOTIFY.md), as literal keys: a test that expects them compares with these
+names, not with the code's own list.
 """
 
 REPORTING_STAGING_KEYS = frozenset(
@@ -42,3 +43,5 @@ REPORTING_VIEW_KEYS = frozenset(
         "reporting/views/request_item_status_summary_all_email_filter",
     }
 )
+# NHS Notify's analyst queries, published as tables beside the views.
+REPORTING_QUERY_KEYS = frozenset({"reporting/queries/pds_cleared_failures"})

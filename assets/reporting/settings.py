@@ -37,6 +37,18 @@ class WatchdogSettings(StrictSettings):
     error_at: int = Field(
         default=1, gt=0, description="A watchdog fails with severity ERROR at this many."
     )
+    degraded_latency_factor: float = Field(
+        default=2.0,
+        gt=0,
+        description="A group's latency is degraded when today's median exceeds this many "
+        "times the 95th percentile of the month before.",
+    )
+    degraded_latency_error_at_groups: int = Field(
+        default=2,
+        gt=0,
+        description="degraded_latency fails with severity ERROR when this many client and "
+        "campaign pairs are degraded at once (NHS Notify's alarm: several at the same time).",
+    )
 
 
 class ReportingSettings(StrictSettings):

@@ -1,4 +1,5 @@
-"""Pass 3 of the reporting domain: NHS Notify's 23 views, published as Delta tables.
+"""Pass 3 of the reporting domain: NHS Notify's 23 views and its analyst queries, as
+Delta tables.
 
 NHS Notify's reporting defines Athena views over its staging tables; a report tool
 here queries plain tables instead. Each view (``transforms.reporting.views``) is one
@@ -6,7 +7,8 @@ asset, ``reporting/views/<name>``, downstream of the staging tables and views it
 A run recomputes the view in full with DuckDB and overwrites its table in one commit,
 so running it again over the same inputs writes the same rows, and a view with no rows
 is still a table with the dictionary's columns. A missing input (a staging table not
-built yet) reads as empty.
+built yet) reads as empty. NHS Notify's analyst queries (``QUERIES``, such as
+``pds_cleared_failures``) are built the same way under ``reporting/queries/<name>``.
 """
 
 from datetime import UTC
@@ -22,15 +24,18 @@ from assets.reporting.settings import ReportingDomain, ReportingSettings
 from resources.delta.store import DeltaTableStore, TablePath
 from transforms.quality import refuse_identifiers
 from transforms.reporting.dictionary import REPORTING_COLUMNS
-from transforms.reporting.views import VIEWS, ViewParameters, ViewSpec
+from transforms.reporting.views import QUERIES, VIEWS, ViewParameters, ViewSpec
 from transforms.reporting.views.compute import arrow_schema, columns_of, compute_view
 
 VIEW_ZONE = ("reporting", "views")
+QUERY_ZONE = ("reporting", "queries")
+_QUERY_NAMES = frozenset(q.name for q in QUERIES)
 
 
 def view_key(name: str) -> dg.AssetKey:
-    """The asset key (and Delta path) of a view: ``reporting/views/<name>``."""
-    return dg.AssetKey([*VIEW_ZONE, name])
+    """The asset key (and Delta path) of a view, ``reporting/views/<name>``, or of an
+    analyst query, ``reporting/queries/<name>``."""
+    return dg.AssetKey([*(QUERY_ZONE if name in _QUERY_NAMES else VIEW_ZONE), name])
 
 
 def input_key(name: str) -> dg.AssetKey:
@@ -39,6 +44,7 @@ def input_key(name: str) -> dg.AssetKey:
 
 
 VIEW_KEYS: tuple[dg.AssetKey, ...] = tuple(view_key(v.name) for v in VIEWS)
+QUERY_KEYS: tuple[dg.AssetKey, ...] = tuple(view_key(q.name) for q in QUERIES)
 
 
 def _input(delta: DeltaTableStore, name: str) -> pa.Table | pa_ds.Dataset:
@@ -96,5 +102,7 @@ def build_view_defs(*, spec: ViewSpec, settings: ReportingDomain) -> dg.Definiti
 
 
 def build_defs(settings: ReportingDomain) -> dg.Definitions:
-    """Every NHS Notify view as a pass-3 asset of the reporting group."""
-    return dg.Definitions.merge(*[build_view_defs(spec=spec, settings=settings) for spec in VIEWS])
+    """Every NHS Notify view and analyst query as a pass-3 asset of the reporting group."""
+    return dg.Definitions.merge(
+        *[build_view_defs(spec=spec, settings=settings) for spec in (*VIEWS, *QUERIES)]
+    )

@@ -3,16 +3,20 @@
 NHS Notify runs its watchdog queries against its staging tables and raises an alarm
 when they find anything: request item plans with no final status long after they were
 created (limits per channel: a letter takes days, an app message minutes), request
-items and requests that never finished, and items stuck before sending. Their limits
-are whole days before midnight (UTC) of the evaluation day, and so are ours. Here each is
-a standalone ``@asset_check`` on the staging table it reads, evaluated by the
-watchdog job every hour; its SQL lives in ``transforms/reporting/watchdog_*.sql``.
+items and requests that never finished, items stuck before sending, and send latency
+degraded today against the month before. Their limits are whole days before midnight
+(UTC) of the evaluation day, and so are ours. Here each is a standalone
+``@asset_check`` on the table it reads (a staging table, or for latency the
+``raw_latency_3m`` view), evaluated by the watchdog job every hour; its SQL lives in
+``transforms/reporting/watchdog_*.sql``.
 
 Each evaluation appends its counts per client and campaign to the time series
 ``internal/watchdog_metrics`` (once per run and watchdog, so a retried step adds no
 duplicate point) and shows them as check metadata. A check fails with severity
-ERROR when its total reaches the configured threshold; the alert sensor then posts
-it to the webhook. Counts only: no patient value leaves the staging tables.
+ERROR when its total reaches the configured threshold (``degraded_latency``: when the
+number of degraded client and campaign pairs does, as NHS Notify's alarm counts them);
+the alert sensor then posts it to the webhook. Counts only: no patient value leaves
+the staging tables.
 """
 
 from collections.abc import Callable
@@ -52,6 +56,7 @@ METADATA_GROUPS = 25
 ITEM_STATUS_KEY = dg.AssetKey(["reporting", REQUEST_ITEM_STATUS.table])
 ITEM_SUMMARY_KEY = dg.AssetKey(["reporting", REQUEST_ITEM_STATUS_SUMMARY.table])
 PLAN_STATUS_KEY = dg.AssetKey(["reporting", REQUEST_ITEM_PLAN_STATUS.table])
+RAW_LATENCY_KEY = dg.AssetKey(["reporting", "views", "raw_latency_3m"])
 
 
 def _days_before(now: datetime, days: int) -> datetime:
@@ -94,14 +99,26 @@ def _stuck_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam
     }
 
 
+def _latency_params(limits: WatchdogSettings, now: datetime) -> dict[str, SqlParam]:
+    return {"today": now.astimezone(UTC).date(), "factor": limits.degraded_latency_factor}
+
+
 @dataclass(frozen=True)
 class Watchdog:
-    """One watchdog query and the staging table it guards."""
+    """One watchdog query and the table it guards.
+
+    ``by_groups``: the check fails on the number of client and campaign pairs flagged
+    (``degraded_latency_error_at_groups``) instead of the total (``error_at``).
+    """
 
     name: str
     asset: dg.AssetKey
     description: str
     params: Callable[[WatchdogSettings, datetime], dict[str, SqlParam]]
+    by_groups: bool = False
+
+    def error_at(self, limits: WatchdogSettings) -> int:
+        return limits.degraded_latency_error_at_groups if self.by_groups else limits.error_at
 
     @property
     def sql(self) -> str:
@@ -136,6 +153,13 @@ WATCHDOGS: tuple[Watchdog, ...] = (
         ITEM_STATUS_KEY,
         "Request items stuck waiting for enrichment or never sent after it.",
         _stuck_params,
+    ),
+    Watchdog(
+        "degraded_latency",
+        RAW_LATENCY_KEY,
+        "Sending groups whose send latency today is over twice the month's 95th percentile.",
+        _latency_params,
+        by_groups=True,
     ),
 )
 WATCHDOG_CHECK_KEYS: tuple[dg.AssetCheckKey, ...] = tuple(
@@ -211,6 +235,7 @@ def watchdog_result(
 ) -> dg.AssetCheckResult:
     """Pass below the threshold; at or above it, fail with severity ERROR."""
     total = int(pc.sum(counts["flagged"]).as_py() or 0) if counts.num_rows else 0
+    error_at = watchdog.error_at(limits)
     flagged = counts.filter(pc.greater(counts["flagged"], 0)).sort_by(
         [("flagged", "descending"), ("clientid", "ascending"), ("campaignid", "ascending")]
     )
@@ -220,7 +245,8 @@ def watchdog_result(
     ]
     metadata: dict[str, Any] = {
         "flagged": total,
-        "error_at": limits.error_at,
+        "error_at": error_at,
+        "error_on": "groups_flagged" if watchdog.by_groups else "flagged",
         "groups_flagged": flagged.num_rows,
         "groups_checked": counts.num_rows,
         "evaluated_at": now.isoformat(timespec="seconds"),
@@ -237,7 +263,7 @@ def watchdog_result(
     return dg.AssetCheckResult(
         asset_key=watchdog.asset,
         check_name=watchdog.name,
-        passed=total < limits.error_at,
+        passed=(flagged.num_rows if watchdog.by_groups else total) < error_at,
         severity=dg.AssetCheckSeverity.ERROR,
         description=watchdog.description,
         metadata=metadata,
@@ -275,7 +301,7 @@ def build_watchdog_check(
             watchdog,
             counts,
             evaluated_at=now,
-            error_at=limits.error_at,
+            error_at=watchdog.error_at(limits),
             run_id=context.run.run_id,
         )
         return watchdog_result(watchdog, counts, limits=limits, now=now)

@@ -18,7 +18,7 @@ The planning functions here decide which partitions are due; the schedules and
 
 Each materialisation previews the first rows of its reports as Markdown metadata (read
 back from the files, at most ``PREVIEW_ROWS``); a new comms report also gets a PNG chart
-of its completed communications by channel, ``chart.png`` beside the CSV. Reports hold
+of its delivered communications by channel, ``chart.png`` beside the CSV. Reports hold
 only client references and statuses, so the previews carry no patient values.
 """
 
@@ -39,6 +39,8 @@ from assets.reports.partitions import (
 )
 from assets.reports.previews import chart_key, chart_metadata, report_metadata, write_comms_charts
 from assets.reports.writing import (
+    completed_comms_rows,
+    read_comms_inputs,
     read_rows_in,
     report_columns,
     write_completed_batch_reports,
@@ -67,7 +69,7 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
 
         @dg.asset(
             key=COMPLETED_COMMS_REPORT,
-            deps=[REQUEST_ITEM_STATUS],
+            deps=[REQUEST_ITEM_STATUS, REQUEST_ITEM_PLAN_STATUS],
             partitions_def=comms_partitions_def(settings),
             backfill_policy=dg.BackfillPolicy.single_run(),
             group_name="reports",
@@ -78,30 +80,31 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
         def completed_comms_report(
             context: dg.AssetExecutionContext, delta: DeltaTableStore, objects: ObjectStore
         ) -> dg.MaterializeResult:
-            """Per client and day, the request items completed or failed that day, as one CSV."""
+            """Per client and day, the channel attempts that ended that day and the items failed
+            without one, as one CSV (NHS Notify's completed comms report)."""
             clients_by_day: dict[date, list[str]] = defaultdict(list)
             for key in context.partition_keys:
                 client_id, day = parse_comms_partition_key(key)
                 clients_by_day[day].append(client_id)
             days = sorted(clients_by_day)
-            items = read_rows_in(
-                delta,
-                REQUEST_ITEM_STATUS.path,
-                "completeddate",
-                days,
-                columns=report_columns("completed_comms_report"),
+            inputs = read_comms_inputs(
+                delta, days, columns=report_columns("completed_comms_report")
             )
-            if items is None:
-                raise dg.Failure("reporting/request_item_status has not been materialised yet")
+            if inputs is None:
+                raise dg.Failure(
+                    "reporting/request_item_status and request_item_plan_status have not "
+                    "been materialised yet"
+                )
+            items, plans = inputs
             written: list[str] = []
             existing: list[str] = []
             day_of: dict[str, date] = {}
             for day in days:
+                rows = completed_comms_rows(
+                    items=items, plans=plans, report_date=day, timezone=settings.reporting.timezone
+                )
                 new, old = write_completed_comms_reports(
-                    items=items,
-                    clients=sorted(clients_by_day[day]),
-                    report_date=day,
-                    objects=objects,
+                    rows=rows, clients=sorted(clients_by_day[day]), report_date=day, objects=objects
                 )
                 written += new
                 existing += old
@@ -136,11 +139,13 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
         def completed_batch_report(
             context: dg.AssetExecutionContext, delta: DeltaTableStore, objects: ObjectStore
         ) -> dg.MaterializeResult:
-            """Per completed batch, every request item and channel with its outcome, as one CSV."""
+            """Per completed batch, its completed comms: every final plan and each item failed
+            without one, as one CSV (NHS Notify's completed batch report)."""
             request_ids = sorted(set(context.partition_keys))
             # The report's SQL, and the batch checks and paths in Python.
             wanted = report_columns(
-                "completed_batch_report", "clientid", "requestid", "requestrefid", "status"
+                "completed_batch_report",
+                also=("clientid", "requestid", "requestrefid", "status", "completedtime"),
             )
             items = read_rows_in(
                 delta, REQUEST_ITEM_STATUS.path, "requestid", request_ids, columns=wanted

@@ -23,7 +23,8 @@ PREVIEW_EXCLUDED_COLUMNS = frozenset({"nhsnumber"})
 
 CHART_NAME = "chart.png"
 
-CHANNELS_COLUMN = "completedcommunicationtypes"
+CHANNEL_COLUMN = "communicationtype"
+PLAN_STATUS_COLUMN = "requestitemplanstatus"
 
 
 def _cell(value: Any) -> str:
@@ -73,17 +74,19 @@ def markdown_preview(
 
 
 def completed_channel_counts(report: pa.Table) -> Counter[str]:
-    """Completed communications per channel in one comms report."""
+    """Delivered communications per channel in one comms report (its DELIVERED plans)."""
     counts: Counter[str] = Counter()
-    if CHANNELS_COLUMN not in report.column_names:
+    if not {CHANNEL_COLUMN, PLAN_STATUS_COLUMN} <= set(report.column_names):
         return counts
-    for value in report[CHANNELS_COLUMN].to_pylist():
-        counts.update(c for c in str(value or "").split("|") if c)
+    channels = report[CHANNEL_COLUMN].to_pylist()
+    for channel, status in zip(channels, report[PLAN_STATUS_COLUMN].to_pylist(), strict=True):
+        if status == "DELIVERED" and channel:
+            counts[str(channel)] += 1
     return counts
 
 
 def daily_channel_chart_png(counts: Mapping[date, Mapping[str, int]], *, title: str) -> bytes:
-    """A bar chart of completed communications per day and channel, as PNG bytes."""
+    """A bar chart of delivered communications per day and channel, as PNG bytes."""
     # Imported here: matplotlib is only needed when a report is written, not at load.
     from matplotlib.figure import Figure
 
@@ -103,12 +106,12 @@ def daily_channel_chart_png(counts: Mapping[date, Mapping[str, int]], *, title: 
         [d + width * (len(channels) - 1) / 2 for d in range(len(days))],
         [day.isoformat() for day in days],
     )
-    axes.set_ylabel("completed communications")
+    axes.set_ylabel("delivered communications")
     axes.set_title(title)
     if channels:
         axes.legend(title="channel")
     else:
-        axes.text(0.5, 0.5, "no completed communications", ha="center", transform=axes.transAxes)
+        axes.text(0.5, 0.5, "no delivered communications", ha="center", transform=axes.transAxes)
     sink = io.BytesIO()
     figure.savefig(sink, format="png", bbox_inches="tight")
     return sink.getvalue()
@@ -138,7 +141,7 @@ def write_comms_charts(
         counts = completed_channel_counts(read_report(objects, key))
         client = key.split("/")[2]
         png = daily_channel_chart_png(
-            {day: counts}, title=f"Completed communications by channel: {client}, {day}"
+            {day: counts}, title=f"Delivered communications by channel: {client}, {day}"
         )
         charts.append(chart_key(key))
         objects.write_bytes(charts[-1], png)
@@ -154,7 +157,7 @@ def chart_metadata(objects: ObjectStore, charts: Sequence[str]) -> dict[str, Any
         "chart_paths": dg.MetadataValue.json([objects.uri(k) for k in charts]),
         "chart_path": dg.MetadataValue.path(uri),
         "chart": dg.MetadataValue.md(
-            f"![Completed communications by channel]({uri})\n\n[{CHART_NAME}]({uri})"
+            f"![Delivered communications by channel]({uri})\n\n[{CHART_NAME}]({uri})"
         ),
     }
 

@@ -9,24 +9,32 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from assets.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
 from resources.delta.store import DeltaTableStore, TablePath
 from resources.object_store import ObjectStore
-from transforms.reporting import load_sql, run_sql
+from transforms.reporting import load_sql, run_query, run_sql
+from transforms.reporting.views import RIPS, RIS, VIEWS_BY_NAME, ViewParameters
+from transforms.reporting.views.compute import compute_view
 
 # A SQL name: the columns a report reads are the words of its SQL that name one.
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TERMINAL_ITEM_STATUSES = ("DELIVERED", "FAILED")
 TERMINAL_PLAN_STATUSES = ("DELIVERED", "FAILED", "SKIPPED")
+COMPLETED_COMMS_VIEW = "completed_comms"
+# An as-of date whose 90-day created window starts at the first day there is: a batch
+# with no completion time to date it is read whole.
+UNWINDOWED = date.min + timedelta(days=90)
 
 
 def _unfinished_requests(rows: pa.Table, final: Sequence[str]) -> set[str]:
@@ -74,14 +82,55 @@ def _verify_written(objects: ObjectStore, keys: Iterable[str], what: str) -> Non
         )
 
 
+def _completed_comms(items: pa.Table, plans: pa.Table, as_of: date) -> pa.Table:
+    """NHS Notify's completed_comms view over these items and plans, as of a date.
+
+    A report uses the view as NHS Notify's scheduled run would have seen it: as of the
+    day after the report's last day, so that its 90-day created window depends on the
+    report, not on when a catch-up run happens to write it.
+    """
+    return compute_view(
+        VIEWS_BY_NAME[COMPLETED_COMMS_VIEW], {RIS: items, RIPS: plans}, ViewParameters(as_of)
+    )
+
+
+def _day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
+    """The UTC instants where a calendar day in ``tz`` starts and ends."""
+    start = datetime.combine(day, time.min, ZoneInfo(tz))
+    end = datetime.combine(day + timedelta(days=1), time.min, ZoneInfo(tz))
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def completed_comms_rows(
+    *, items: pa.Table, plans: pa.Table, report_date: date, timezone: str
+) -> pa.Table:
+    """Every client's completed comms report rows for one day (with ``clientid``).
+
+    Args:
+        items: request_item_status rows, at least the items of the day's plans and the
+            FAILED items completed that day.
+        plans: request_item_plan_status rows of those items.
+        report_date: the day, in ``timezone``.
+        timezone: the reporting time zone (``reporting.timezone``).
+    """
+    start, end = _day_bounds(report_date, timezone)
+    view = _completed_comms(items, plans, report_date + timedelta(days=1))
+    return run_sql(
+        "completed_comms_report", {COMPLETED_COMMS_VIEW: view}, {"day_start": start, "day_end": end}
+    )
+
+
 def write_completed_comms_reports(
     *,
-    items: pa.Table,
+    rows: pa.Table,
     clients: list[str],
     report_date: date,
     objects: ObjectStore,
 ) -> tuple[list[str], list[str]]:
     """Write each client's report for a day unless it already exists.
+
+    Args:
+        rows: the day's ``completed_comms_rows``.
 
     Returns:
         Keys written, and keys that already existed.
@@ -89,9 +138,6 @@ def write_completed_comms_reports(
     Raises:
         dagster.Failure: when a report is absent after writing.
     """
-    rows = run_sql(
-        "completed_comms_report", {"request_item_status": items}, {"report_date": report_date}
-    )
     written, existing = [], []
     for client_id in clients:
         key = completed_comms_report_key(client_id, report_date)
@@ -158,11 +204,7 @@ def write_completed_batch_reports(
                 "unfinished_requestids": dg.MetadataValue.json(unfinished[:50]),
             },
         )
-    rows = run_sql(
-        "completed_batch_report",
-        {"request_item_status": items, "request_item_plan_status": plans},
-        {},
-    )
+    rows = completed_batch_rows(items, plans)
     batches = sorted(
         {
             Batch(r["clientid"], r["requestid"], r["requestrefid"] or "")
@@ -185,9 +227,46 @@ def write_completed_batch_reports(
     return written, existing
 
 
-def report_columns(sql_name: str, *also: str) -> set[str]:
-    """Every name a report's SQL could use (each word of it), and those the code uses."""
-    return {*_WORD.findall(load_sql(sql_name)), *also}
+def completed_batch_rows(items: pa.Table, plans: pa.Table) -> pa.Table:
+    """The batch reports' rows: the completed_comms view of each batch.
+
+    Each batch is read as of the day after its last completion, as NHS Notify's run of
+    that batch's report would have been, so a catch-up writes the same file.
+    """
+    last = run_query(
+        "SELECT requestid, CAST(MAX(t) AS DATE) + 1 AS as_of FROM ("
+        " SELECT requestid, completedtime AS t FROM items UNION ALL"
+        " SELECT requestid, completedtime AS t FROM plans) GROUP BY requestid",
+        {
+            "items": items.select(["requestid", "completedtime"]),
+            "plans": plans.select(["requestid", "completedtime"]),
+        },
+        {},
+    )
+    by_day: dict[date, list[str]] = defaultdict(list)
+    for request_id, as_of in zip(
+        last["requestid"].to_pylist(), last["as_of"].to_pylist(), strict=True
+    ):
+        by_day[as_of or UNWINDOWED].append(request_id)
+    parts = []
+    for as_of, request_ids in sorted(by_day.items()):
+        wanted = pa.array(request_ids, pa.string())
+        view = _completed_comms(
+            items.filter(pc.is_in(items["requestid"], wanted)),
+            plans.filter(pc.is_in(plans["requestid"], wanted)),
+            as_of,
+        )
+        parts.append(run_sql("completed_batch_report", {COMPLETED_COMMS_VIEW: view}, {}))
+    if not parts:
+        view = _completed_comms(items, plans, UNWINDOWED)
+        return run_sql("completed_batch_report", {COMPLETED_COMMS_VIEW: view}, {})
+    return pa.concat_tables(parts)
+
+
+def report_columns(*sql_names: str, also: Sequence[str] = ()) -> set[str]:
+    """Every name the reports' SQL could use (each word of it), and those the code uses."""
+    texts = [load_sql(n) for n in sql_names] + [VIEWS_BY_NAME[COMPLETED_COMMS_VIEW].sql()]
+    return {w for text in texts for w in _WORD.findall(text)} | set(also)
 
 
 def read_rows_in(
@@ -221,6 +300,44 @@ def read_rows_in(
             keys = pc.cast(keys, pa.string())
         kept.append(batch.filter(pc.is_in(keys, value_set=wanted)))
     return pa.Table.from_batches(kept, schema=pa.schema([dataset.schema.field(n) for n in names]))
+
+
+def read_comms_inputs(
+    delta: DeltaTableStore, days: Sequence[date], *, columns: set[str]
+) -> tuple[pa.Table, pa.Table] | None:
+    """The items and plans the comms reports of these days read; None before both exist.
+
+    The plans completed on the days (and a day either side, should ``completeddate`` have been
+    written under another ``reporting.timezone``) and the items completed
+    on them, then every item of those plans and every plan of the FAILED items: a plan's
+    item can complete the next day, and a FAILED item is reported without plans only
+    when it has none at all.
+    """
+    items_table, plans_table = REQUEST_ITEM_STATUS.path, REQUEST_ITEM_PLAN_STATUS.path
+    if not (delta.exists(items_table) and delta.exists(plans_table)):
+        return None
+    columns = columns | {"requestitemid", "completeddate", "status"}
+    near = sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+    plans = read_rows_in(delta, plans_table, "completeddate", near, columns=columns)
+    items = read_rows_in(delta, items_table, "completeddate", near, columns=columns)
+    assert plans is not None and items is not None
+    item_ids = set(items["requestitemid"].to_pylist())
+    more_items = set(plans["requestitemid"].to_pylist()) - item_ids
+    failed = items.filter(pc.fill_null(pc.equal(items["status"], "FAILED"), False))
+    more_plans = set(failed["requestitemid"].to_pylist()) - set(plans["requestitemid"].to_pylist())
+    if more_items:
+        extra = read_rows_in(
+            delta, items_table, "requestitemid", sorted(more_items), columns=columns
+        )
+        assert extra is not None
+        items = pa.concat_tables([items, extra.cast(items.schema)])
+    if more_plans:
+        extra = read_rows_in(
+            delta, plans_table, "requestitemid", sorted(more_plans), columns=columns
+        )
+        assert extra is not None
+        plans = pa.concat_tables([plans, extra.cast(plans.schema)])
+    return items, plans
 
 
 def _row_indices_by_batch(rows: pa.Table) -> dict[tuple[str, str], list[int]]:

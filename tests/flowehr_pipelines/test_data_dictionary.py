@@ -18,7 +18,11 @@ from flowehr_pipelines.data_dictionary import (
     render_data_dictionary,
 )
 from flowehr_pipelines.definitions import defs
-from tests.reporting_keys import REPORTING_STAGING_KEYS, REPORTING_VIEW_KEYS
+from tests.reporting_keys import (
+    REPORTING_QUERY_KEYS,
+    REPORTING_STAGING_KEYS,
+    REPORTING_VIEW_KEYS,
+)
 
 PUBLISHED = {
     "gold/features/lab_summaries",
@@ -28,6 +32,7 @@ PUBLISHED = {
     "gold/features/vital_signs",
     *REPORTING_STAGING_KEYS,
     *REPORTING_VIEW_KEYS,
+    *REPORTING_QUERY_KEYS,
 }
 
 

@@ -9,7 +9,11 @@ from flowehr_pipelines.automation.ehr import EHR_JOB
 from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
 from flowehr_pipelines.automation.reporting import REPORTING_JOB
 from flowehr_pipelines.definitions import defs
-from tests.reporting_keys import REPORTING_STAGING_KEYS, REPORTING_VIEW_KEYS
+from tests.reporting_keys import (
+    REPORTING_QUERY_KEYS,
+    REPORTING_STAGING_KEYS,
+    REPORTING_VIEW_KEYS,
+)
 
 EXPECTED_ASSET_KEYS = {
     "bronze/ehr/diagnoses",
@@ -26,6 +30,7 @@ EXPECTED_ASSET_KEYS = {
     "internal/reporting_housekeeping",
     *REPORTING_STAGING_KEYS,
     *REPORTING_VIEW_KEYS,
+    *REPORTING_QUERY_KEYS,
     "reports/completed_batch_report",
     "reports/completed_comms_report",
     "silver/ehr/diagnoses",

@@ -173,13 +173,16 @@ def test_summary_counts_every_projected_item_in_the_window(pipeline: Pipeline) -
         )
 
 
-def test_completed_comms_report_lists_yesterdays_completions_per_client(
+def test_completed_comms_report_lists_yesterdays_channel_attempts_per_client(
     pipeline: Pipeline,
 ) -> None:
     tz_yesterday = pipeline.first.assets
     report_meta = next(a for a in tz_yesterday if a.key == "reports/completed_comms_report")
     report_date = report_meta.metadata["report_date"]
     items = pipeline.delta.read(("reporting", "request_item_status")).to_pylist()
+    plans = pipeline.delta.read(("reporting", "request_item_plan_status")).to_pylist()
+    item_clients = {(i["clientid"], i["requestitemid"]) for i in items}
+    with_plans = {(p["clientid"], p["requestitemid"]) for p in plans}
     reports = sorted(
         Path(pipeline.settings.lake_root, "reports", "completed_comms_report").rglob("*.csv")
     )
@@ -189,14 +192,25 @@ def test_completed_comms_report_lists_yesterdays_completions_per_client(
         client_id, day = path.parent.parent.name, path.parent.name
         assert day == report_date
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        # NHS Notify's grain: each plan that ended that day, and each item that failed
+        # that day without ever getting a plan (the demo's items are all under 90 days).
         expected = {
-            i["requestitemid"]
+            (p["requestitemid"], p["requestitemplanid"])
+            for p in plans
+            if p["clientid"] == client_id
+            and (client_id, p["requestitemid"]) in item_clients
+            and str(p["completeddate"]) == report_date
+            and p["status"] in ("DELIVERED", "FAILED", "SKIPPED")
+        } | {
+            (i["requestitemid"], "")
             for i in items
             if i["clientid"] == client_id
+            and (client_id, i["requestitemid"]) not in with_plans
             and str(i["completeddate"]) == report_date
-            and i["status"] in ("DELIVERED", "FAILED")
+            and i["status"] == "FAILED"
         }
-        assert {r["requestitemid"] for r in rows} == expected
+        assert {(r["requestitemid"], r["requestitemplanid"]) for r in rows} == expected
+        assert len(rows) == len(expected)
         total += len(rows)
     assert total > 0, "demo data should complete some communications yesterday"
 

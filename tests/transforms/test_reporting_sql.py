@@ -254,56 +254,6 @@ def test_batch_summary_adds_the_batch_to_the_dimensions():
     ]
 
 
-REPORT_TEXT_COLUMNS = "clientid requestid requestrefid requestitemid requestitemrefid campaignid"
-REPORT_COLUMNS = pa.schema(
-    [
-        *[(name, pa.string()) for name in REPORT_TEXT_COLUMNS.split()],
-        ("sendinggroupid", pa.string()),
-        ("status", pa.string()),
-        ("failedreason", pa.string()),
-        ("createdtime", pa.timestamp("ms", tz="UTC")),
-        ("completedtime", pa.timestamp("ms", tz="UTC")),
-        ("completeddate", pa.date32()),
-        ("completedcommunicationtypes", pa.list_(pa.string())),
-        ("failedcommunicationtypes", pa.list_(pa.string())),
-    ]
-)
-
-
-def report_item(
-    client: str, item: str, status: str, day: date, done: list[str] | None, failed=None
-) -> dict:
-    return {
-        "clientid": client,
-        "requestid": "r1",
-        "requestitemid": item,
-        "status": status,
-        "completeddate": day,
-        "completedcommunicationtypes": done,
-        "failedcommunicationtypes": failed,
-    }
-
-
-def test_completed_comms_report_selects_terminal_items_of_the_day():
-    day = date(2026, 3, 2)
-    items = pa.Table.from_pylist(
-        [
-            report_item("c2", "i3", "FAILED", day, [], ["SMS", "LETTER"]),
-            report_item("c1", "i1", "DELIVERED", day, ["NHSAPP", "EMAIL"]),
-            report_item("c1", "i2", "SENDING", day, None),
-            report_item("c1", "i4", "DELIVERED", date(2026, 3, 3), ["SMS"]),
-        ],
-        schema=REPORT_COLUMNS,
-    )
-    report = run_sql(
-        "completed_comms_report", {"request_item_status": items}, {"report_date": day}
-    ).to_pylist()
-    assert [(r["clientid"], r["requestitemid"]) for r in report] == [("c1", "i1"), ("c2", "i3")]
-    assert report[0]["completedcommunicationtypes"] == "NHSAPP|EMAIL"
-    assert report[1]["failedcommunicationtypes"] == "SMS|LETTER"
-    assert "nhsnumber" not in report[0]
-
-
 def test_render_fills_placeholders_with_literals():
     sql = "SELECT :a, :b, :when_day, :at, :a"
     rendered = render(
@@ -320,7 +270,7 @@ def test_render_leaves_casts_and_text_without_placeholders_alone():
 
 
 def test_render_rejects_missing_parameter():
-    with pytest.raises(KeyError, match=":report_date"):
+    with pytest.raises(KeyError, match=":day_start"):
         render(load_sql("completed_comms_report"), {})
 
 

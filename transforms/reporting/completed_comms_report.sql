@@ -1,21 +1,38 @@
--- Canned report: request items completed (or failed) on one Europe/London date, for
--- every client; the asset writes one file per client. Pseudonymous: no NHS number,
--- only the client's own references.
+-- Canned report: NHS Notify's completed comms report for one day, over the rows of the
+-- completed_comms view. One row per request item plan that reached a final state on
+-- the day, plus each FAILED request item without a plan that failed on the day; the
+-- asset writes one file per client and drops clientid. The day is the half-open
+-- interval [:day_start, :day_end) of UTC instants. Pseudonymous: no NHS number.
 SELECT
     clientid,
     requestid,
     requestrefid,
     requestitemid,
     requestitemrefid,
-    campaignid,
+    requestitemcompletedtime,
+    requestitemfailedreason,
     sendinggroupid,
-    status,
-    createdtime,
-    completedtime,
-    array_to_string(completedcommunicationtypes, '|') AS completedcommunicationtypes,
-    array_to_string(failedcommunicationtypes, '|') AS failedcommunicationtypes,
-    failedreason
-FROM request_item_status
-WHERE completeddate = :report_date
-  AND status IN ('DELIVERED', 'FAILED')
-ORDER BY clientid, requestid, requestitemid
+    sendinggroupidversion,
+    sendinggroupname,
+    sendinggroupcreatedtime,
+    requestitemstatus,
+    requestitemplanid,
+    requestitemplancompletedtime,
+    requestitemplanstatus,
+    communicationtype,
+    channeltype,
+    requestitemplanfailedreason,
+    templateid,
+    requestitemplanfailedreasoncode,
+    requestitemfailedreasoncode
+FROM completed_comms
+WHERE (
+        CAST(requestitemplancompletedtime AS TIMESTAMPTZ) >= :day_start
+        AND CAST(requestitemplancompletedtime AS TIMESTAMPTZ) < :day_end
+    )
+   OR (
+        requestitemplanid IS NULL
+        AND CAST(requestitemcompletedtime AS TIMESTAMPTZ) >= :day_start
+        AND CAST(requestitemcompletedtime AS TIMESTAMPTZ) < :day_end
+    )
+ORDER BY clientid, requestid, requestitemid, requestitemplanid

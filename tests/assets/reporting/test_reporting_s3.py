@@ -17,13 +17,17 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from assets.reporting.ingestion import pending_landing_keys
-from assets.reports.writing import completed_comms_report_key, write_completed_comms_reports
+from assets.reports.writing import (
+    completed_comms_report_key,
+    completed_comms_rows,
+    write_completed_comms_reports,
+)
 from flowehr_pipelines.automation.reporting import evaluate_landing
 from resources.delta.storage import S3Storage
 from resources.delta.store import DeltaTableStore
 from resources.object_store import S3ObjectStore
 from resources.pseudonymiser import Pseudonymiser
-from tests.assets.reporting_world import Lake, item, lines
+from tests.assets.reporting_world import Lake, item, lines, plan
 from tests.conftest import TEST_KEY
 from tests.s3_server import moto_server
 
@@ -71,6 +75,7 @@ def test_landing_to_reports_on_s3(s3_lake: Lake):
     yesterday = now - timedelta(days=1)
     records = [
         item("i1", yesterday, "DELIVERED", completed=yesterday),
+        plan("p1", yesterday, "DELIVERED", item_id="i1", completed=yesterday),
         item("i2", yesterday, "SENDING"),
     ]
     key = s3_lake.land("part-1", [*lines(records), "not json"], day=yesterday.strftime("%Y/%m/%d"))
@@ -80,7 +85,7 @@ def test_landing_to_reports_on_s3(s3_lake: Lake):
     assert pending_landing_keys(s3_lake.objects, s3_lake.delta) == [key]
 
     stats = s3_lake.ingest(now)
-    assert (stats.records, stats.quarantined) == (2, 1)
+    assert (stats.records, stats.quarantined) == (3, 1)
     assert s3_lake.ingest(now).files_already_ingested == 1
     assert pending_landing_keys(s3_lake.objects, s3_lake.delta) == []
     s3_lake.project(now)
@@ -89,8 +94,14 @@ def test_landing_to_reports_on_s3(s3_lake: Lake):
 
     items = s3_lake.staging("request_item_status")
     day = next(r["completeddate"] for r in items.to_pylist() if r["requestitemid"] == "i1")
-    written, existing = write_completed_comms_reports(
+    rows = completed_comms_rows(
         items=items,
+        plans=s3_lake.staging("request_item_plan_status"),
+        report_date=day,
+        timezone="Europe/London",
+    )
+    written, existing = write_completed_comms_reports(
+        rows=rows,
         clients=["client-a"],
         report_date=day,
         objects=s3_lake.objects,

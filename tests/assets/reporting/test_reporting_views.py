@@ -160,11 +160,14 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return lake
 
 
-def test_there_is_one_asset_per_view_in_pass_three() -> None:
+def test_there_is_one_asset_per_view_and_query_in_pass_three() -> None:
     assets = views.build_defs(Domain(SETTINGS)).assets or []
     specs = [s for a in assets if isinstance(a, dg.AssetsDefinition) for s in a.specs]
-    assert {s.key for s in specs} == set(views.VIEW_KEYS)
-    assert len(specs) == len(VIEWS) == 23
+    assert {s.key for s in specs} == {*views.VIEW_KEYS, *views.QUERY_KEYS}
+    assert len(views.VIEW_KEYS) == 23
+    assert [k.to_user_string() for k in views.QUERY_KEYS] == [
+        "reporting/queries/pds_cleared_failures"
+    ]
     for spec in specs:
         assert spec.group_name == "reporting"
         assert {k: v for k, v in spec.tags.items() if "/" not in k} == {

@@ -6,10 +6,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from assets.reporting.settings import WatchdogSettings
+from assets.reporting.views import refresh_view
 from assets.reporting.watchdogs import (
+    RAW_LATENCY_KEY,
     WATCHDOG_CHECK_KEYS,
     WATCHDOG_METRICS,
     WATCHDOGS,
@@ -20,6 +24,8 @@ from assets.reporting.watchdogs import (
 )
 from flowehr_pipelines.config import load_settings
 from tests.assets.reporting_world import NOW, Lake, item, lines, plan
+from transforms.reporting.dictionary import arrow_schema
+from transforms.reporting.views import VIEW_COLUMNS, VIEWS_BY_NAME, ViewParameters
 
 LIMITS = WatchdogSettings()
 BY_NAME = {w.name: w for w in WATCHDOGS}
@@ -40,9 +46,19 @@ def staged(tmp_path: Path, records: list[dict]) -> Lake:
     return lake
 
 
+def latency_view(lake: Lake) -> None:
+    """Build reporting/views/raw_latency_3m, the table degraded_latency reads."""
+    refresh_view(
+        VIEWS_BY_NAME["raw_latency_3m"], delta=lake.delta, parameters=ViewParameters(NOW.date())
+    )
+
+
 def flagged(lake: Lake, name: str, limits: WatchdogSettings = LIMITS) -> dict[tuple, int]:
     watchdog = BY_NAME[name]
-    counts = evaluate_watchdog(watchdog, lake.staging(watchdog.table), limits=limits, now=NOW)
+    if watchdog.asset == RAW_LATENCY_KEY:
+        latency_view(lake)
+    table = lake.delta.read(watchdog.asset.path)
+    counts = evaluate_watchdog(watchdog, table, limits=limits, now=NOW)
     return {(r["clientid"], r["campaignid"]): r["flagged"] for r in counts.to_pylist()}
 
 
@@ -175,6 +191,7 @@ def test_watchdog_job_evaluates_every_check_and_records_the_time_series(tmp_path
             created_plan("p", NOW - timedelta(hours=2), channel="SMS"),
         ],
     )
+    latency_view(lake)
     defs = dg.Definitions.merge(
         build_defs(load_settings()),
         dg.Definitions(
@@ -196,6 +213,7 @@ def test_watchdog_job_evaluates_every_check_and_records_the_time_series(tmp_path
         "overdue_request_items": True,
         "overdue_requests": True,
         "stuck_request_items": False,
+        "degraded_latency": True,
     }
     series = lake.delta.read(WATCHDOG_METRICS)
     # A point per group in scope; a watchdog with no group in scope adds none (as the
@@ -213,3 +231,66 @@ def check_ops(defs: dg.Definitions) -> list[str]:
 def test_watchdog_on_an_empty_staging_table_flags_nothing(tmp_path: Path, name: str):
     lake = staged(tmp_path, [])
     assert flagged(lake, name) == {}
+
+
+def sends(client: str, campaign: str | None, group: str, channel: str, *pairs) -> list[dict]:
+    """raw_latency_3m rows: (sent at, latency in seconds) pairs of one group."""
+    return [
+        {
+            "clientid": client,
+            "campaignid": campaign,
+            "sendinggroupid": group,
+            "communicationtype": channel,
+            "starttime": sent - timedelta(seconds=seconds),
+            "endtime": sent,
+        }
+        for sent, seconds in pairs
+    ]
+
+
+MONTH_START = datetime(2026, 3, 6, tzinfo=NOW.tzinfo)  # a calendar month before today
+LAST_WEEK = MIDNIGHT - timedelta(days=7)
+
+
+def latency(rows: list[dict]) -> tuple[pa.Table, dg.AssetCheckResult]:
+    schema = arrow_schema(VIEW_COLUMNS["raw_latency_3m"])
+    table = pa.Table.from_pylist([{n: r.get(n) for n in schema.names} for r in rows], schema=schema)
+    watchdog = BY_NAME["degraded_latency"]
+    counts = evaluate_watchdog(watchdog, table, limits=LIMITS, now=NOW)
+    return counts, watchdog_result(watchdog, counts, limits=LIMITS, now=NOW)
+
+
+def test_degraded_latency_compares_todays_median_with_twice_the_months_p95():
+    today = MIDNIGHT + timedelta(hours=1)
+    rows = [
+        # Month p95 60 s: today's median 121 s is degraded, 120 s is not.
+        *sends("client-a", "campaign-1", "g1", "SMS", *[(LAST_WEEK, 60)] * 5,
+               (today, 100), (today, 121), (today, 500)),
+        *sends("client-a", "campaign-1", "g2", "SMS", *[(LAST_WEEK, 60)] * 5, (today, 120)),
+        # No send in the month: nothing to compare with.
+        *sends("client-a", "campaign-1", "g1", "EMAIL", (today, 500)),
+        *sends("client-b", None, "g1", "SMS", (LAST_WEEK, 30), (today, 61)),
+        # The month starts at midnight on 6 March; today at midnight on 6 April.
+        *sends("client-c", "campaign-1", "ga", "SMS", (MONTH_START - MINUTE, 10), (today, 100)),
+        *sends("client-c", "campaign-1", "gb", "SMS", (MONTH_START, 10), (today, 100)),
+        *sends("client-c", "campaign-1", "gc", "SMS", (MIDNIGHT - MINUTE, 10), (MIDNIGHT, 100)),
+    ]  # fmt: skip
+    counts, result = latency(rows)
+    got = {(r["clientid"], r["campaignid"]): r["flagged"] for r in counts.to_pylist()}
+    assert got == {
+        ("client-a", "campaign-1"): 1,
+        ("client-b", "N/A"): 1,
+        ("client-c", "campaign-1"): 2,
+    }
+    assert not result.passed and result.metadata["groups_flagged"].value == 3
+
+
+def test_degraded_latency_alarms_only_when_several_client_campaigns_degrade_at_once():
+    today = MIDNIGHT + timedelta(hours=1)
+    one = sends("client-a", "campaign-1", "g1", "SMS", (LAST_WEEK, 10), (today, 100))
+    two = sends("client-a", "campaign-1", "g2", "EMAIL", (LAST_WEEK, 10), (today, 100))
+    counts, result = latency(one + two)  # two groups, one client and campaign: no alarm
+    assert int(pc.sum(counts["flagged"]).as_py()) == 2 and result.passed
+    other = sends("client-b", "campaign-9", "g1", "SMS", (LAST_WEEK, 10), (today, 100))
+    _, result = latency(one + other)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR

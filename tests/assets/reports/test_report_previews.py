@@ -62,14 +62,19 @@ def report_assets(settings: Settings) -> dict[dg.AssetKey, Any]:
 def lake(settings: Settings) -> Lake:
     """Client A: 15 items completed on DAY_2 (SMS, some also by letter), 1 on DAY_1."""
     world = Lake.at(Path(settings.lake_root))
-    records = [
-        item(f"d2-{n:02d}", noon(DAY_2), "DELIVERED", completed=noon(DAY_2),
-             completedcommunicationtypes=["SMS", "LETTER"] if n % 3 == 0 else ["SMS"])
-        for n in range(15)
-    ] + [
-        item("d1-00", noon(DAY_1), "DELIVERED", completed=noon(DAY_1),
-             completedcommunicationtypes=["EMAIL"]),
-    ]  # fmt: skip
+    records = []
+    for n in range(15):
+        item_id = f"d2-{n:02d}"
+        records.append(item(item_id, noon(DAY_2), "DELIVERED", completed=noon(DAY_2)))
+        records.append(plan(f"{item_id}-sms", noon(DAY_2), "DELIVERED", item_id=item_id,
+                            completed=noon(DAY_2)))  # fmt: skip
+        if n % 3 == 0:
+            records.append(plan(f"{item_id}-letter", noon(DAY_2), "FAILED", item_id=item_id,
+                                channel="LETTER", order=2, completed=noon(DAY_2),
+                                failedreason="Returned | address unknown"))  # fmt: skip
+    records.append(item("d1-00", noon(DAY_1), "DELIVERED", completed=noon(DAY_1)))
+    records.append(plan("d1-00-email", noon(DAY_1), "DELIVERED", item_id="d1-00",
+                        channel="EMAIL", completed=noon(DAY_1)))  # fmt: skip
     world.land("items", lines(records))
     world.cycle(NOW)
     return world
@@ -129,8 +134,8 @@ def test_comms_report_preview_is_markdown_capped_and_without_patient_values(
     preview = _metadata(comms_result)["preview"]
     table_rows = [line for line in preview.splitlines() if line.startswith("| ")]
     assert table_rows[0].startswith("| report | requestid |")
-    assert len(table_rows) - 1 == PREVIEW_ROWS  # 16 report rows, 10 shown
-    assert "SMS\\|LETTER" in preview  # a channel list's separator cannot break the table
+    assert len(table_rows) - 1 == PREVIEW_ROWS  # 21 report rows, 10 shown
+    assert "Returned \\| address unknown" in preview  # a "|" in a value cannot break the table
     assert NHS_NUMBER not in preview and "nhsnumber" not in preview
 
 
@@ -225,7 +230,12 @@ def test_markdown_preview_reads_only_as_many_reports_as_it_needs(lake: Lake) -> 
     assert markdown_preview(lake.objects, []) == "_No report in this run._"
 
 
-def test_completed_channel_counts_splits_each_items_channels() -> None:
-    report = pa.table({"completedcommunicationtypes": ["SMS|LETTER", "SMS", None, ""]})
+def test_completed_channel_counts_counts_each_delivered_plan_by_channel() -> None:
+    report = pa.table(
+        {
+            "communicationtype": ["SMS", "LETTER", "SMS", "EMAIL", None, "SMS"],
+            "requestitemplanstatus": ["DELIVERED", "DELIVERED", "DELIVERED", "FAILED", None, None],
+        }
+    )
     assert completed_channel_counts(report) == {"SMS": 2, "LETTER": 1}
     assert completed_channel_counts(pa.table({"x": [1]})) == {}

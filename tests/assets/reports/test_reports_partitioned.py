@@ -96,16 +96,23 @@ def read_csv(lake: Lake, key: str) -> list[dict[str, str]]:
 @pytest.fixture
 def comms_world(lake: Lake, instance: dg.DagsterInstance) -> Lake:
     yesterday_noon = london(YESTERDAY, 12)
+    after_midnight = london(YESTERDAY + timedelta(days=1), 0) + timedelta(minutes=30)
     records = [
         item("a1", yesterday_noon, "DELIVERED", client="client-a", completed=yesterday_noon,
              created=yesterday_noon - timedelta(hours=1), completedcommunicationtypes=["SMS"]),
+        plan("a1-p", yesterday_noon, "DELIVERED", item_id="a1", client="client-a",
+             completed=yesterday_noon, created=yesterday_noon - timedelta(hours=1)),
+        # Failed before any channel was tried: reported without a plan.
         item("a2", yesterday_noon, "FAILED", client="client-a", completed=yesterday_noon,
              created=yesterday_noon - timedelta(hours=1)),
         item("a3", yesterday_noon, "SENDING", client="client-a"),
         # Completed at 00:30 London on the 6th = 23:30 UTC on the 5th: not yesterday.
-        item("a4", london(YESTERDAY + timedelta(days=1), 0), "DELIVERED", client="client-a",
-             completed=london(YESTERDAY + timedelta(days=1), 0) + timedelta(minutes=30)),
+        item("a4", after_midnight, "DELIVERED", client="client-a", completed=after_midnight),
+        plan("a4-p", after_midnight, "DELIVERED", item_id="a4", client="client-a",
+             completed=after_midnight),
         item("b1", yesterday_noon, "DELIVERED", client="client-b", completed=yesterday_noon),
+        plan("b1-p", yesterday_noon, "DELIVERED", item_id="b1", client="client-b",
+             completed=yesterday_noon),
     ]  # fmt: skip
     lake.land("items", lines(records))
     lake.cycle(NOW)

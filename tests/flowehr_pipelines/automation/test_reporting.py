@@ -37,7 +37,11 @@ from flowehr_pipelines.automation.reporting import (
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
 from tests.assets.reporting_world import Lake, item, lines
-from tests.reporting_keys import REPORTING_STAGING_KEYS, REPORTING_VIEW_KEYS
+from tests.reporting_keys import (
+    REPORTING_QUERY_KEYS,
+    REPORTING_STAGING_KEYS,
+    REPORTING_VIEW_KEYS,
+)
 
 CADENCE = {
     "reporting_ingestion_schedule": (REPORTING_JOB, "0 1,4,8-18 * * *"),
@@ -87,6 +91,7 @@ def test_jobs_split_the_graph_as_designed(definitions):
         "bronze/transaction_history",
         *REPORTING_STAGING_KEYS,
         *REPORTING_VIEW_KEYS,
+        *REPORTING_QUERY_KEYS,
     }
     assert not checks(REPORTING_JOB) & set(WATCHDOG_CHECK_KEYS)
     assert checks(WATCHDOG_JOB) == set(WATCHDOG_CHECK_KEYS)

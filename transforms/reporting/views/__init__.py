@@ -451,8 +451,26 @@ VIEWS: tuple[ViewSpec, ...] = (
         EMAIL_FILTER_CLIENT_IDS,
     ),
 )
-VIEWS_BY_NAME: Mapping[str, ViewSpec] = {v.name: v for v in VIEWS}
+# NHS Notify's analyst queries (scripts/sql/reports/, beyond the canned reports), run
+# like the views each cycle and published as tables under reporting/queries/<name>.
+QUERIES: tuple[ViewSpec, ...] = (
+    ViewSpec(
+        "pds_cleared_failures",
+        "NHS Notify query: deliveries on EMAIL or SMS whose recipient's previous request "
+        "item on that channel FAILED with a TEMPORARY or PERMANENT reason, which a PDS "
+        "change of contact details may have cleared. Recipients are nhsnumberhash values; "
+        "rows without one are left out.",
+        (RIS, RIPS),
+        (
+            *_staging(RIPS, "requestitemid"),
+            _col("completedtime", "timestamp", "When the clearing delivery completed (UTC)."),
+            *_staging(RIPS, "communicationtype", "recipientcontactid"),
+        ),
+    ),
+)
+VIEWS_BY_NAME: Mapping[str, ViewSpec] = {v.name: v for v in (*VIEWS, *QUERIES)}
 VIEW_COLUMNS: Mapping[str, tuple[ReportingColumn, ...]] = {v.name: v.columns for v in VIEWS}
+QUERY_COLUMNS: Mapping[str, tuple[ReportingColumn, ...]] = {q.name: q.columns for q in QUERIES}
 
 
 def _check_order() -> None:
