@@ -1,4 +1,4 @@
-"""Housekeeping of the reporting staging tables: OPTIMIZE, then VACUUM.
+"""Housekeeping of the reporting tables: OPTIMIZE, then VACUUM.
 
 Every MERGE into a staging table rewrites the files it touches and every watchdog
 evaluation appends a small file, so the tables collect many small files and many
@@ -9,8 +9,9 @@ table looked like before and after to ``internal/reporting_housekeeping``.
 
 It is an asset (group ``housekeeping``) rather than a bare op so that its runs, the
 file counts and their history show in the catalogue; it depends on the staging
-tables so it never runs while a run it is part of is still writing them. Each
-staging table also gets an observation with its before/after file counts.
+tables and views so it never runs while a run it is part of is still writing them.
+Each staging table, view and query table also gets an observation with its
+before/after file counts.
 Re-running is safe: compaction of a compacted table and a second VACUUM do nothing,
 and the log records a run at most once.
 
@@ -38,6 +39,7 @@ from assets.ehr.settings import DataSourceConnection
 from assets.metadata import delta_table_metadata
 from assets.reporting.settings import HousekeepingSettings
 from assets.reporting.staging import STAGING_KEYS
+from assets.reporting.views import QUERY_KEYS, VIEW_KEYS
 from assets.reporting.watchdogs import WATCHDOG_METRICS
 from resources.delta.store import DeltaTableStore, Marked, TablePath
 
@@ -61,10 +63,17 @@ HOUSEKEEPING_LOG_SCHEMA = pa.schema(
 COORDINATION_TABLES: tuple[TablePath, ...] = (ETL_STATE_TABLE, ETL_LOCK_TABLE)
 
 
+PUBLISHED_REPORTING_KEYS = (*STAGING_KEYS, *VIEW_KEYS, *QUERY_KEYS)
+
+
 def housekept_tables() -> list[TablePath]:
-    """The staging tables, the watchdog time series (appended to hourly), and the ETL
-    coordination tables (a commit per state change or heartbeat)."""
-    return [key.path for key in STAGING_KEYS] + [WATCHDOG_METRICS, *COORDINATION_TABLES]
+    """The staging tables, the views and queries (overwritten whole every cycle, so each
+    cycle leaves the last one's files behind), the watchdog time series (appended to
+    hourly), and the ETL coordination tables (a commit per state change or heartbeat)."""
+    return [key.path for key in PUBLISHED_REPORTING_KEYS] + [
+        WATCHDOG_METRICS,
+        *COORDINATION_TABLES,
+    ]
 
 
 def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int) -> dict[str, int]:
@@ -114,7 +123,7 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
 
     @dg.asset(
         key=HOUSEKEEPING_LOG,
-        deps=list(STAGING_KEYS),
+        deps=list(PUBLISHED_REPORTING_KEYS),
         group_name="housekeeping",
         kinds={"delta"},
         owners=["team:data-engineering"],
@@ -123,7 +132,7 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
     def reporting_housekeeping(
         context: dg.AssetExecutionContext, delta: DeltaTableStore
     ) -> dg.MaterializeResult:
-        """OPTIMIZE and VACUUM of every reporting staging table, with file counts before/after."""
+        """OPTIMIZE and VACUUM of every reporting table, with file counts before/after."""
         rows: list[dict[str, Any]] = []
         by_table: dict[str, dict[str, int]] = {}
         skipped: list[str] = []
@@ -143,7 +152,7 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
                     **counts,
                 }
             )
-            if dg.AssetKey(list(table)) in STAGING_KEYS:
+            if dg.AssetKey(list(table)) in PUBLISHED_REPORTING_KEYS:
                 context.log_event(
                     dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
                 )
