@@ -11,12 +11,13 @@ whole batch on one bad value, and lose the line number a quarantine row needs.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -424,5 +425,22 @@ def _landing_folder_date(source_file: str) -> str | None:
 
 
 def window_start(as_of: datetime, days: int) -> date:
-    """First (landing) day inside a moving window of ``days`` days ending at ``as_of``."""
-    return date.fromordinal(as_of.astimezone(UTC).date().toordinal() - days + 1)
+    """First day of a window reaching ``days`` days back from ``as_of``'s UTC date.
+
+    NHS Notify's ``DATE_ADD('day', -days, CURRENT_DATE)``: a week's window holds today
+    and the seven days before it, eight calendar days.
+    """
+    return as_of.astimezone(UTC).date() - timedelta(days=days)
+
+
+def months_before(as_of: datetime, months: int) -> date:
+    """The UTC date ``months`` calendar months before ``as_of``'s.
+
+    NHS Notify's ``DATE_ADD('month', -months, CURRENT_DATE)``, whose day is clamped to
+    the shorter month: a month before 31 March is 28 (or 29) February.
+    """
+    today = as_of.astimezone(UTC).date()
+    index = today.year * 12 + today.month - 1 - months
+    year, month = divmod(index, 12)
+    last_day = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(today.day, last_day))

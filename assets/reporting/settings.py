@@ -54,8 +54,23 @@ class WatchdogSettings(StrictSettings):
 class ReportingSettings(StrictSettings):
     """Windows and calendar of the reporting domain."""
 
-    projection_window_days: int = Field(default=7, gt=0)
-    aggregation_window_days: int = Field(default=31, gt=0)
+    projection_window_days: int = Field(
+        default=7,
+        gt=0,
+        description="Projections read the files landed on or after this many days before "
+        "today (UTC): today and the 7 days before, as NHS Notify's one-week window.",
+    )
+    aggregation_window_months: int = Field(
+        default=1,
+        gt=0,
+        description="Summaries regroup the rows created on or after this many calendar "
+        "months before today (UTC), as NHS Notify's DATE_ADD('month', -1, CURRENT_DATE).",
+    )
+    aggregation_window_days: int | None = Field(
+        default=None,
+        gt=0,
+        description="A window of this many days instead of aggregation_window_months.",
+    )
     initial_window_days: int = Field(
         default=90,
         gt=0,

@@ -13,7 +13,7 @@ records expiring from the source or leaving the window never change staging rows
 
 import functools
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
@@ -29,7 +29,7 @@ from assets.reporting.ingestion import TRANSACTION_HISTORY, transaction_history
 from assets.reporting.settings import ReportingDomain, ReportingSettings
 from resources.delta.store import DeltaTableStore, Matched, TablePath
 from resources.pseudonymiser import Pseudonymiser
-from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, window_start
+from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, months_before, window_start
 from transforms.identifiers import nhs_notify_hash
 from transforms.quality import duplicate_key_count, null_key_count, refuse_identifiers
 from transforms.reporting import run_query, staging
@@ -230,20 +230,29 @@ def refresh_aggregation(
     *,
     delta: DeltaTableStore,
     as_of: datetime,
-    window_days: int,
+    window_days: int | None = None,
+    window_months: int = 1,
     initial_window_days: int | None = None,
     batch_client_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Aggregate a projection's window and MERGE it into ``reporting/<table>``.
 
-    Groups match null-safely (a NULL campaign is a group too); running totals only
-    rise, point-in-time counts are replaced; an unchanged group is not rewritten.
-    The first load (table absent) uses ``initial_window_days`` when it is longer.
+    The window is the rows created on or after ``window_months`` calendar months before
+    the as-of date (NHS Notify's), or ``window_days`` days when given. Groups match
+    null-safely (a NULL campaign is a group too); running totals only rise,
+    point-in-time counts are replaced; an unchanged group is not rewritten. The first
+    load (table absent) uses ``initial_window_days`` when it is longer.
     """
     target = staging_key(spec.table).path
+    if window_days is None:
+        start = months_before(as_of, window_months)
+        window_days = (as_of.astimezone(UTC).date() - start).days
+    else:
+        start = window_start(as_of, window_days)
     if initial_window_days is not None and not delta.exists(target):
-        window_days = max(window_days, initial_window_days)
-    start = window_start(as_of, window_days)
+        if initial_window_days > window_days:
+            window_days = initial_window_days
+            start = window_start(as_of, window_days)
     source_path = staging_key(spec.source).path
     source_version = delta.version(source_path)
     since = taken_in_version(delta, target, start, window_days)
@@ -271,6 +280,11 @@ def refresh_aggregation(
         where.append(("clientid", "in", sorted(batch_client_ids)))
     source = delta.dataset(source_path, where=where, version=source_version)
     summary = run_query(spec.sql(), {spec.source: source}, {"window_start_date": start})
+    if spec.batch_clients_only and ALL_CLIENTS not in batch_client_ids:
+        # The dataset's filter only skips files: every client shares the created-date
+        # files, so the groups of unlisted clients are dropped here.
+        listed = pa.array(sorted(batch_client_ids), pa.string())
+        summary = summary.filter(pc.fill_null(pc.is_in(summary["clientid"], listed), False))
     refuse_identifiers(summary, destination=spec.table, values=False)
     acts = " OR ".join(
         [f"s.`{n}` > t.`{n}`" for n in spec.totals]
@@ -407,6 +421,7 @@ def build_aggregation_defs(*, spec: AggregationSpec, settings: ReportingDomain) 
             delta=delta,
             as_of=config.as_of_datetime(),
             window_days=reporting.aggregation_window_days,
+            window_months=reporting.aggregation_window_months,
             initial_window_days=reporting.initial_window_days,
             batch_client_ids=reporting.batch_client_ids,
         )

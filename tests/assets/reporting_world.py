@@ -179,7 +179,7 @@ class Lake:
             for spec in PROJECTIONS
         }
 
-    def aggregate(self, as_of: datetime = NOW, window_days: int = 31) -> dict[str, Any]:
+    def aggregate(self, as_of: datetime = NOW, window_days: int | None = None) -> dict[str, Any]:
         return {
             spec.table: refresh_aggregation(
                 spec,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -20,6 +20,7 @@ from transforms.cdc import (
     TRANSACTION_HISTORY_SCHEMA,
     ParsedFile,
     landing_date_of,
+    months_before,
     parse_lines,
     window_start,
     with_landing_dates,
@@ -227,10 +228,28 @@ def test_parsed_file_empty_tables_keep_schemas():
     assert parsed.quarantine_table().num_rows == 0
 
 
-def test_window_start_counts_as_of_day_in_utc():
-    as_of = datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
-    assert window_start(as_of, 1) == date(2026, 3, 30)
-    assert window_start(as_of, 7) == date(2026, 3, 24)
+def test_window_start_counts_days_back_from_the_as_of_day_in_utc():
+    # 00:30 BST on 30 March is 23:30 UTC on the 29th: the UTC day counts.
+    as_of = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)
+    assert window_start(as_of, 1) == date(2026, 3, 28)
+    # NHS Notify's week: today and the seven days before it.
+    assert window_start(as_of, 7) == date(2026, 3, 22)
+
+
+@pytest.mark.parametrize(
+    ("today", "months", "expected"),
+    [
+        (date(2026, 4, 6), 1, date(2026, 3, 6)),
+        (date(2026, 3, 31), 1, date(2026, 2, 28)),  # clamped to the shorter month
+        (date(2028, 3, 31), 1, date(2028, 2, 29)),
+        (date(2026, 1, 15), 1, date(2025, 12, 15)),
+        (date(2026, 5, 31), 3, date(2026, 2, 28)),
+        (date(2026, 12, 3), 12, date(2025, 12, 3)),
+    ],
+)
+def test_months_before_is_trinos_calendar_month_arithmetic(today, months, expected):
+    as_of = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=12)
+    assert months_before(as_of, months) == expected
 
 
 # -- the vectorised path gives exactly what the per-line path gives ------------------
