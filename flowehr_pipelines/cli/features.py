@@ -19,6 +19,8 @@ from typing import Any
 import click
 
 EXIT_USAGE = 2
+# The --features example of the help text; a test resolves it against the dictionary.
+FEATURES_EXAMPLE = "news2,lab_summaries.lab_crp_*"
 
 
 class _Problem(click.ClickException):
@@ -111,7 +113,7 @@ def describe(table: str) -> None:
     "--features",
     "feature_list",
     required=True,
-    help="Comma-separated: table, table.column or table.pattern* (e.g. news2,labs.lab_crp_*).",
+    help=f"Comma-separated: table, table.column or table.pattern* (e.g. {FEATURES_EXAMPLE}).",
 )
 @click.option(
     "--out",

@@ -4,6 +4,7 @@ researcher asks for.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,29 @@ def load_spine(spine: Any) -> pa.Table:
     raise TypeError(f"cannot use a {type(spine).__name__} as a spine")
 
 
+def parse_event_times(values: list[str | None], column: str) -> pa.Array:
+    """ISO 8601 texts as UTC times, each value read on its own.
+
+    A value with an offset is converted from it; one without an offset is UTC. Read one
+    by one because a vectorised parse of a column that mixes the two (pandas'
+    ``format="ISO8601"``) shifted every offset-less value after an offset one by that
+    offset, silently. A value that is no ISO 8601 time is an error naming its row.
+    """
+    parsed: list[datetime | None] = []
+    for row, text in enumerate(values, start=1):
+        if text is None or not text.strip():
+            parsed.append(None)
+            continue
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(
+                f"spine column {column}, row {row}: {text!r} is not an ISO 8601 time"
+            ) from None
+        parsed.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
+    return pa.array(parsed, type=_UTC)
+
+
 def normalise_spine(spine: pa.Table, *, entity_key: str, event_time: str) -> pa.Table:
     """Type the spine's key like the feature tables' and its event time as UTC.
 
@@ -74,10 +98,7 @@ def normalise_spine(spine: pa.Table, *, entity_key: str, event_time: str) -> pa.
     key = spine[entity_key].cast(key_type)
     times = spine[event_time]
     if pa.types.is_string(times.type) or pa.types.is_large_string(times.type):
-        import pandas as pd
-
-        parsed = pd.to_datetime(times.to_pandas(), utc=True, format="ISO8601")
-        times = pa.chunked_array([pa.array(parsed, type=_UTC)])
+        times = pa.chunked_array([parse_event_times(times.to_pylist(), event_time)], type=_UTC)
     elif pa.types.is_date(times.type):
         times = times.cast(pa.timestamp("us")).cast(_UTC)
     elif pa.types.is_timestamp(times.type):
@@ -86,6 +107,11 @@ def normalise_spine(spine: pa.Table, *, entity_key: str, event_time: str) -> pa.
         times = times.cast(_UTC)
     else:
         raise ValueError(f"spine column {event_time} is {times.type}, not a time")
+    if times.null_count:
+        raise ValueError(
+            f"spine column {event_time} has {times.null_count} row(s) without a time: every "
+            "row needs an event time"
+        )
     spine = spine.set_column(spine.schema.get_field_index(entity_key), entity_key, key)
     return spine.set_column(spine.schema.get_field_index(event_time), event_time, times)
 

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 ENTITY_KEYS: tuple[str, ...] = ("visit_id", "person_key")
 
 
+HOURS_SINCE_SUFFIX = "_hours_since"
+
+
 class FeatureStore:
     """Read-only researcher API over the published zones of one lake."""
 
@@ -91,8 +94,32 @@ class FeatureStore:
         parts = published_path(path)
         if not self._lake.exists(parts):
             raise FileNotFoundError(f"no table at '{'/'.join(parts)}' yet: run the pipeline first")
+        if version is not None:
+            self._check_version(parts, version)
         return self._lake.read(
             parts, columns=list(columns) if columns else None, version=version, filters=filters
+        )
+
+    def _check_version(self, parts: tuple[str, ...], version: int) -> None:
+        """Refuse a version the table does not have, naming those it has.
+
+        Raises:
+            ValueError: one line, the table and its versions (not the engine's error).
+        """
+        name = "/".join(parts)
+        history = sorted(int(h["version"]) for h in self._lake.table(parts).history())
+        if version in history:
+            from deltalake.exceptions import DeltaError
+
+            try:
+                self._lake.table(parts, version=version)
+                return
+            except (DeltaError, OSError):  # its log or checkpoint is gone
+                pass
+        shown = f"{history[0]} to {history[-1]}" if history else "none"
+        raise ValueError(
+            f"{name} has no readable version {version}: its versions are {shown}"
+            " (older ones may have been removed by housekeeping's VACUUM)"
         )
 
     def read(
@@ -195,7 +222,9 @@ class FeatureStore:
         Returns:
             The spine's rows in their order and columns, then each chosen feature, then
             ``<table>__horizon_datetime``: the horizon whose values were used (null
-            when the entity had no horizon at or before the event). Feature names that
+            when the entity had no horizon at or before the event). ``*_hours_since``
+            features count to the row's event time, not to that horizon; window
+            features (``*_4h``, ``*_24h``) are the horizon's windows. Feature names that
             clash between tables are prefixed ``<table>__``.
 
         Raises:
@@ -236,7 +265,15 @@ class FeatureStore:
                         if seen[column] == 1 and column not in taken
                         else f"{table}__{column}"
                     )
-                    select.append(f"{alias}.{_q(column)} AS {_q(name)}")
+                    value = f"{alias}.{_q(column)}"
+                    if column.endswith(HOURS_SINCE_SUFFIX):
+                        # The table counts from its own horizon; the training row's event
+                        # time is later by the gap to it, so the hours since are too.
+                        value = (
+                            f"{value} + (epoch(s.{_q(event_time)}) - "
+                            f"epoch({alias}.horizon_datetime)) / 3600.0"
+                        )
+                    select.append(f"{value} AS {_q(name)}")
                 select.append(f"{alias}.horizon_datetime AS {_q(f'{table}__horizon_datetime')}")
                 joins.append(
                     f"ASOF LEFT JOIN {alias} ON s.{_q(entity_key)} = {alias}.{_q(entity_key)} "

@@ -132,7 +132,8 @@ def _lab_columns() -> tuple[FeatureColumn, ...]:
             FeatureColumn(
                 f"{prefix}_hours_since",
                 "double",
-                f"Hours between that {label} collection and the horizon.",
+                f"Hours between that {label} collection and the horizon (in a training set:"
+                " and the row's event time).",
                 sources=sources,
             ),
         ]

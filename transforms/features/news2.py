@@ -46,6 +46,7 @@ RISK_LOW = "low"
 RISK_LOW_MEDIUM = "low-medium"
 RISK_MEDIUM = "medium"
 RISK_HIGH = "high"
+MEDIUM_FLOOR = 5  # the lowest aggregate score of the medium band
 
 SUBSCORES: tuple[str, ...] = (
     "respiration_rate_score",
@@ -141,7 +142,7 @@ def clinical_risk(total: Column, any_red: Column) -> Column:
     return (
         F.when(total.isNull(), F.lit(None).cast("string"))
         .when(total >= 7, F.lit(RISK_HIGH))
-        .when(total >= 5, F.lit(RISK_MEDIUM))
+        .when(total >= MEDIUM_FLOOR, F.lit(RISK_MEDIUM))
         .when(any_red, F.lit(RISK_LOW_MEDIUM))
         .otherwise(F.lit(RISK_LOW))
     )
@@ -184,12 +185,20 @@ def score_observations(observations: DataFrame, *, spo2_scale: int = 1) -> DataF
         temperature_score(F.col("temperature")).alias("temperature_score"),
     )
     missing = sum((F.col(s).isNull().cast("int") for s in SUBSCORES), F.lit(0))
-    total = F.when(missing == 0, sum((F.col(s) for s in SUBSCORES), F.lit(0)))
+    present = sum((F.coalesce(F.col(s), F.lit(0)) for s in SUBSCORES), F.lit(0))
+    total = F.when(missing == 0, present)
+    # A missing parameter can only add to the score: what the present ones sum to is a
+    # floor, and a floor of 5 or more is already the medium or high band.
+    partial = F.when(missing < len(SUBSCORES), present)
     any_red = F.greatest(*(F.coalesce(F.col(s), F.lit(0)) for s in SUBSCORES)) >= 3
     return (
         scored.withColumn("news2_missing_parameters", missing.cast("int"))
         .withColumn("news2_any_red", any_red)
         .withColumn("news2_total", total.cast("int"))
+        .withColumn("news2_partial_total", partial.cast("int"))
+        .withColumn(
+            "news2_partial_medium_or_high", F.coalesce(partial >= MEDIUM_FLOOR, F.lit(False))
+        )
         .withColumn("clinical_risk", clinical_risk(F.col("news2_total"), F.col("news2_any_red")))
     )
 
@@ -303,6 +312,20 @@ NEWS2_COLUMNS: tuple[FeatureColumn, ...] = (
         "news2_total",
         "int",
         "NEWS2 aggregate score (0-20); null when any parameter is missing.",
+        sources=tuple((_OBS, c) for c in OBSERVATION_INPUTS),
+    ),
+    FeatureColumn(
+        "news2_partial_total",
+        "int",
+        "Sum of the sub-scores of the parameters charted (0-20): news2_total when complete, "
+        "else a floor under it, since a missing parameter can only add; null when none was.",
+        sources=tuple((_OBS, c) for c in OBSERVATION_INPUTS),
+    ),
+    FeatureColumn(
+        "news2_partial_medium_or_high",
+        "boolean",
+        "True when news2_partial_total is 5 or more: the set is at least medium risk even "
+        "with parameters missing (news2_total and clinical_risk stay null then).",
         sources=tuple((_OBS, c) for c in OBSERVATION_INPUTS),
     ),
     FeatureColumn(

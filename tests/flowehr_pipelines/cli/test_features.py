@@ -75,6 +75,18 @@ def test_cli_features_training_set_writes_point_in_time_rows(lake: None, tmp_pat
     assert table[1]["event_time"] == datetime(2026, 3, 1, 4, 59, 59, tzinfo=UTC)
 
 
+def test_the_help_example_of_features_names_real_tables_and_columns() -> None:
+    from flowehr_pipelines.cli.features import FEATURES_EXAMPLE
+    from flowehr_pipelines.researcher.store import FeatureStore
+
+    store = FeatureStore.for_researcher()
+    resolved = store.resolve_features(FEATURES_EXAMPLE.split(","))
+    assert set(resolved) == {"news2", "lab_summaries"}
+    assert "lab_crp_latest" in resolved["lab_summaries"]
+    help_text = CliRunner().invoke(main, ["features", "training-set", "--help"]).output
+    assert " ".join(FEATURES_EXAMPLE.split()) in " ".join(help_text.split())
+
+
 def test_cli_features_training_set_reports_a_bad_spine(lake: None, tmp_path: Path) -> None:
     spine = tmp_path / "spine.csv"
     spine.write_text("visit,when\n1,2026-03-01T00:30:00Z\n")

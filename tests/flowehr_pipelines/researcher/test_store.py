@@ -127,6 +127,18 @@ def test_researcher_training_set_by_person_key(store: FeatureStore) -> None:
     assert out["news2_total"].tolist() == [2, 5]
 
 
+def test_hours_since_count_to_the_training_rows_event_time_not_the_horizon(
+    store: FeatureStore, delta: DeltaTableStore
+) -> None:
+    # A CRP taken at 08:00, as the 09:00 horizon sees it: one hour before.
+    lab = {"visit_id": 7, "person_key": "p7", "horizon_datetime": hours(9),
+           "lab_crp_latest": 12.0, "lab_crp_hours_since": 1.0}  # fmt: skip
+    delta.overwrite(feature_key("lab_summaries").path, feature_rows("lab_summaries", [lab]))
+    spine = pd.DataFrame({"visit_id": [7, 7], "event_time": [hours(9), hours(14)]})
+    out = store.training_set(spine, ["lab_summaries.lab_crp_hours_since"])
+    assert out["lab_crp_hours_since"].tolist() == [1.0, 6.0]
+
+
 def test_researcher_time_travel_reads_an_earlier_version(
     store: FeatureStore, delta: DeltaTableStore
 ) -> None:
@@ -138,6 +150,21 @@ def test_researcher_time_travel_reads_an_earlier_version(
     assert store.training_set(spine, ["news2.news2_total"])["news2_total"][0] == 20
     old = store.training_set(spine, ["news2.news2_total"], versions={"news2": first})
     assert old["news2_total"][0] == 1
+
+
+def test_a_version_the_table_lacks_is_one_line_naming_the_versions_it_has(
+    store: FeatureStore, delta: DeltaTableStore
+) -> None:
+    path = feature_key("news2").path
+    delta.overwrite(path, feature_rows("news2", [news2_row(1, 1, 20)]))
+    latest = delta.version(path)
+    spine = pd.DataFrame({"visit_id": [1], "event_time": [hours(2)]})
+    with pytest.raises(ValueError) as raised:
+        store.training_set(spine, ["news2.news2_total"], versions={"news2": 99})
+    assert str(raised.value).startswith(
+        f"gold/features/news2 has no readable version 99: its versions are 0 to {latest}"
+    )
+    assert "\n" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,28 @@ def test_news2_missing_parameter_leaves_total_and_band_null(spark: SparkSession)
     assert row["clinical_risk"] is None
 
 
+def test_news2_partial_total_is_a_floor_that_flags_medium_or_high(spark: SparkSession) -> None:
+    rows = score(
+        spark,
+        [
+            # No SpO2: respiration 25 (3) + voice (3) = 6 already, so at least medium.
+            {"spo2": None, "respiratory_rate": 25, "consciousness": "V"},
+            # No SpO2, the rest normal: a floor of 0, not flagged.
+            {"spo2": None},
+            # Complete: the partial total is the total.
+            {"respiratory_rate": 25},
+            # Nothing charted at all: no floor to give.
+            {c: None for c in ("respiratory_rate", "spo2", "on_supplemental_oxygen",
+                               "systolic_bp", "heart_rate", "consciousness", "temperature")},
+        ],
+    )  # fmt: skip
+    got = [
+        (r["news2_total"], r["news2_partial_total"], r["news2_partial_medium_or_high"])
+        for r in rows
+    ]
+    assert got == [(None, 6, True), (None, 0, False), (3, 3, False), (None, None, False)]
+
+
 def test_news2_rejects_an_unknown_spo2_scale(spark: SparkSession) -> None:
     with pytest.raises(ValueError, match="scale"):
         score_observations(frame(spark, "observations", [obs(1, 1, 0)]), spo2_scale=3)
