@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+
+from flowehr_pipelines.researcher.manifest import TrainingSetManifest, manifest_path, sha256_of
 
 EXIT_USAGE = 2
 # The --features example of the help text; a test resolves it against the dictionary.
@@ -105,22 +108,19 @@ def describe(table: str) -> None:
 @click.option(
     "--spine",
     "spine_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="CSV or Parquet file with the entity key and event time (other columns are kept).",
 )
 @click.option(
     "--features",
     "feature_list",
-    required=True,
     help=f"Comma-separated: table, table.column or table.pattern* (e.g. {FEATURES_EXAMPLE}).",
 )
 @click.option(
     "--out",
     "out_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file: .parquet or .csv.",
+    help="Output file: .parquet or .csv. Its manifest is written beside it.",
 )
 @click.option("--entity-key", default="visit_id", show_default=True, help="visit_id or person_key.")
 @click.option("--event-time", default="event_time", show_default=True, help="Spine time column.")
@@ -130,15 +130,40 @@ def describe(table: str) -> None:
     multiple=True,
     help="TABLE=N: read that table at Delta version N (repeatable).",
 )
+@click.option(
+    "--as-of-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Read each table as it was at the end of this UTC day (--version still wins).",
+)
+@click.option(
+    "--manifest",
+    "manifest_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rebuild the training set this manifest describes and check it is the same bytes.",
+)
 def training_set(
-    spine_path: Path,
-    feature_list: str,
-    out_path: Path,
+    spine_path: Path | None,
+    feature_list: str | None,
+    out_path: Path | None,
     entity_key: str,
     event_time: str,
     versions: tuple[str, ...],
+    as_of_date: datetime | None,
+    manifest_file: Path | None,
 ) -> None:
-    """Write point-in-time-correct features (horizon at or before each event time)."""
+    """Write point-in-time-correct features (horizon at or before each event time).
+
+    Every training set gets a manifest beside it (``<out>.manifest.json``): the spine's
+    hash, the features, each table's Delta version and the output's hash. ``--manifest``
+    rebuilds from one and fails unless the result is byte for byte the same.
+    """
+    if manifest_file is not None:
+        if spine_path or feature_list or versions or as_of_date:
+            raise _Problem("--manifest rebuilds from the manifest alone: give at most --out")
+        _rebuild(manifest_file, out_path)
+        return
+    if spine_path is None or not feature_list or out_path is None:
+        raise _Problem("training-set needs --spine, --features and --out (or --manifest)")
     pinned: dict[str, int] = {}
     for item in versions:
         table, _, number = item.partition("=")
@@ -146,24 +171,32 @@ def training_set(
             raise _Problem(f"--version expects TABLE=N, not '{item}'")
         pinned[table] = int(number)
     chosen = [f for f in (part.strip() for part in feature_list.split(",")) if f]
+    moment = None
+    if as_of_date is not None:
+        moment = datetime.combine(as_of_date.date() + timedelta(days=1), time(), UTC)
     with _store() as store:
+        tables = list(store.resolve_features(chosen))
+        read_at = {**store.versions_as_of(tables, moment), **pinned}
         result = store.training_set(
             spine_path,
             chosen,
             entity_key=entity_key,
             event_time=event_time,
-            versions=pinned,
+            versions=read_at,
             output="arrow",
         )
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        if out_path.suffix.lower() == ".csv":
-            import pyarrow.csv as pa_csv
-
-            pa_csv.write_csv(result, out_path)
-        else:
-            import pyarrow.parquet as pq
-
-            pq.write_table(result, out_path)
+        _write_output(result, out_path)
+    manifest = TrainingSetManifest(
+        spine_file=str(spine_path.resolve()),
+        spine_sha256=sha256_of(spine_path),
+        features=chosen,
+        entity_key=entity_key,
+        event_time=event_time,
+        versions={t: read_at[t] for t in tables},
+        output_file=str(out_path.resolve()),
+        output_sha256=sha256_of(out_path),
+    )
+    manifest.write(manifest_path(out_path))
     matched = {
         column.removesuffix("__horizon_datetime"): result.num_rows - result[column].null_count
         for column in result.column_names
@@ -172,6 +205,66 @@ def training_set(
     click.echo(f"{out_path}: {result.num_rows:,} rows, {result.num_columns} columns")
     for table, count in matched.items():
         click.echo(f"  {table}: {count:,} rows with a horizon at or before the event")
+    shown = ", ".join(f"{t} v{v}" for t, v in manifest.versions.items())
+    click.echo(f"  manifest {manifest_path(out_path)} ({shown})")
+
+
+def _write_output(result: Any, out_path: Path) -> None:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.suffix.lower() == ".csv":
+        import pyarrow.csv as pa_csv
+
+        pa_csv.write_csv(result, out_path)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(result, out_path)
+
+
+def _rebuild(manifest_file: Path, out_path: Path | None) -> None:
+    """Rebuild a manifest's training set beside its output and compare the bytes."""
+    import os
+    import tempfile
+
+    try:
+        manifest = TrainingSetManifest.read(manifest_file)
+    except ValueError as exc:
+        raise _Problem(str(exc)) from None
+    spine = Path(manifest.spine_file)
+    if not spine.exists():
+        raise _Problem(f"the manifest's spine {spine} does not exist")
+    if sha256_of(spine) != manifest.spine_sha256:
+        raise _Problem(f"the spine {spine} has changed since the manifest was written")
+    target = out_path or Path(manifest.output_file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch_name = tempfile.mkstemp(
+        prefix=".rebuild-", suffix=target.suffix, dir=target.parent
+    )
+    os.close(handle)
+    scratch = Path(scratch_name)
+    try:
+        with _store() as store:
+            result = store.training_set(
+                spine,
+                manifest.features,
+                entity_key=manifest.entity_key,
+                event_time=manifest.event_time,
+                versions=manifest.versions,
+                output="arrow",
+            )
+            _write_output(result, scratch)
+        rebuilt = sha256_of(scratch)
+        if rebuilt != manifest.output_sha256:
+            raise _Problem(
+                f"the rebuilt training set differs from the manifest's (sha256 {rebuilt[:12]}, "
+                f"manifest {manifest.output_sha256[:12]})"
+            )
+        if out_path is not None or not target.exists():
+            scratch.replace(target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    shown = ", ".join(f"{t} v{v}" for t, v in manifest.versions.items())
+    click.echo(f"{target}: reproduced byte for byte (sha256 {rebuilt[:12]}; {shown})")
 
 
 @features.command("head")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -99,6 +100,41 @@ class FeatureStore:
         return self._lake.read(
             parts, columns=list(columns) if columns else None, version=version, filters=filters
         )
+
+    def versions_as_of(
+        self, tables: Sequence[str], moment: datetime | None = None
+    ) -> dict[str, int]:
+        """Each feature table's Delta version: the newest, or the newest committed by ``moment``.
+
+        Raises:
+            FileNotFoundError: a table has not been published yet.
+            ValueError: a table had no version by ``moment`` (one line, with its first).
+        """
+        versions: dict[str, int] = {}
+        for name in tables:
+            parts = (*FEATURE_ZONE, name)
+            if not self._lake.exists(parts):
+                raise FileNotFoundError(
+                    f"no table at '{'/'.join(parts)}' yet: run the pipeline first"
+                )
+            commits = sorted(
+                (int(h["version"]), int(h["timestamp"])) for h in self._lake.table(parts).history()
+            )
+            if moment is None:
+                versions[name] = commits[-1][0]
+                continue
+            limit = moment.timestamp() * 1000
+            earlier = [version for version, at in commits if at <= limit]
+            if not earlier:
+                first = datetime.fromtimestamp(commits[0][1] / 1000, UTC).isoformat(
+                    timespec="seconds"
+                )
+                raise ValueError(
+                    f"{'/'.join(parts)} had no version by {moment.isoformat()}: its first, "
+                    f"version {commits[0][0]}, is of {first}"
+                )
+            versions[name] = earlier[-1]
+        return versions
 
     def _check_version(self, parts: tuple[str, ...], version: int) -> None:
         """Refuse a version the table does not have, naming those it has.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -112,3 +114,60 @@ def test_cli_features_export_upserts_into_sqlite(lake: None, tmp_path: Path) -> 
     assert again.exit_code == 0
     with sa.create_engine(url).connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM news2_features")).scalar() == 3
+
+
+def write_spine(tmp_path: Path) -> Path:
+    spine = tmp_path / "spine.csv"
+    spine.write_text("visit_id,event_time\n1,2026-03-01T04:00:00Z\n1,2026-03-01T06:00:00Z\n")
+    return spine
+
+
+def test_training_set_manifest_rebuilds_the_same_bytes_after_the_table_changes(
+    lake: None, tmp_path: Path
+) -> None:
+    spine, out = write_spine(tmp_path), tmp_path / "train.parquet"
+    made = invoke("training-set", "--spine", str(spine), "--features", "news2", "--out", str(out))
+    assert made.exit_code == 0, made.output
+    manifest = json.loads((tmp_path / "train.parquet.manifest.json").read_text())
+    assert manifest["versions"] == {"news2": 0} and manifest["features"] == ["news2"]
+    assert manifest["spine_sha256"] == hashlib.sha256(spine.read_bytes()).hexdigest()
+    assert manifest["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    original = out.read_bytes()
+    # The pipeline writes a new version; the manifest still reads version 0.
+    delta = build_delta_store(load_settings())
+    delta.overwrite(feature_key("news2").path, feature_rows("news2", [news2_row(1, 1, 19)]))
+    out.unlink()
+    again = invoke("training-set", "--manifest", str(tmp_path / "train.parquet.manifest.json"))
+    assert again.exit_code == 0, again.output
+    assert "reproduced byte for byte" in again.output
+    assert out.read_bytes() == original
+
+
+def test_training_set_manifest_refuses_a_changed_spine_or_a_different_result(
+    lake: None, tmp_path: Path
+) -> None:
+    spine, out = write_spine(tmp_path), tmp_path / "train.csv"
+    invoke("training-set", "--spine", str(spine), "--features", "news2", "--out", str(out))
+    manifest_file = tmp_path / "train.csv.manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**manifest, "output_sha256": "0" * 64}))
+    differs = invoke("training-set", "--manifest", str(manifest_file))
+    assert differs.exit_code == 2 and "differs from the manifest's" in differs.output
+    spine.write_text(spine.read_text() + "1,2026-03-01T07:00:00Z\n")
+    changed = invoke("training-set", "--manifest", str(manifest_file))
+    assert changed.exit_code == 2 and "has changed since the manifest" in changed.output
+    assert invoke("training-set", "--manifest", str(tmp_path / "nope.json")).exit_code == 2
+
+
+def test_as_of_date_reads_the_version_of_that_day_or_says_there_was_none(
+    lake: None, tmp_path: Path
+) -> None:
+    spine, out = write_spine(tmp_path), tmp_path / "train.parquet"
+    today = datetime.now(UTC).date()
+    args = ["training-set", "--spine", str(spine), "--features", "news2", "--out", str(out)]
+    ok = invoke(*args, "--as-of-date", today.isoformat())
+    assert ok.exit_code == 0 and "news2 v0" in ok.output
+    before = invoke(*args, "--as-of-date", (today - timedelta(days=1)).isoformat())
+    assert before.exit_code == 2
+    assert "gold/features/news2 had no version by" in before.output
+    assert len(before.output.strip().splitlines()) == 1

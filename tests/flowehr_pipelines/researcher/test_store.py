@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,20 @@ def test_hours_since_count_to_the_training_rows_event_time_not_the_horizon(
     spine = pd.DataFrame({"visit_id": [7, 7], "event_time": [hours(9), hours(14)]})
     out = store.training_set(spine, ["lab_summaries.lab_crp_hours_since"])
     assert out["lab_crp_hours_since"].tolist() == [1.0, 6.0]
+
+
+def test_versions_as_of_a_moment_are_the_newest_committed_by_then(
+    store: FeatureStore, delta: DeltaTableStore
+) -> None:
+    path = feature_key("news2").path
+    first = delta.version(path)
+    between = datetime.now(UTC)
+    time.sleep(0.01)
+    delta.overwrite(path, feature_rows("news2", [news2_row(1, 1, 20)]))
+    assert store.versions_as_of(["news2"], between) == {"news2": first}
+    assert store.versions_as_of(["news2"]) == {"news2": delta.version(path)}
+    with pytest.raises(ValueError, match="had no version by 2000-01-01"):
+        store.versions_as_of(["news2"], datetime(2000, 1, 1, tzinfo=UTC))
 
 
 def test_researcher_time_travel_reads_an_earlier_version(
