@@ -20,6 +20,12 @@ commit per state change or lock heartbeat; they are compacted here too, with a l
 checkpoint and log cleanup, by ``compact_coordination_table``, which tolerates a
 concurrent load committing to them meanwhile.
 
+A second asset, ``internal/feature_housekeeping``, downstream of the feature tables (so it
+runs after a build, in the same part of the graph), keeps their history
+``housekeeping.feature_history_days`` (90) long: their log and deleted-file retention
+are set to it and VACUUM honours it, so a training set's manifest (``flowehr features
+training-set``) can be rebuilt for at least that long after it was made.
+
 EHR bronze tables are appended to by changelog loads (merge-on-read): each run also
 folds every bronze source table back to its current rows (``bronze_view.compact``), one
 compare-and-swap commit a table that a concurrent load simply wins. A load compacts a
@@ -36,14 +42,18 @@ from assets.ehr.bronze_view import compact
 from assets.ehr.etl_lock import ETL_LOCK_TABLE
 from assets.ehr.etl_state import ETL_STATE_TABLE, compact_coordination_table
 from assets.ehr.settings import DataSourceConnection
+from assets.features.tables import feature_key
 from assets.metadata import delta_table_metadata
 from assets.reporting.settings import HousekeepingSettings
 from assets.reporting.staging import STAGING_KEYS
 from assets.reporting.views import QUERY_KEYS, VIEW_KEYS
 from assets.reporting.watchdogs import WATCHDOG_METRICS
 from resources.delta.store import DeltaTableStore, Marked, TablePath
+from transforms.features.pipeline import FEATURE_TABLES
 
 HOUSEKEEPING_LOG = dg.AssetKey(["internal", "reporting_housekeeping"])
+FEATURE_HOUSEKEEPING_LOG = dg.AssetKey(["internal", "feature_housekeeping"])
+FEATURE_KEYS = tuple(feature_key(name) for name in FEATURE_TABLES)
 HOUSEKEEPING_LOG_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -91,6 +101,26 @@ def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int
         "stored_files_before": stored_before,
         "stored_files_after": delta.stored_file_count(table),
         "files_compacted": int(compacted.get("numFilesRemoved", 0)),
+        "files_vacuumed": len(vacuumed),
+    }
+
+
+def keep_feature_history(delta: DeltaTableStore, table: TablePath, *, days: int) -> dict[str, int]:
+    """Keep a feature table's history ``days`` long, then VACUUM what is older.
+
+    Not compacted: feature builds MERGE into these tables on their own schedule, and an
+    OPTIMIZE commit could conflict with one; a VACUUM with a retention of days cannot
+    touch a file a running build reads.
+    """
+    active_before, stored_before = delta.file_count(table), delta.stored_file_count(table)
+    delta.keep_history(table, days=days)
+    vacuumed = delta.vacuum(table, retention_hours=days * 24)
+    return {
+        "active_files_before": active_before,
+        "active_files_after": delta.file_count(table),
+        "stored_files_before": stored_before,
+        "stored_files_after": delta.stored_file_count(table),
+        "files_compacted": 0,
         "files_vacuumed": len(vacuumed),
     }
 
@@ -175,4 +205,49 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
             }
         )
 
-    return dg.Definitions(assets=[reporting_housekeeping])
+    history_days = settings.housekeeping.feature_history_days
+
+    @dg.asset(
+        key=FEATURE_HOUSEKEEPING_LOG,
+        deps=list(FEATURE_KEYS),
+        group_name="housekeeping",
+        kinds={"delta"},
+        owners=["team:data-engineering"],
+        tags={"zone": "internal"},
+    )
+    def feature_housekeeping(
+        context: dg.AssetExecutionContext, delta: DeltaTableStore
+    ) -> dg.MaterializeResult:
+        """Feature tables keep feature_history_days of versions; VACUUM removes what is older."""
+        rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        for key in FEATURE_KEYS:
+            name = key.to_user_string()
+            if not delta.exists(key.path):
+                skipped.append(name)
+                continue
+            counts = keep_feature_history(delta, key.path, days=history_days)
+            rows.append(
+                {
+                    "run_id": context.run.run_id,
+                    "table_name": name,
+                    "finished_at": datetime.now(UTC),
+                    "retention_hours": history_days * 24,
+                    **counts,
+                }
+            )
+            context.log_event(dg.AssetObservation(asset_key=key, metadata=counts))
+        log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
+        marked = Marked([f"feature-housekeeping:{context.run.run_id}"], log)
+        delta.append(FEATURE_HOUSEKEEPING_LOG.path, [marked], once=True)
+        return dg.MaterializeResult(
+            metadata={
+                **delta_table_metadata(delta, FEATURE_HOUSEKEEPING_LOG.path),
+                "tables_housekept": len(rows),
+                "tables_not_yet_created": dg.MetadataValue.json(skipped),
+                "history_days": history_days,
+                "files_vacuumed": sum(r["files_vacuumed"] for r in rows),
+            }
+        )
+
+    return dg.Definitions(assets=[reporting_housekeeping, feature_housekeeping])

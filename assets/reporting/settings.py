@@ -125,9 +125,15 @@ class ReportingSettings(StrictSettings):
 
 
 class HousekeepingSettings(StrictSettings):
-    """OPTIMIZE and VACUUM of staging tables."""
+    """OPTIMIZE and VACUUM of the published tables."""
 
     vacuum_retention_hours: int = Field(default=168, ge=0)
+    feature_history_days: int = Field(
+        default=90,
+        gt=0,
+        description="Feature tables keep superseded files and log entries this long, so a "
+        "training-set manifest can be rebuilt for at least this long after it was made.",
+    )
 
 
 class ReportingDomain(Protocol):

@@ -7,7 +7,7 @@ one changes nothing twice.
 | job | schedule (Europe/London) | does |
 |---|---|---|
 | ``reporting_job`` | ``0 1,4,8-18 * * *``, landing sensor | ingest CDC files, pass 1, 2 |
-| ``reporting_housekeeping_job`` | ``0 2 * * *`` | OPTIMIZE + VACUUM staging tables |
+| ``reporting_housekeeping_job`` | ``0 2 * * *`` | OPTIMIZE + VACUUM; feature history |
 | ``reporting_watchdog_job`` | ``30 * * * *`` | the watchdog asset checks |
 | ``completed_comms_report_job`` | ``30 4 * * *`` | yesterday's report per client (+ missing) |
 | ``completed_batch_report_job`` | ``30 1,4,8-18 * * *`` | a report per newly completed batch |
@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.housekeeping import HOUSEKEEPING_LOG
+from assets.housekeeping import FEATURE_HOUSEKEEPING_LOG, HOUSEKEEPING_LOG
 from assets.reporting.ingestion import pending_landing_keys
 from assets.reporting.watchdogs import WATCHDOG_CHECK_KEYS
 from assets.reports.partitions import COMPLETED_BATCH_REPORT, COMPLETED_COMMS_REPORT
@@ -181,8 +181,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     housekeeping_job = dg.define_asset_job(
         HOUSEKEEPING_JOB,
-        selection=dg.AssetSelection.assets(HOUSEKEEPING_LOG),
-        description="OPTIMIZE and VACUUM every reporting staging table.",
+        selection=dg.AssetSelection.assets(HOUSEKEEPING_LOG, FEATURE_HOUSEKEEPING_LOG),
+        description="OPTIMIZE and VACUUM the reporting tables; keep the feature tables' history.",
         executor_def=dg.in_process_executor,
     )
     watchdog_job = dg.define_asset_job(

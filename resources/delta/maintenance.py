@@ -42,6 +42,28 @@ class DeltaMaintenance:
         metrics: dict[str, Any] = dt.optimize.z_order(z_order) if z_order else dt.optimize.compact()
         return metrics
 
+    def keep_history(self, table: TablePath, *, days: int) -> bool:
+        """Keep the table's log entries and superseded files for ``days`` (table properties).
+
+        Delta drops log entries past ``delta.logRetentionDuration`` (30 days by default)
+        when it checkpoints, after which older versions cannot be read even with their
+        files present; ``delta.deletedFileRetentionDuration`` is what VACUUM honours.
+
+        Returns:
+            Whether the properties had to be changed.
+        """
+        interval = f"interval {days} days"
+        wanted = {
+            "delta.logRetentionDuration": interval,
+            "delta.deletedFileRetentionDuration": interval,
+        }
+        dt = self.table(table)
+        configuration = dt.metadata().configuration
+        if all(configuration.get(k) == v for k, v in wanted.items()):
+            return False
+        dt.alter.set_table_properties(wanted, raise_if_not_exists=False)
+        return True
+
     def vacuum(self, table: TablePath, *, retention_hours: int) -> list[str]:
         """Delete files no longer referenced and older than the retention period."""
         return self.table(table).vacuum(

@@ -17,12 +17,21 @@ from assets.ehr.etl_state import (
     EtlStateStore,
     compact_coordination_table,
 )
-from assets.housekeeping import HOUSEKEEPING_LOG, build_defs, housekept_tables, tidy_table
+from assets.features.tables import feature_key
+from assets.housekeeping import (
+    FEATURE_HOUSEKEEPING_LOG,
+    HOUSEKEEPING_LOG,
+    build_defs,
+    housekept_tables,
+    tidy_table,
+)
 from assets.reporting.staging import STAGING_KEYS, staging_key
 from flowehr_pipelines.config import load_settings
 from tests.assets.reporting_world import NOW, Lake, item, lines
+from tests.flowehr_pipelines.researcher.test_store import feature_rows, news2_row
 from tests.lakes import local_store
 from tests.reporting_keys import REPORTING_QUERY_KEYS, REPORTING_VIEW_KEYS
+from transforms.features.pipeline import FEATURE_TABLES
 
 ITEMS = ("reporting", "request_item_status")
 
@@ -42,6 +51,12 @@ def values(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     event = result.get_asset_materialization_events()[0]
     assert event.materialization is not None
     return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+def housekeeping_asset(settings: Any, key: dg.AssetKey) -> dg.AssetsDefinition:
+    assets = cast(list[dg.AssetsDefinition], build_defs(settings).assets)
+    [asset] = [a for a in assets if a.key == key]
+    return asset
 
 
 def test_tidy_table_compacts_and_vacuums(tmp_path: Path):
@@ -67,16 +82,19 @@ def test_vacuum_keeps_files_younger_than_the_retention(tmp_path: Path):
 def test_housekeeping_asset_covers_every_staging_table_and_logs_once_per_run(tmp_path: Path):
     lake = fragmented(tmp_path)
     settings = load_settings()
-    [asset] = cast(list[dg.AssetsDefinition], build_defs(settings).assets)
+    asset = housekeeping_asset(settings, HOUSEKEEPING_LOG)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([asset], instance=instance, resources={"delta": lake.delta})
     assert result.success
     metadata = values(result)
     assert metadata["tables_housekept"] == len(STAGING_KEYS)
-    # No view was built in this lake: every view and query table is skipped as well.
+    # No view or feature table was built in this lake: they are skipped as well.
     not_yet = metadata["tables_not_yet_created"]
-    assert not_yet[-3:] == ["internal/watchdog_metrics", "internal/etl_state", "internal/etl_locks"]
-    assert set(not_yet[:-3]) == REPORTING_VIEW_KEYS | REPORTING_QUERY_KEYS
+    internal = [t for t in not_yet if t.startswith("internal/")]
+    assert internal == ["internal/watchdog_metrics", "internal/etl_state", "internal/etl_locks"]
+    views = {t for t in not_yet if t.startswith("reporting/")}
+    assert views == REPORTING_VIEW_KEYS | REPORTING_QUERY_KEYS
+    assert not [t for t in not_yet if t.startswith("gold/")]  # the feature asset's tables
     # Items only: the plan tables (and the plan summaries) exist but are empty.
     filled = {k.path[-1] for k in STAGING_KEYS if lake.delta.read(k.path).num_rows}
     assert filled == {
@@ -161,7 +179,7 @@ def test_housekeeping_asset_compacts_the_coordination_tables_it_finds(tmp_path: 
     EtlStateStore(lake.delta).set(
         "ehr", "patients", changelog_number=1, load_mode="bulk", rows_loaded=1
     )
-    [asset] = cast(list[dg.AssetsDefinition], build_defs(load_settings()).assets)
+    asset = housekeeping_asset(load_settings(), HOUSEKEEPING_LOG)
     result = dg.materialize([asset], resources={"delta": lake.delta})
     assert result.success
     metadata = values(result)
@@ -200,3 +218,30 @@ def test_housekeeping_folds_superseded_ehr_bronze_rows_keeping_the_current_view(
     assert delta.read(path).num_rows == current.num_rows == 3
     assert read_current(delta, path, [key]).sort_by(key).equals(current)
     assert compact_bronze(delta, settings)["/".join(path)] == 0  # safe to re-run
+
+
+def test_feature_tables_keep_their_history_for_the_configured_days(tmp_path: Path):
+    lake = Lake.at(tmp_path / "lake")
+    news2 = feature_key("news2").path
+    lake.delta.overwrite(news2, feature_rows("news2", [news2_row(1, 1, 3)]))
+    lake.delta.overwrite(news2, feature_rows("news2", [news2_row(1, 1, 4)]))
+    settings = load_settings()
+    asset = housekeeping_asset(settings, FEATURE_HOUSEKEEPING_LOG)
+    assert set(asset.dependency_keys) == {feature_key(name) for name in FEATURE_TABLES}
+    result = dg.materialize([asset], resources={"delta": lake.delta})
+    assert result.success
+    days = settings.housekeeping.feature_history_days
+    configuration = lake.delta.table(news2).metadata().configuration
+    assert configuration["delta.logRetentionDuration"] == f"interval {days} days"
+    assert configuration["delta.deletedFileRetentionDuration"] == f"interval {days} days"
+    # The superseded version is younger than the retention: still readable in full.
+    first = lake.delta.read(news2, version=0).to_pylist()
+    assert [r["news2_total"] for r in first] == [3]
+    log = lake.delta.read(FEATURE_HOUSEKEEPING_LOG.path).to_pylist()
+    [row] = [r for r in log if r["table_name"] == "gold/features/news2"]
+    assert (row["retention_hours"], row["files_vacuumed"], row["files_compacted"]) == (
+        days * 24,
+        0,
+        0,
+    )
+    assert not lake.delta.keep_history(news2, days=days)  # already set: no new commit

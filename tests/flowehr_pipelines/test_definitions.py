@@ -28,6 +28,7 @@ EXPECTED_ASSET_KEYS = {
     "gold/features/patient_demographics",
     "gold/features/vital_signs",
     "internal/reporting_housekeeping",
+    "internal/feature_housekeeping",
     *REPORTING_STAGING_KEYS,
     *REPORTING_VIEW_KEYS,
     *REPORTING_QUERY_KEYS,

@@ -35,6 +35,10 @@ BOOKKEEPING_COLUMNS: dict[str, dict[str, str]] = {
         "run_id": "the Dagster run that housekept",
         "finished_at": "wall-clock time housekeeping finished",
     },
+    "internal/feature_housekeeping": {
+        "run_id": "the Dagster run that housekept",
+        "finished_at": "wall-clock time housekeeping finished",
+    },
     "internal/etl_locks": {
         "token": "random token of a lock holder",
         "run_id": "the Dagster run holding the lock",
@@ -49,6 +53,7 @@ BOOKKEEPING_COLUMNS: dict[str, dict[str, str]] = {
 # ``run_log_entries``), never excluded silently.
 RUN_LOG_TABLES: dict[str, str] = {
     "internal/reporting_housekeeping": "one row per housekept table per housekeeping run",
+    "internal/feature_housekeeping": "one row per feature table per housekeeping run",
 }
 
 TEMP_FILE_MARKERS = (".tmp", ".part", ".partial")

@@ -128,10 +128,11 @@ def test_no_lock_is_left_held(two_runs: TwoRuns) -> None:
     assert lake.row_counts(two_runs.lake_root, ["internal/etl_locks"]) == {"internal/etl_locks": 0}
 
 
-def test_run_logs_record_the_same_work_each_run(two_runs: TwoRuns) -> None:
-    entries = lake.run_log_entries(
-        two_runs.lake_root, "internal/reporting_housekeeping", ["table_name", "retention_hours"]
-    )
+@pytest.mark.parametrize(
+    "log", ["internal/reporting_housekeeping", "internal/feature_housekeeping"]
+)
+def test_run_logs_record_the_same_work_each_run(two_runs: TwoRuns, log: str) -> None:
+    entries = lake.run_log_entries(two_runs.lake_root, log, ["table_name", "retention_hours"])
     assert len(entries) == 2
     first, second = entries.values()
     assert first == second and first

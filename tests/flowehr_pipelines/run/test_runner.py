@@ -103,7 +103,7 @@ def test_full_graph_splits_into_ehr_and_reporting_parts_that_share_no_asset(all_
     zones = sorted(sorted({key.path[0] for key in part}) for part in parts)
     # The calendar view (reporting/views/dates) reads no table, but housekeeping, which
     # vacuums every view, joins it to the reporting part.
-    assert zones == [["bronze", "gold", "silver"], ["bronze", "internal", "reporting"]]
+    assert zones == [["bronze", "gold", "internal", "silver"], ["bronze", "internal", "reporting"]]
     ehr, reporting = sorted(parts, key=lambda p: TRANSACTION_HISTORY in p)
     assert dg.AssetKey(["reporting", "views", "dates"]) in reporting
     assert not ehr & reporting
@@ -122,7 +122,11 @@ def test_spark_parts_and_the_rest_make_two_groups_and_only_when_both_are_selecte
     _, job = all_assets
     selected = set(job.asset_layer.selected_asset_keys)
     spark, rest = concurrent_groups(job, selected)
-    assert {k.path[0] for k in spark} == {"bronze", "silver", "gold"}
+    # The feature tables' housekeeping follows them into the Spark part.
+    assert {k.path[0] for k in spark} == {"bronze", "silver", "gold", "internal"}
+    assert {k for k in spark if k.path[0] == "internal"} == {
+        dg.AssetKey(["internal", "feature_housekeeping"])
+    }
     assert dg.AssetKey(["bronze", "transaction_history"]) in rest
     reporting = {k for k in selected if k.path[0] == "reporting"}  # 5 parts, no Spark
     assert len(independent_parts(job, reporting)) > 1
