@@ -142,9 +142,8 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
             """Per completed batch, its completed comms: every final plan and each item failed
             without one, as one CSV (NHS Notify's completed batch report)."""
             request_ids = sorted(set(context.partition_keys))
-            # The report's SQL, and the batch checks and paths in Python.
+            # The completed_comms view's SQL, and the batch checks and paths in Python.
             wanted = report_columns(
-                "completed_batch_report",
                 also=("clientid", "requestid", "requestrefid", "status", "completedtime"),
             )
             items = read_rows_in(

@@ -106,7 +106,8 @@ def _scan(data: pa.Table | pa_ds.Dataset, sql: str, name: str) -> pa.Table | pa.
     """A dataset's columns that the SQL names (every word of it is a candidate).
 
     The reporting SQL names every column it outputs (``*`` only inside CTEs whose
-    later use is explicit), so a column whose name never appears is never needed.
+    later use is explicit, or over a table computed beforehand, never a dataset), so a
+    column whose name never appears is never needed.
     Read here rather than pushed down by DuckDB: pyarrow has no comparison kernel for
     the ``string_view`` columns that delta-rs MERGE writes, so a pushed-down string
     filter fails; the files were already pruned when the dataset was made. A dataset
