@@ -86,14 +86,17 @@ def housekept_tables() -> list[TablePath]:
     ]
 
 
-def tidy_table(delta: DeltaTableStore, table: TablePath, *, retention_hours: int) -> dict[str, int]:
-    """Compact one table, then vacuum it; file counts before and after.
+def tidy_table(
+    delta: DeltaTableStore, table: TablePath, *, retention_hours: int, compact: bool = True
+) -> dict[str, int]:
+    """Compact one table (unless ``compact`` is False), then vacuum it; file counts
+    before and after.
 
     "Active" files are those the current version references; "stored" files are the
     data files present in storage, including ones only old versions reference.
     """
     active_before, stored_before = delta.file_count(table), delta.stored_file_count(table)
-    compacted = delta.optimize(table)
+    compacted = delta.optimize(table) if compact else {}
     vacuumed = delta.vacuum(table, retention_hours=retention_hours)
     return {
         "active_files_before": active_before,
@@ -112,16 +115,20 @@ def keep_feature_history(delta: DeltaTableStore, table: TablePath, *, days: int)
     OPTIMIZE commit could conflict with one; a VACUUM with a retention of days cannot
     touch a file a running build reads.
     """
-    active_before, stored_before = delta.file_count(table), delta.stored_file_count(table)
     delta.keep_history(table, days=days)
-    vacuumed = delta.vacuum(table, retention_hours=days * 24)
+    return tidy_table(delta, table, retention_hours=days * 24, compact=False)
+
+
+def _log_row(
+    run_id: str, table: str, retention_hours: int, counts: dict[str, int]
+) -> dict[str, Any]:
+    """One housekept table's row of a housekeeping log (``HOUSEKEEPING_LOG_SCHEMA``)."""
     return {
-        "active_files_before": active_before,
-        "active_files_after": delta.file_count(table),
-        "stored_files_before": stored_before,
-        "stored_files_after": delta.stored_file_count(table),
-        "files_compacted": 0,
-        "files_vacuumed": len(vacuumed),
+        "run_id": run_id,
+        "table_name": table,
+        "finished_at": datetime.now(UTC),
+        "retention_hours": retention_hours,
+        **counts,
     }
 
 
@@ -173,15 +180,7 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
                 continue
             tidy = compact_coordination_table if table in COORDINATION_TABLES else tidy_table
             counts = by_table[name] = tidy(delta, table, retention_hours=retention)
-            rows.append(
-                {
-                    "run_id": context.run.run_id,
-                    "table_name": name,
-                    "finished_at": datetime.now(UTC),
-                    "retention_hours": retention,
-                    **counts,
-                }
-            )
+            rows.append(_log_row(context.run.run_id, name, retention, counts))
             if dg.AssetKey(list(table)) in PUBLISHED_REPORTING_KEYS:
                 context.log_event(
                     dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
@@ -227,15 +226,7 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
                 skipped.append(name)
                 continue
             counts = keep_feature_history(delta, key.path, days=history_days)
-            rows.append(
-                {
-                    "run_id": context.run.run_id,
-                    "table_name": name,
-                    "finished_at": datetime.now(UTC),
-                    "retention_hours": history_days * 24,
-                    **counts,
-                }
-            )
+            rows.append(_log_row(context.run.run_id, name, history_days * 24, counts))
             context.log_event(dg.AssetObservation(asset_key=key, metadata=counts))
         log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
         marked = Marked([f"feature-housekeeping:{context.run.run_id}"], log)
