@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,7 +167,14 @@ class Lake:
     def ingest(self, now: datetime = NOW) -> IngestStats:
         return ingest_landing_files(objects=self.objects, delta=self.delta, now=now, log=LOG)
 
-    def project(self, as_of: datetime = NOW, window_days: int = 7) -> dict[str, dict[str, Any]]:
+    def project(
+        self,
+        as_of: datetime = NOW,
+        window_days: int = 7,
+        *,
+        initial_window_days: int | None = None,
+        hash_identifier: Callable[[str], str] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         return {
             spec.table: refresh_projection(
                 spec,
@@ -175,6 +183,8 @@ class Lake:
                 as_of=as_of,
                 window_days=window_days,
                 tz="Europe/London",
+                initial_window_days=initial_window_days,
+                hash_identifier=hash_identifier,
             )
             for spec in PROJECTIONS
         }

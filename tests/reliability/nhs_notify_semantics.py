@@ -124,6 +124,28 @@ LANDING_DAY = (
 )
 IN_WEEK_WINDOW = f"{LANDING_DAY} >= CAST($today - INTERVAL 1 WEEK AS DATE)"
 
+
+def newest_record(records: str, key: str) -> str:
+    """The newest record per key of a CTE, as their ROW_NUMBER does: greatest timestamp,
+    one with a completion time first on a tie; ``candidates`` counts the records still
+    tied after that, which their ordering leaves to chance."""
+    return f"""SELECT * EXCLUDE (_record_hash, place)
+FROM (
+    SELECT
+        *,
+        row_number() OVER newest_first AS place,
+        count(DISTINCT _record_hash) OVER equally_new AS candidates
+    FROM {records}
+    WINDOW
+        newest_first AS (
+            PARTITION BY {key}
+            ORDER BY "timestamp" DESC, completedtime IS NULL, _record_hash
+        ),
+        equally_new AS (PARTITION BY {key}, "timestamp", completedtime IS NULL)
+)
+WHERE place = 1"""
+
+
 ITEM_SOURCE = f"""
 WITH item_records AS (
     SELECT
@@ -139,21 +161,7 @@ WITH item_records AS (
     FROM history
     WHERE sk LIKE 'REQUEST_ITEM#%' AND {IN_WEEK_WINDOW}
 )
-SELECT * EXCLUDE (_record_hash, place)
-FROM (
-    SELECT
-        *,
-        row_number() OVER newest_first AS place,
-        count(DISTINCT _record_hash) OVER equally_new AS candidates
-    FROM item_records
-    WINDOW
-        newest_first AS (
-            PARTITION BY requestitemid
-            ORDER BY "timestamp" DESC, completedtime IS NULL, _record_hash
-        ),
-        equally_new AS (PARTITION BY requestitemid, "timestamp", completedtime IS NULL)
-)
-WHERE place = 1
+{newest_record("item_records", "requestitemid")}
 """
 
 PLAN_SOURCE = f"""
@@ -178,21 +186,7 @@ WITH plan_records AS (
     FROM history
     WHERE sk LIKE 'REQUEST_ITEM_PLAN#%' AND {IN_WEEK_WINDOW}
 )
-SELECT * EXCLUDE (_record_hash, place)
-FROM (
-    SELECT
-        *,
-        row_number() OVER newest_first AS place,
-        count(DISTINCT _record_hash) OVER equally_new AS candidates
-    FROM plan_records
-    WINDOW
-        newest_first AS (
-            PARTITION BY requestitemplanid
-            ORDER BY "timestamp" DESC, completedtime IS NULL, _record_hash
-        ),
-        equally_new AS (PARTITION BY requestitemplanid, "timestamp", completedtime IS NULL)
-)
-WHERE place = 1
+{newest_record("plan_records", "requestitemplanid")}
 """
 
 CLIENT_SOURCE = f"""

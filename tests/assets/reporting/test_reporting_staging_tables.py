@@ -237,8 +237,6 @@ def test_plan_completed_summary_counts_delivered_and_failed_plans(tmp_path: Path
 
 
 def test_first_load_reads_the_initial_window_then_the_moving_one(tmp_path: Path):
-    from assets.reporting.staging import refresh_projection
-    from transforms.reporting.staging import REQUEST_ITEM_STATUS
 
     lake = Lake.at(tmp_path / "lake")
     # Windows run over landing days: one file landed 30 days ago, one this week.
@@ -248,15 +246,7 @@ def test_first_load_reads_the_initial_window_then_the_moving_one(tmp_path: Path)
     lake.ingest()
 
     def run(initial: int) -> dict:
-        return refresh_projection(
-            REQUEST_ITEM_STATUS,
-            delta=lake.delta,
-            pseudonymise=lake.pseudonymiser.hash_value,
-            as_of=NOW,
-            window_days=7,
-            tz="Europe/London",
-            initial_window_days=initial,
-        )
+        return lake.project(initial_window_days=initial)["request_item_status"]
 
     first = run(90)
     assert first["keys_in_window"] == 2
@@ -312,25 +302,16 @@ def test_window_runs_over_landing_day_so_a_record_that_lands_late_is_kept(tmp_pa
 
 def test_nhs_notify_hash_option_gives_its_pseudonyms_and_hmac_stays_the_default(tmp_path: Path):
     from assets.reporting.settings import ReportingSettings
-    from assets.reporting.staging import identifier_hash, refresh_projection
+    from assets.reporting.staging import identifier_hash
     from tests.conftest import TEST_KEY
     from transforms.identifiers import hmac_sha256_hex, nhs_notify_hash
-    from transforms.reporting.staging import REQUEST_ITEM_STATUS
 
     lake = Lake.at(tmp_path / "lake")
     lake.land("a", lines([item("i1", NOW, "SENDING", nhsnumber="9434765919")]))
     lake.ingest()
     assert identifier_hash(ReportingSettings(), lake.pseudonymiser) is None  # the default
     chosen = identifier_hash(ReportingSettings(nhsnumber_hash="nhs_notify"), lake.pseudonymiser)
-    refresh_projection(
-        REQUEST_ITEM_STATUS,
-        delta=lake.delta,
-        pseudonymise=lake.pseudonymiser.hash_value,
-        as_of=NOW,
-        window_days=7,
-        tz="Europe/London",
-        hash_identifier=chosen,
-    )
+    lake.project(hash_identifier=chosen)
     [row] = lake.rows("request_item_status")
     assert row["nhsnumberhash"] == nhs_notify_hash(TEST_KEY.encode(), "9434765919")
     assert row["nhsnumberhash"] != hmac_sha256_hex(TEST_KEY.encode(), "9434765919")
