@@ -153,6 +153,28 @@ def event_time_rules(parsed: Column, *, what: str, as_of: date) -> list[Rule]:
     ]
 
 
+def known_at_rules(
+    known: Column, raw: str, event: Column, *, what: str, event_what: str
+) -> list[Rule]:
+    """An optional known-at time: ISO 8601 when given, and never before the event itself.
+
+    A null one is kept (an older source may not record it): features then treat the
+    fact as known at its event time, and the data dictionary says so.
+    """
+    return [
+        Rule(f"{what} is not ISO 8601", F.col(raw).isNotNull() & known.isNull()),
+        Rule(f"{what} is before the {event_what}", known < event),
+    ]
+
+
+def with_optional_columns(rows: DataFrame, *names: str) -> DataFrame:
+    """Add any of ``names`` the bronze table lacks as nulls (sources older than them)."""
+    for name in names:
+        if name not in rows.columns:
+            rows = rows.withColumn(name, F.lit(None).cast("string"))
+    return rows
+
+
 def link_to_visits(rows: DataFrame, visits: DataFrame) -> DataFrame:
     """Attach each row's ``person_key`` from its clean silver visit (null = orphan)."""
     return rows.join(visits.select("visit_id", "person_key"), on="visit_id", how="left")
@@ -261,14 +283,20 @@ def clean_observations(observations: DataFrame, visits: DataFrame, *, as_of: dat
         as_of: observations after the end of this day are impossible.
 
     Returns:
-        ``observation_id``, ``visit_id``, ``person_key``, ``observed_at``, the five
-        numeric vitals, ``on_supplemental_oxygen`` (boolean), ``consciousness`` (ACVPU)
+        ``observation_id``, ``visit_id``, ``person_key``, ``observed_at``,
+        ``charted_at`` (when the set was entered, so known), the five numeric vitals,
+        ``on_supplemental_oxygen`` (boolean), ``consciousness`` (ACVPU)
         and ``change_seq``.
     """
+    observations = with_optional_columns(observations, "charted_at")
     observed = parse_timestamp(F.col("observed_at"))
+    charted = parse_timestamp(F.col("charted_at"))
     consciousness = F.upper(F.trim(F.col("consciousness")))
     oxygen = F.col("on_supplemental_oxygen").cast("int")
     rules = event_time_rules(observed, what="observation time", as_of=as_of)
+    rules += known_at_rules(
+        charted, "charted_at", observed, what="charting time", event_what="observation time"
+    )
     for column, (low, high) in VITAL_SIGN_RANGES.items():
         value = F.col(column).cast("double")
         rules.append(
@@ -295,6 +323,7 @@ def clean_observations(observations: DataFrame, visits: DataFrame, *, as_of: dat
             F.col("visit_id").cast("long").alias("visit_id"),
             F.col("person_key"),
             observed.alias("observed_at"),
+            charted.alias("charted_at"),
             F.col("respiratory_rate").cast("long").alias("respiratory_rate"),
             F.col("spo2").cast("long").alias("spo2"),
             (oxygen == 1).alias("on_supplemental_oxygen"),
@@ -316,15 +345,21 @@ def clean_lab_results(lab_results: DataFrame, visits: DataFrame, *, as_of: date)
         as_of: collections after the end of this day are impossible.
 
     Returns:
-        ``lab_result_id``, ``visit_id``, ``person_key``, ``collected_at``, ``test_code``,
+        ``lab_result_id``, ``visit_id``, ``person_key``, ``collected_at``,
+        ``resulted_at`` (when the result was reported, so known), ``test_code``,
         ``value`` (null while pending), ``unit``, ``reference_low``, ``reference_high``
         and ``change_seq``.
     """
+    lab_results = with_optional_columns(lab_results, "resulted_at")
     collected = parse_timestamp(F.col("collected_at"))
+    resulted = parse_timestamp(F.col("resulted_at"))
     test_code = F.upper(F.trim(F.col("test_code")))
     low, high = F.col("reference_low").cast("double"), F.col("reference_high").cast("double")
     rules = [
         *event_time_rules(collected, what="collection time", as_of=as_of),
+        *known_at_rules(
+            resulted, "resulted_at", collected, what="result time", event_what="collection time"
+        ),
         Rule("test code is missing", test_code.isNull() | (test_code == "")),
         Rule("lab value is negative", F.col("value").cast("double") < 0),
         Rule("reference range low is above high", low > high),
@@ -340,6 +375,7 @@ def clean_lab_results(lab_results: DataFrame, visits: DataFrame, *, as_of: date)
             F.col("visit_id").cast("long").alias("visit_id"),
             F.col("person_key"),
             collected.alias("collected_at"),
+            resulted.alias("resulted_at"),
             test_code.alias("test_code"),
             F.col("value").cast("double").alias("value"),
             F.col("unit"),

@@ -136,6 +136,12 @@ def describe(table: str) -> None:
     help="Read each table as it was at the end of this UTC day (--version still wins).",
 )
 @click.option(
+    "--event-time-only",
+    is_flag=True,
+    help="Join on event time alone: values reported after the event may appear "
+    "(retrospective studies only; the default also joins on known-at time).",
+)
+@click.option(
     "--manifest",
     "manifest_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -149,16 +155,18 @@ def training_set(
     event_time: str,
     versions: tuple[str, ...],
     as_of_date: datetime | None,
+    event_time_only: bool,
     manifest_file: Path | None,
 ) -> None:
-    """Write point-in-time-correct features (horizon at or before each event time).
+    """Write point-in-time-correct features: the latest horizon at or before each event
+    time, as known at that time.
 
     Every training set gets a manifest beside it (``<out>.manifest.json``): the spine's
     hash, the features, each table's Delta version and the output's hash. ``--manifest``
     rebuilds from one and fails unless the result is byte for byte the same.
     """
     if manifest_file is not None:
-        if spine_path or feature_list or versions or as_of_date:
+        if spine_path or feature_list or versions or as_of_date or event_time_only:
             raise _Problem("--manifest rebuilds from the manifest alone: give at most --out")
         _rebuild(manifest_file, out_path)
         return
@@ -183,6 +191,7 @@ def training_set(
             entity_key=entity_key,
             event_time=event_time,
             versions=read_at,
+            known_at=not event_time_only,
             output="arrow",
         )
         _write_output(result, out_path)
@@ -195,6 +204,7 @@ def training_set(
         versions={t: read_at[t] for t in tables},
         output_file=str(out_path.resolve()),
         output_sha256=sha256_of(out_path),
+        known_at_join=not event_time_only,
     )
     manifest.write(manifest_path(out_path))
     matched = {
@@ -250,6 +260,7 @@ def _rebuild(manifest_file: Path, out_path: Path | None) -> None:
                 entity_key=manifest.entity_key,
                 event_time=manifest.event_time,
                 versions=manifest.versions,
+                known_at=manifest.known_at_join,
                 output="arrow",
             )
             _write_output(result, scratch)

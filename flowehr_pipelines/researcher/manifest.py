@@ -65,6 +65,7 @@ class TrainingSetManifest:
     versions: dict[str, int]
     output_file: str
     output_sha256: str
+    known_at_join: bool = True
     code_version: str = field(default_factory=code_version)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format: int = MANIFEST_FORMAT

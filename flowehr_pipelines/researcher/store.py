@@ -14,11 +14,13 @@ Design:
 * **No Spark.** Tables are read with delta-rs as Arrow and joined with DuckDB, so a
   researcher's laptop or notebook needs neither a JVM nor a cluster. (The data
   dictionary lives beside the PySpark transforms; importing it starts nothing.)
-* **Point in time correct.** :meth:`FeatureStore.training_set` joins each spine row to
-  the latest feature row of the same entity whose ``horizon_datetime`` is at or
-  before the row's event time, with DuckDB's ``ASOF LEFT JOIN``; a feature computed
-  after the event can never appear. The horizon used is returned beside the features
-  so the guarantee can be audited.
+* **Point in time correct, on both times.** Feature rows are bitemporal: a horizon
+  (event time) as known at ``known_at``. :meth:`FeatureStore.training_set` joins each
+  spine row to the latest horizon of the same entity at or before its event time,
+  in its latest revision known by then, so neither a later horizon nor a result
+  reported after the event can appear (``known_at=False`` drops the second rule, as
+  an explicit choice). The horizon and revision used are returned beside the
+  features so the guarantee can be audited.
 * **Versioned.** Any table can be read at an earlier Delta version (time travel), and
   every row carries the ``feature_version`` it was computed with.
 """
@@ -241,6 +243,7 @@ class FeatureStore:
         entity_key: str = "visit_id",
         event_time: str = "event_time",
         versions: Mapping[str, int] | None = None,
+        known_at: bool = True,
         output: Output = "pandas",
     ) -> Any:
         """Point-in-time-correct features for each row of a spine.
@@ -253,12 +256,18 @@ class FeatureStore:
             entity_key: ``visit_id`` or ``person_key``.
             event_time: the spine's time column.
             versions: Delta version per table, for a reproducible (time-travelled) read.
+            known_at: join on known-at time as well as event time (the default): each
+                row gets the latest horizon at or before its event time *as known at*
+                that time. ``False`` joins on event time only and takes the horizon's
+                final values, which may include facts reported after the event (for
+                retrospective questions, never for a model that will predict).
             output: ``pandas``, ``polars`` or ``arrow``.
 
         Returns:
             The spine's rows in their order and columns, then each chosen feature, then
-            ``<table>__horizon_datetime``: the horizon whose values were used (null
-            when the entity had no horizon at or before the event). ``*_hours_since``
+            ``<table>__horizon_datetime`` and ``<table>__known_at``: the horizon and
+            revision whose values were used (null when the entity had no horizon at or
+            before the event). ``*_hours_since``
             features count to the row's event time, not to that horizon; window
             features (``*_4h``, ``*_24h``) are the horizon's windows. Feature names that
             clash between tables are prefixed ``<table>__``.
@@ -285,15 +294,16 @@ class FeatureStore:
             con.execute("SET TimeZone = 'UTC'")
             con.register("spine", spine_table)
             select = [f"s.{_q(c)}" for c in base.column_names]
-            joins = []
+            picks, joins = [], []
+            key, moment = _q(entity_key), f"s.{_q(event_time)}"
             for i, (table, columns) in enumerate(chosen.items()):
                 version = (versions or {}).get(table)
                 data = self.open_table(
                     (*FEATURE_ZONE, table),
-                    columns=[entity_key, "horizon_datetime", *columns],
+                    columns=[entity_key, "horizon_datetime", "known_at", *columns],
                     version=version,
                 )
-                alias = f"f{i}"
+                alias, pick = f"f{i}", f"p{i}"
                 con.register(alias, data)
                 for column in columns:
                     name = (
@@ -301,21 +311,30 @@ class FeatureStore:
                         if seen[column] == 1 and column not in taken
                         else f"{table}__{column}"
                     )
-                    value = f"{alias}.{_q(column)}"
+                    value = f"{pick}.{_q(column)}"
                     if column.endswith(HOURS_SINCE_SUFFIX):
                         # The table counts from its own horizon; the training row's event
                         # time is later by the gap to it, so the hours since are too.
                         value = (
-                            f"{value} + (epoch(s.{_q(event_time)}) - "
-                            f"epoch({alias}.horizon_datetime)) / 3600.0"
+                            f"{value} + (epoch({pick}.__event_time) - "
+                            f"epoch({pick}.horizon_datetime)) / 3600.0"
                         )
                     select.append(f"{value} AS {_q(name)}")
-                select.append(f"{alias}.horizon_datetime AS {_q(f'{table}__horizon_datetime')}")
-                joins.append(
-                    f"ASOF LEFT JOIN {alias} ON s.{_q(entity_key)} = {alias}.{_q(entity_key)} "
-                    f"AND s.{_q(event_time)} >= {alias}.horizon_datetime"
+                select.append(f"{pick}.horizon_datetime AS {_q(f'{table}__horizon_datetime')}")
+                select.append(f"{pick}.known_at AS {_q(f'{table}__known_at')}")
+                known = f" AND f.known_at <= {moment}" if known_at else ""
+                picks.append(
+                    f"{pick} AS (SELECT s.{row_id} AS __row, {moment} AS __event_time, f.* "
+                    f"FROM spine s JOIN {alias} f ON s.{key} = f.{key} "
+                    f"AND f.horizon_datetime <= {moment}{known} "
+                    f"QUALIFY row_number() OVER (PARTITION BY s.{row_id} "
+                    "ORDER BY f.horizon_datetime DESC, f.known_at DESC) = 1)"
                 )
-            query = f"SELECT {', '.join(select)} FROM spine s {' '.join(joins)} ORDER BY s.{row_id}"
+                joins.append(f"LEFT JOIN {pick} ON {pick}.__row = s.{row_id}")
+            query = (
+                f"WITH {', '.join(picks)} SELECT {', '.join(select)} FROM spine s "
+                f"{' '.join(joins)} ORDER BY s.{row_id}"
+            )
             result = con.sql(query).to_arrow_table()
         finally:
             con.close()

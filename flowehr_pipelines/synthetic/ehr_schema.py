@@ -38,6 +38,16 @@ MISSING_READING_RATE = 0.015
 
 IDENTIFYING_NOTE_RATE = 0.05
 
+# When facts become known (the bitemporal side of the source). Most observation sets are
+# charted as they are taken; some are entered later from paper. Every lab result comes
+# back after its collection, a few very late (sent away, re-run). Some diagnoses are
+# coded by clinical coders after discharge rather than on the ward.
+LATE_CHARTING_RATE = 0.12
+
+LATE_RESULT_RATE = 0.08
+
+CODED_AFTER_DISCHARGE_RATE = 0.3
+
 NEW_PATIENT_LOOKBACK_DAYS = 14
 
 _NHS_BASE_SPACE = 10**7
@@ -69,6 +79,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "observation_id",
         "visit_id",
         "observed_at",
+        "charted_at",
         "respiratory_rate",
         "spo2",
         "on_supplemental_oxygen",
@@ -81,6 +92,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "lab_result_id",
         "visit_id",
         "collected_at",
+        "resulted_at",
         "test_code",
         "value",
         "unit",
@@ -111,13 +123,14 @@ CREATE TABLE visits (
     updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE observations (
-    observation_id INTEGER PRIMARY KEY, visit_id INTEGER, observed_at TEXT,
+    observation_id INTEGER PRIMARY KEY, visit_id INTEGER, observed_at TEXT, charted_at TEXT,
     respiratory_rate INTEGER, spo2 INTEGER, on_supplemental_oxygen INTEGER,
     temperature REAL, systolic_bp INTEGER, heart_rate INTEGER, consciousness TEXT,
     updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE lab_results (
-    lab_result_id INTEGER PRIMARY KEY, visit_id INTEGER, collected_at TEXT, test_code TEXT,
+    lab_result_id INTEGER PRIMARY KEY, visit_id INTEGER, collected_at TEXT, resulted_at TEXT,
+    test_code TEXT,
     value REAL, unit TEXT, reference_low REAL, reference_high REAL,
     updated_at TEXT, change_seq INTEGER NOT NULL, is_deleted INTEGER NOT NULL DEFAULT 0
 );

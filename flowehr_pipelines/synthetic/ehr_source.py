@@ -37,6 +37,7 @@ from typing import Any
 from flowehr_pipelines.synthetic import names
 from flowehr_pipelines.synthetic.ehr_schema import (
     CDC_COLUMNS,
+    CODED_AFTER_DISCHARGE_RATE,
     CRITICAL_CARE_WARDS,
     DAY,
     ELECTIVE_DIAGNOSES,
@@ -50,6 +51,8 @@ from flowehr_pipelines.synthetic.ehr_schema import (
     INDEXES,
     INVALID_NHS_NUMBER_RATE,
     LAB_BY_CODE,
+    LATE_CHARTING_RATE,
+    LATE_RESULT_RATE,
     ORPHAN_PATIENT_ID_BASE,
     ORPHAN_VISIT_RATE,
     READMISSION_RATE,
@@ -92,6 +95,9 @@ class SourceWriter:
     ) -> None:
         self.conn = conn
         self.rng = rng
+        # When facts became known is drawn from its own stream, so adding it left every
+        # other generated value as it was.
+        self.known_rng = random.Random(f"known-at:{seed}:{next_change_seq}")
         self.seed = seed
         self.batch_size = max(1, batch_size)
         self.next_change_seq = next_change_seq
@@ -301,13 +307,35 @@ class SourceWriter:
                 return base + amplitude * max(0.0, 1.0 - abs(f - peak) / max(peak, 1.0 - peak))
             return base * (1.0 - 0.6 * f)
 
-        self._observations(visit_id, admission, end, acuity, fever)
-        self._labs(visit_id, admission, end, acuity)
-        self._diagnoses(visit_id, admission, end, code, description, given, family, nhs_number)
+        self._observations(visit_id, admission, end, now, acuity, fever)
+        self._labs(visit_id, admission, end, now, acuity)
+        self._diagnoses(
+            visit_id, admission, end, discharge, now, code, description, given, family, nhs_number
+        )
         return discharge if disposition in ("home", "transfer") else None
 
+    def _charted_at(self, observed: int, now: int) -> int:
+        """When a set was entered: at the bedside, or (sometimes) later from paper."""
+        known = self.known_rng
+        if known.random() < LATE_CHARTING_RATE:
+            return min(observed + known.randrange(20 * 60, 6 * HOUR), now)
+        return observed
+
+    def _resulted_at(self, collected: int, now: int) -> int:
+        """When a panel's results were reported: within hours, sometimes days."""
+        known = self.known_rng
+        if known.random() < LATE_RESULT_RATE:
+            return min(collected + known.randrange(12 * HOUR, 72 * HOUR), now)
+        return min(collected + known.randrange(30 * 60, 3 * HOUR), now)
+
     def _observations(
-        self, visit_id: int, admission: int, end: int, acuity: Callable[[int], float], fever: bool
+        self,
+        visit_id: int,
+        admission: int,
+        end: int,
+        now: int,
+        acuity: Callable[[int], float],
+        fever: bool,
     ) -> None:
         rng = self.rng
         gauss = rng.gauss
@@ -329,12 +357,14 @@ class SourceWriter:
             else:
                 consciousness = "A"
             stamp = iso_utc(t)
+            charted = iso_utc(self._charted_at(t, now))
             self._add(
                 "observations",
                 (
                     self._new_id("observations"),
                     visit_id,
                     stamp,
+                    charted,
                     rr,
                     spo2,
                     oxygen,
@@ -343,12 +373,12 @@ class SourceWriter:
                     hr,
                     reading_or_missing(rand, consciousness),
                 ),
-                stamp,
+                charted,
             )
             t += rng.randrange(3 * HOUR, 5 * HOUR)  # "4-hourly obs", as charted in practice
 
     def _labs(
-        self, visit_id: int, admission: int, end: int, acuity: Callable[[int], float]
+        self, visit_id: int, admission: int, end: int, now: int, acuity: Callable[[int], float]
     ) -> None:
         rng = self.rng
         gauss = rng.gauss
@@ -367,7 +397,8 @@ class SourceWriter:
             }
             if x > 0.4 or rng.random() < 0.2:
                 values["LACTATE"] = round(math.exp(gauss(math.log(1.1 + 5 * x), 0.3)), 1)
-            resulted = iso_utc(min(t + rng.randrange(30 * 60, 3 * HOUR), end))
+            rng.randrange(30 * 60, 3 * HOUR)  # kept: later draws stay as they were
+            resulted = iso_utc(self._resulted_at(t, now))
             for code, value in values.items():
                 _, unit, low, high = LAB_BY_CODE[code]
                 self._add(
@@ -376,6 +407,7 @@ class SourceWriter:
                         self._new_id("lab_results"),
                         visit_id,
                         stamp,
+                        resulted,
                         code,
                         float(value),
                         unit,
@@ -392,6 +424,8 @@ class SourceWriter:
         visit_id: int,
         admission: int,
         end: int,
+        discharge: int | None,
+        now: int,
         code: str,
         description: str,
         given: str,
@@ -407,6 +441,10 @@ class SourceWriter:
                 codes.append((other_code, other_description))
         for dx_code, dx_description in codes:
             recorded = min(admission + rng.randrange(30 * 60, 12 * HOUR), max(admission, end - 1))
+            if discharge is not None and self.known_rng.random() < CODED_AFTER_DISCHARGE_RATE:
+                # Coded from the discharge summary, days later (never after "now").
+                coded = discharge + self.known_rng.randrange(HOUR, 21 * DAY)
+                recorded = max(recorded, min(coded, now))
             if rng.random() < IDENTIFYING_NOTE_RATE:
                 template = rng.choice(names.IDENTIFYING_NOTE_TEMPLATES)
             else:

@@ -18,7 +18,12 @@ from pyspark.sql import DataFrame
 
 Role = Literal["key", "feature", "label", "metadata"]
 
-KEY_COLUMNS: tuple[str, str] = ("visit_id", "horizon_datetime")
+KEY_COLUMNS: tuple[str, ...] = ("visit_id", "horizon_datetime", "known_at")
+"""A row is a visit at a horizon as known at a time (bitemporal: event and known-at)."""
+
+KNOWN_AT_AT_HORIZON = (
+    "When the row's values were known: the horizon itself (its inputs are known at once)."
+)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,9 @@ class FeatureTableSpec:
         raise KeyError(f"{self.name} has no column '{name}'")
 
 
-def key_columns(horizon_description: str) -> tuple[FeatureColumn, ...]:
+def key_columns(
+    horizon_description: str, known_at_description: str = KNOWN_AT_AT_HORIZON
+) -> tuple[FeatureColumn, ...]:
     """The columns every feature table starts with."""
     return (
         FeatureColumn(
@@ -121,6 +128,7 @@ def key_columns(horizon_description: str) -> tuple[FeatureColumn, ...]:
             (("visits", "person_key"),),
         ),
         FeatureColumn("horizon_datetime", "timestamp", horizon_description, "key"),
+        FeatureColumn("known_at", "timestamp", known_at_description, "key"),
     )
 
 

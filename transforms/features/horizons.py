@@ -9,21 +9,34 @@ regular grid instead: every N hours from the first whole hour at or after admiss
 to discharge (or, for a visit still open, its last charted event), which suits
 models trained on evenly spaced samples.
 
-Window features are computed by stacking horizon rows and event rows in one frame
-and aggregating with range-based window frames on epoch seconds, so a horizon sees
-exactly the events at or before it (and a horizon that is itself an event sees that
-event). Everything is UTC.
+Everything is UTC.
+
+Known-at (bitemporal) tables: lab results, observation sets and diagnoses become known
+after the moment they describe (a result is reported hours after its sample was
+taken). Such a table has one row per horizon *as known at* ``known_at``: first as
+known at the horizon itself, then once more at each later time a fact in the
+horizon's window became known, with the values that knowledge gives. Those are built
+by :func:`revisions` and :func:`facts_as_known`, which join each revision to the facts
+of its visit whose event time is in the horizon's window and whose known-at time is
+at or before the revision's; the researcher API then picks, for a training row at
+``t``, the latest horizon at or before ``t`` as known at ``t``. Windows are
+``(horizon - W, horizon]`` on event time: a fact exactly at the horizon counts, one
+exactly ``W`` before it has left. (An earlier version aggregated with range window
+frames; a join is what lets a revision see only the facts known by its own time.)
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window, WindowSpec
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from transforms.features.dictionary import FeatureOptions
 
 EPOCH = "_t"
-IS_HORIZON = "_is_horizon"
+KNOWN_AT = "known_at"
+KNOWN_EPOCH = "_k"
+HORIZON_EPOCH = "_h"
+REVISION_EPOCH = "_r"
 
 
 def epoch_seconds(ts: Column) -> Column:
@@ -88,54 +101,96 @@ def build_horizons(
     return grid_horizons(visits, events, time_column, every_hours=options.horizon_grid_hours)
 
 
-def stack_with_events(horizons: DataFrame, events: DataFrame, time_column: str) -> DataFrame:
-    """Horizon rows and event rows in one frame, with epoch seconds in ``_t``.
+def with_known_at(events: DataFrame, event_column: str, known_column: str | None) -> DataFrame:
+    """Events with their event time ``_t`` and known-at time ``_k`` in epoch seconds.
 
-    Horizon rows carry ``_is_horizon = true`` and null event columns; event rows carry
-    their values and a null ``horizon_datetime``. Aggregate over :func:`visit_window`
-    and keep the horizon rows.
+    A fact without a known-at time (or a table that has none) counts as known at its
+    event time. Events without an event time are dropped, as horizons ignore them.
     """
-    marked_horizons = horizons.select(
+    event = F.col(event_column)
+    known = event if known_column is None else F.coalesce(F.col(known_column), event)
+    return events.where(event.isNotNull()).select(
+        "*",
+        epoch_seconds(event).alias(EPOCH),
+        epoch_seconds(known).alias(KNOWN_EPOCH),
+        known.alias("_known_ts"),
+    )
+
+
+def _in_window(event: Column, horizon: Column, seconds: int | None) -> Column:
+    """``event`` in ``(horizon - seconds, horizon]``; ``None`` = at or before the horizon."""
+    inside = event <= horizon
+    if seconds is not None:
+        inside = inside & (event > horizon - seconds)
+    return inside
+
+
+def revisions(horizons: DataFrame, events: DataFrame, *, seconds: int | None) -> DataFrame:
+    """Each horizon as known at itself and at each later time a fact of its window arrived.
+
+    Args:
+        horizons: ``visit_id``, ``person_key``, ``horizon_datetime``.
+        events: the output of :func:`with_known_at`.
+        seconds: the horizon's window (``None`` = everything at or before it).
+
+    Returns:
+        ``visit_id``, ``person_key``, ``horizon_datetime``, ``known_at``, and their epoch
+        seconds in ``_h`` and ``_r``; unique per visit, horizon and known-at time.
+    """
+    base = horizons.select(
         "visit_id",
         "person_key",
         "horizon_datetime",
-        epoch_seconds(F.col("horizon_datetime")).alias(EPOCH),
-        F.lit(True).alias(IS_HORIZON),
+        F.col("horizon_datetime").alias(KNOWN_AT),
     )
-    marked_events = events.where(F.col(time_column).isNotNull()).select(
-        "*",
-        epoch_seconds(F.col(time_column)).alias(EPOCH),
-        F.lit(False).alias(IS_HORIZON),
+    late_facts = events.select(
+        F.col("visit_id").alias("_ev"), F.col(EPOCH).alias("_et"), KNOWN_EPOCH, "_known_ts"
     )
-    marked_events = marked_events.drop("person_key", "horizon_datetime")
-    return marked_horizons.unionByName(marked_events, allowMissingColumns=True)
+    h = epoch_seconds(F.col("horizon_datetime"))
+    later = horizons.join(
+        late_facts,
+        (F.col("visit_id") == F.col("_ev"))
+        & _in_window(F.col("_et"), h, seconds)
+        & (F.col(KNOWN_EPOCH) > h),
+        how="inner",
+    ).select("visit_id", "person_key", "horizon_datetime", F.col("_known_ts").alias(KNOWN_AT))
+    return (
+        base.unionByName(later)
+        .distinct()
+        .withColumn(HORIZON_EPOCH, epoch_seconds(F.col("horizon_datetime")))
+        .withColumn(REVISION_EPOCH, epoch_seconds(F.col(KNOWN_AT)))
+    )
 
 
-def visit_window(seconds: int | None) -> WindowSpec:
-    """Events of the same visit in ``(t - seconds, t]``; ``None`` = everything up to ``t``.
-
-    A range frame on epoch seconds includes every row with the same ``_t`` (peers),
-    so an event at exactly the horizon counts, and the window's start is exclusive:
-    an event exactly ``seconds`` before the horizon has left the window.
-    """
-    ordered = Window.partitionBy("visit_id").orderBy(EPOCH)
-    if seconds is None:
-        return ordered.rangeBetween(Window.unboundedPreceding, Window.currentRow)
-    return ordered.rangeBetween(-(seconds - 1), Window.currentRow)
-
-
-def latest(value: Column, *tie_breakers: Column, present: Column | None = None) -> Column:
-    """The value with the greatest ``_t`` (then tie-breakers) among rows where it is set.
-
-    Used over a window: ``max_by`` ignores rows whose ordering is null, which skips
-    missing readings and horizon rows, and the tie-breakers make the choice between
-    two events at the same second deterministic.
+def facts_as_known(points: DataFrame, events: DataFrame, *, seconds: int | None) -> DataFrame:
+    """Each revision beside every fact of its window that was known by then.
 
     Args:
-        value: the column to pick.
-        tie_breakers: further ordering after ``_t`` (e.g. the event's id).
-        present: which rows qualify; default ``value IS NOT NULL``.
+        points: the output of :func:`revisions`.
+        events: the output of :func:`with_known_at`.
+        seconds: the window, as given to :func:`revisions`.
+
+    Returns:
+        One row per (revision, fact), plus one row with null fact columns for a
+        revision that has none; aggregate by :data:`REVISION_KEYS`.
     """
+    facts = events.drop("person_key", "horizon_datetime", KNOWN_AT).withColumnRenamed(
+        "visit_id", "_ev"
+    )
+    matched = points.join(
+        facts,
+        (F.col("visit_id") == F.col("_ev"))
+        & _in_window(F.col(EPOCH), F.col(HORIZON_EPOCH), seconds)
+        & (F.col(KNOWN_EPOCH) <= F.col(REVISION_EPOCH)),
+        how="left",
+    )
+    return matched.drop("_ev")
+
+
+REVISION_KEYS: tuple[str, ...] = ("visit_id", "person_key", "horizon_datetime", KNOWN_AT)
+
+
+def latest_fact(value: Column, *tie_breakers: Column, present: Column | None = None) -> Column:
+    """Aggregate: ``value`` of the fact with the greatest event time (then tie-breakers)."""
     qualifies = value.isNotNull() if present is None else present
-    ordering = F.when(qualifies, F.struct(F.col(EPOCH), *tie_breakers))
-    return F.max_by(value, ordering)
+    return F.max_by(value, F.when(qualifies, F.struct(F.col(EPOCH), *tie_breakers)))

@@ -4,9 +4,10 @@ For every test on the panel: the latest value collected at or before the horizon
 it lay outside its reference range, and how many hours before the horizon it was
 collected. Horizons are each lab collection time of the visit (or the configured grid).
 
-Silver holds the collection time only, not when the result was reported; a model that
-must not see results before they are reported should add a turnaround allowance to its
-event times.
+A result is known once reported (``resulted_at``), hours after its sample was collected,
+so each horizon has a row as known at itself and one more at each later report of a
+sample collected by then (``known_at``); a result without a report time counts as known
+at collection.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from transforms.features.dictionary import (
 )
 from transforms.features.horizons import (
     EPOCH,
-    IS_HORIZON,
+    HORIZON_EPOCH,
+    REVISION_KEYS,
     build_horizons,
-    latest,
-    stack_with_events,
-    visit_window,
+    facts_as_known,
+    latest_fact,
+    revisions,
+    with_known_at,
 )
 from transforms.features.incremental import visit_fingerprints
 
@@ -48,21 +51,23 @@ def lab_prefix(code: str) -> str:
 
 
 def build_lab_summaries(inputs: Inputs, options: FeatureOptions) -> DataFrame:
-    """Latest value, abnormal flag and age of each lab test at each horizon.
+    """Latest value, abnormal flag and age of each lab test at each horizon, as known.
 
     Args:
         inputs: silver ``visits`` and ``lab_results`` (``test_code``, ``value``,
-            ``reference_low``, ``reference_high``, ``collected_at``).
+            ``reference_low``, ``reference_high``, ``collected_at``, ``resulted_at``).
         options: the horizon choice.
 
     Returns:
-        Keys, ``lab_<test>_latest``, ``lab_<test>_abnormal``, ``lab_<test>_hours_since``
-        per test, and ``abnormal_tests`` (how many latest values are abnormal).
+        Keys (with ``known_at``), ``lab_<test>_latest``, ``lab_<test>_abnormal``,
+        ``lab_<test>_hours_since`` per test, and ``abnormal_tests`` (how many latest
+        values are abnormal): at each horizon, from the results reported by ``known_at``.
     """
     visits, labs = inputs["visits"], inputs["lab_results"]
     horizons = build_horizons(visits, labs, "collected_at", options)
-    stacked = stack_with_events(horizons, labs, "collected_at")
-    frame = visit_window(None)
+    known = "resulted_at" if "resulted_at" in labs.columns else None
+    events = with_known_at(labs, "collected_at", known)
+    facts = facts_as_known(revisions(horizons, events, seconds=None), events, seconds=None)
     code = F.upper(F.trim(F.col("test_code")))
     picked = []
     for test in LAB_TESTS:
@@ -73,12 +78,8 @@ def build_lab_summaries(inputs: Inputs, options: FeatureOptions) -> DataFrame:
             F.col(EPOCH).alias("at"),
         )
         present = (code == test) & F.col("value").isNotNull()
-        picked.append(
-            latest(result, F.col("lab_result_id"), present=present).over(frame).alias(test)
-        )
-    at_horizon = stacked.select(
-        "visit_id", "person_key", "horizon_datetime", EPOCH, IS_HORIZON, *picked
-    ).where(F.col(IS_HORIZON))
+        picked.append(latest_fact(result, F.col("lab_result_id"), present=present).alias(test))
+    at_horizon = facts.groupBy(*REVISION_KEYS, HORIZON_EPOCH).agg(*picked)
     columns = []
     abnormal_flags = []
     for test in LAB_TESTS:
@@ -91,12 +92,10 @@ def build_lab_summaries(inputs: Inputs, options: FeatureOptions) -> DataFrame:
         columns += [
             value.alias(f"{prefix}_latest"),
             abnormal.alias(f"{prefix}_abnormal"),
-            ((F.col(EPOCH) - F.col(f"{test}.at")) / 3600.0).alias(f"{prefix}_hours_since"),
+            ((F.col(HORIZON_EPOCH) - F.col(f"{test}.at")) / 3600.0).alias(f"{prefix}_hours_since"),
         ]
     return at_horizon.select(
-        "visit_id",
-        "person_key",
-        "horizon_datetime",
+        *REVISION_KEYS,
         *columns,
         sum(abnormal_flags, F.lit(0)).cast("int").alias("abnormal_tests"),
     )
@@ -110,12 +109,17 @@ def _lab_columns() -> tuple[FeatureColumn, ...]:
     columns = []
     for test, label in LAB_TESTS.items():
         prefix = lab_prefix(test)
-        sources = (("lab_results", "test_code"), ("lab_results", "collected_at"))
+        sources = (
+            ("lab_results", "test_code"),
+            ("lab_results", "collected_at"),
+            ("lab_results", "resulted_at"),
+        )
         columns += [
             FeatureColumn(
                 f"{prefix}_latest",
                 "double",
-                f"Latest {label} ({test}) value collected at or before the horizon.",
+                f"Latest {label} ({test}) value collected at or before the horizon and "
+                "reported by known_at.",
                 sources=(("lab_results", "value"), *sources),
             ),
             FeatureColumn(
@@ -141,7 +145,11 @@ def _lab_columns() -> tuple[FeatureColumn, ...]:
 
 
 LAB_COLUMNS: tuple[FeatureColumn, ...] = (
-    *key_columns("Time of a lab collection (or a grid point): results as of then."),
+    *key_columns(
+        "Time of a lab collection (or a grid point): results collected by then.",
+        "When this row's results were all reported: the horizon itself, or a later report "
+        "of a sample collected by the horizon.",
+    ),
     *_lab_columns(),
     FeatureColumn(
         "abnormal_tests",

@@ -13,9 +13,10 @@ uses scale 1 unless scale 2 is chosen (for patients with hypercapnic respiratory
 failure, on clinical decision; the pipeline applies one scale to every row and
 records which).
 
-At each horizon, the score is that of the latest observation set charted at or
-before it. NEWS2 needs all seven parameters: when any is missing the aggregate and
-the risk band are null (the sub-scores that can be scored are kept, and
+At each horizon, the score is that of the latest observation set taken at or before
+it among those charted by ``known_at`` (a row as known at the horizon, and one more at
+each later charting of an earlier set). NEWS2 needs all seven parameters: when any is
+missing the aggregate and the risk band are null (the sub-scores that can be scored are kept, and
 ``news2_missing_parameters`` says how many are absent). No value is carried forward
 from an earlier set, as the chart does not allow it.
 """
@@ -34,11 +35,12 @@ from transforms.features.dictionary import (
     key_columns,
 )
 from transforms.features.horizons import (
-    IS_HORIZON,
+    REVISION_KEYS,
     build_horizons,
-    latest,
-    stack_with_events,
-    visit_window,
+    facts_as_known,
+    latest_fact,
+    revisions,
+    with_known_at,
 )
 from transforms.features.incremental import visit_fingerprints
 
@@ -204,35 +206,28 @@ def score_observations(observations: DataFrame, *, spo2_scale: int = 1) -> DataF
 
 
 def build_news2(inputs: Inputs, options: FeatureOptions) -> DataFrame:
-    """NEWS2 at each horizon, from the latest observation set at or before it.
+    """NEWS2 at each horizon, from the latest observation set at or before it, as charted.
 
     Args:
         inputs: silver ``visits`` and ``observations``.
         options: the SpO2 scale and the horizon choice.
 
     Returns:
-        Keys, ``observed_at`` of the set scored, the sub-scores, aggregate and band.
+        Keys (with ``known_at``), ``observed_at`` of the set scored, the sub-scores,
+        aggregate and band.
     """
     visits, observations = inputs["visits"], inputs["observations"]
     horizons = build_horizons(visits, observations, "observed_at", options)
-    stacked = stack_with_events(horizons, observations, "observed_at")
-    observation_set = F.struct(F.col("observed_at"), *(F.col(c) for c in OBSERVATION_INPUTS)).alias(
-        "obs"
-    )
-    chosen = latest(
+    known = "charted_at" if "charted_at" in observations.columns else None
+    events = with_known_at(observations, "observed_at", known)
+    facts = facts_as_known(revisions(horizons, events, seconds=None), events, seconds=None)
+    observation_set = F.struct(F.col("observed_at"), *(F.col(c) for c in OBSERVATION_INPUTS))
+    chosen = latest_fact(
         observation_set, F.col("observation_id"), present=F.col("observation_id").isNotNull()
     )
-    at_horizon = stacked.select(
-        "visit_id",
-        "person_key",
-        "horizon_datetime",
-        IS_HORIZON,
-        chosen.over(visit_window(None)).alias("obs"),
-    ).where(F.col(IS_HORIZON))
+    at_horizon = facts.groupBy(*REVISION_KEYS).agg(chosen.alias("obs"))
     latest_set = at_horizon.select(
-        "visit_id",
-        "person_key",
-        "horizon_datetime",
+        *REVISION_KEYS,
         *(F.col(f"obs.{c}").alias(c) for c in ("observed_at", *OBSERVATION_INPUTS)),
     )
     return score_observations(latest_set, spo2_scale=options.spo2_scale)
@@ -244,11 +239,16 @@ def fingerprint_news2(inputs: Inputs) -> DataFrame:
 
 _OBS = "observations"
 NEWS2_COLUMNS: tuple[FeatureColumn, ...] = (
-    *key_columns("Time of a charted observation set (or a grid point): the score as of then."),
+    *key_columns(
+        "Time an observation set was taken (or a grid point): the score as of then.",
+        "When the sets this row could score were all charted: the horizon itself, or a "
+        "later charting of a set taken by the horizon.",
+    ),
     FeatureColumn(
         "observed_at",
         "timestamp",
-        "When the observation set scored here was charted (latest at or before the horizon).",
+        "When the observation set scored here was taken (the latest at or before the "
+        "horizon charted by known_at).",
         sources=((_OBS, "observed_at"),),
     ),
     FeatureColumn(

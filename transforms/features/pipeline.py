@@ -55,8 +55,13 @@ class FeatureUpdate:
 
 
 def finalise(spec: FeatureTableSpec, rows: DataFrame, options: FeatureOptions) -> DataFrame:
-    """Select the dictionary's columns in order, cast to its types, stamp the version."""
+    """Select the dictionary's columns in order, cast to its types, stamp the version.
+
+    A table whose inputs are known at once builds no ``known_at``: it is the horizon.
+    """
     out = rows.withColumn("feature_version", F.lit(options.version))
+    if "known_at" not in out.columns:
+        out = out.withColumn("known_at", F.col("horizon_datetime"))
     return out.select(*(F.col(c.name).cast(c.type).alias(c.name) for c in spec.columns))
 
 

@@ -5,6 +5,10 @@ maximum and mean charted value in ``(horizon - window, horizon]``: range-based w
 frames on epoch seconds, so a reading exactly at the horizon counts and a reading
 exactly one window-length earlier has just left. Missing readings are ignored; a
 window with no reading gives nulls (and a count of 0).
+
+A set is known once charted (``charted_at``; usually as it is taken, sometimes later
+from paper), so a horizon has a row as known at itself and one more at each later
+charting of a set in its 24 h window (``known_at``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from transforms.features.dictionary import (
     key_columns,
 )
 from transforms.features.horizons import (
-    IS_HORIZON,
+    EPOCH,
+    HORIZON_EPOCH,
+    REVISION_KEYS,
     build_horizons,
-    latest,
-    stack_with_events,
-    visit_window,
+    facts_as_known,
+    latest_fact,
+    revisions,
+    with_known_at,
 )
 from transforms.features.incremental import visit_fingerprints
 
@@ -47,7 +54,7 @@ STATISTICS: dict[str, str] = {
 
 def _statistic(name: str, value: Column) -> Column:
     if name == "last":
-        return latest(value, F.col("observation_id"))
+        return latest_fact(value, F.col("observation_id"))
     if name == "min":
         return F.min(value)
     if name == "max":
@@ -56,39 +63,35 @@ def _statistic(name: str, value: Column) -> Column:
 
 
 def build_vital_aggregates(inputs: Inputs, options: FeatureOptions) -> DataFrame:
-    """Rolling last/min/max/mean of each vital sign at each horizon.
+    """Rolling last/min/max/mean of each vital sign at each horizon, as charted by then.
 
     Args:
-        inputs: silver ``visits`` and ``observations``.
+        inputs: silver ``visits`` and ``observations`` (``observed_at``, ``charted_at``).
         options: the horizon choice.
 
     Returns:
-        Keys, ``observation_sets_<w>`` and ``<vital>_<stat>_<w>`` for every vital sign,
-        statistic and window.
+        Keys (with ``known_at``), ``observation_sets_<w>`` and ``<vital>_<stat>_<w>``
+        for every vital sign, statistic and window.
     """
     visits, observations = inputs["visits"], inputs["observations"]
     horizons = build_horizons(visits, observations, "observed_at", options)
-    stacked = stack_with_events(horizons, observations, "observed_at")
+    known = "charted_at" if "charted_at" in observations.columns else None
+    events = with_known_at(observations, "observed_at", known)
+    widest = max(WINDOWS.values())
+    facts = facts_as_known(revisions(horizons, events, seconds=widest), events, seconds=widest)
     aggregates = []
     for window_name, seconds in WINDOWS.items():
-        frame = visit_window(seconds)
+        inside = F.col(EPOCH) > F.col(HORIZON_EPOCH) - seconds
         aggregates.append(
-            F.count("observation_id")
-            .over(frame)
+            F.count(F.when(inside, F.col("observation_id")))
             .cast("int")
             .alias(f"observation_sets_{window_name}")
         )
         for vital in VITALS:
-            value = F.col(vital).cast("double")
+            value = F.when(inside, F.col(vital).cast("double"))
             for stat in STATISTICS:
-                aggregates.append(
-                    _statistic(stat, value).over(frame).alias(f"{vital}_{stat}_{window_name}")
-                )
-    return (
-        stacked.select("visit_id", "person_key", "horizon_datetime", IS_HORIZON, *aggregates)
-        .where(F.col(IS_HORIZON))
-        .drop(IS_HORIZON)
-    )
+                aggregates.append(_statistic(stat, value).alias(f"{vital}_{stat}_{window_name}"))
+    return facts.groupBy(*REVISION_KEYS).agg(*aggregates)
 
 
 def fingerprint_vitals(inputs: Inputs) -> DataFrame:
@@ -103,7 +106,11 @@ def _vital_columns() -> tuple[FeatureColumn, ...]:
                 f"observation_sets_{window_name}",
                 "int",
                 f"Observation sets charted in the {window_name} up to the horizon.",
-                sources=(("observations", "observation_id"), ("observations", "observed_at")),
+                sources=(
+                    ("observations", "observation_id"),
+                    ("observations", "observed_at"),
+                    ("observations", "charted_at"),
+                ),
             )
         )
         for vital, (label, unit) in VITALS.items():
@@ -114,14 +121,22 @@ def _vital_columns() -> tuple[FeatureColumn, ...]:
                         "double",
                         f"{stat_label} {label} ({unit}) charted in the {window_name} up to the "
                         "horizon; null when none.",
-                        sources=(("observations", vital), ("observations", "observed_at")),
+                        sources=(
+                            ("observations", vital),
+                            ("observations", "observed_at"),
+                            ("observations", "charted_at"),
+                        ),
                     )
                 )
     return tuple(columns)
 
 
 VITALS_COLUMNS: tuple[FeatureColumn, ...] = (
-    *key_columns("Time of a charted observation set (or a grid point): windows end here."),
+    *key_columns(
+        "Time an observation set was taken (or a grid point): windows end here.",
+        "When this row's sets were all charted: the horizon itself, or a later charting "
+        "of a set taken in its 24 h window.",
+    ),
     *_vital_columns(),
     VERSION_COLUMN,
 )

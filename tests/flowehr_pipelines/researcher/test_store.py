@@ -35,6 +35,7 @@ def feature_rows(name: str, rows: list[dict[str, Any]]) -> pa.Table:
     full = [{"feature_version": "v1", **{f: None for f in schema.names}, **row} for row in rows]
     for row in full:
         row["feature_version"] = row["feature_version"] or "v1"
+        row["known_at"] = row["known_at"] or row["horizon_datetime"]
     return pa.Table.from_pylist(full, schema=schema)
 
 
@@ -286,3 +287,33 @@ def test_researcher_polars_output_without_polars_says_what_to_install(
     spine = pd.DataFrame({"visit_id": [1], "event_time": [hours(2)]})
     with pytest.raises(ImportError, match="polars=="):
         store.training_set(spine, ["news2.news2_total"], output="polars")
+
+
+def test_training_set_joins_on_known_at_time_unless_told_not_to(delta: DeltaTableStore) -> None:
+    # Horizon 5 h as known at 5 h (CRP 30 from before), then at 20 h (the 90 reported).
+    labs = [
+        {"visit_id": 1, "person_key": "p1", "horizon_datetime": hours(1), "lab_crp_latest": 30.0},
+        {
+            "visit_id": 1,
+            "person_key": "p1",
+            "horizon_datetime": hours(5),
+            "known_at": hours(5),
+            "lab_crp_latest": 30.0,
+        },
+        {
+            "visit_id": 1,
+            "person_key": "p1",
+            "horizon_datetime": hours(5),
+            "known_at": hours(20),
+            "lab_crp_latest": 90.0,
+        },
+    ]
+    delta.overwrite(feature_key("lab_summaries").path, feature_rows("lab_summaries", labs))
+    store = FeatureStore(delta)
+    spine = pd.DataFrame({"visit_id": [1, 1, 1], "event_time": [hours(h) for h in (6, 19, 21)]})
+    known = store.training_set(spine, ["lab_summaries.lab_crp_latest"])
+    assert known["lab_crp_latest"].tolist() == [30.0, 30.0, 90.0]
+    assert (known["lab_summaries__known_at"] <= known["event_time"]).all()
+    assert known["lab_summaries__horizon_datetime"].tolist() == [hours(5)] * 3
+    retrospective = store.training_set(spine, ["lab_summaries.lab_crp_latest"], known_at=False)
+    assert retrospective["lab_crp_latest"].tolist() == [90.0, 90.0, 90.0]

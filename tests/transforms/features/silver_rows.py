@@ -46,6 +46,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("visit_id", pa.int64()),
             ("person_key", pa.string()),
             ("observed_at", TS),
+            ("charted_at", TS),
             ("respiratory_rate", pa.int64()),
             ("spo2", pa.int64()),
             ("on_supplemental_oxygen", pa.bool_()),
@@ -62,6 +63,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("visit_id", pa.int64()),
             ("person_key", pa.string()),
             ("collected_at", TS),
+            ("resulted_at", TS),
             ("test_code", pa.string()),
             ("value", pa.float64()),
             ("unit", pa.string()),
@@ -102,14 +104,19 @@ def obs(
     *,
     seq: int | None = None,
     person_key: str = "p1",
+    charted: float | None = None,
     **vitals: Any,
 ) -> dict[str, Any]:
-    """An observation set with normal vitals unless overridden (NEWS2 total 0)."""
+    """An observation set with normal vitals unless overridden (NEWS2 total 0).
+
+    ``charted`` is when it was entered (hours); ``None`` = as it was taken.
+    """
     row: dict[str, Any] = {
         "observation_id": observation_id,
         "visit_id": visit_id,
         "person_key": person_key,
         "observed_at": at(hours),
+        "charted_at": at(hours if charted is None else charted),
         "respiratory_rate": 16,
         "spo2": 97,
         "on_supplemental_oxygen": False,
@@ -157,12 +164,15 @@ def lab(
     high: float,
     seq: int | None = None,
     person_key: str = "p1",
+    resulted: float | None = None,
 ) -> dict[str, Any]:
+    """A lab result; ``resulted`` is when it was reported (hours), ``None`` = at collection."""
     return {
         "lab_result_id": lab_result_id,
         "visit_id": visit_id,
         "person_key": person_key,
         "collected_at": at(hours),
+        "resulted_at": at(hours if resulted is None else resulted),
         "test_code": test_code,
         "value": value,
         "unit": "u",
