@@ -2,7 +2,8 @@
 
 Each table in ``transforms.features.pipeline.FEATURE_TABLES`` becomes an asset keyed
 ``gold/features/<name>`` that reads the silver EHR tables it needs and is keyed on
-``(visit_id, horizon_datetime)``, as FlowEHR's feature store is.
+``(visit_id, horizon_datetime, known_at)``: FlowEHR's ``(visit, horizon)`` key, plus
+when the row's values were known (bitemporal; see ``transforms.features.horizons``).
 
 How a materialisation works:
 
@@ -39,7 +40,7 @@ from assets.metadata import delta_table_metadata
 from assets.spark_io import read_spark, to_arrow
 from resources.databricks import FeatureJobResource
 from resources.delta.store import DeltaTableStore, TablePath
-from transforms.features.dictionary import KEY_COLUMNS, FeatureOptions, FeatureTableSpec
+from transforms.features.dictionary import FeatureOptions, FeatureTableSpec
 from transforms.features.incremental import STATE_COLUMNS
 from transforms.features.pipeline import (
     FEATURE_TABLES,
@@ -268,7 +269,7 @@ def commit_update(
         }
     else:
         visits = computed.changed_visits.column("visit_id").to_pylist()
-        metrics = delta.sync(table, rows, keys=KEY_COLUMNS, group_column="visit_id", groups=visits)
+        metrics = delta.sync(table, rows, keys=spec.keys, group_column="visit_id", groups=visits)
         counts = {
             "rows_inserted": metrics.inserted,
             "rows_updated": metrics.updated,
@@ -282,9 +283,9 @@ def commit_update(
 
 
 def key_check(delta: DeltaTableStore, spec: FeatureTableSpec) -> dg.AssetCheckResult:
-    keys = delta.read(feature_key(spec.name).path, columns=list(KEY_COLUMNS))
-    duplicates = duplicate_key_count(keys, list(KEY_COLUMNS))
-    nulls = null_key_count(keys, list(KEY_COLUMNS))
+    keys = delta.read(feature_key(spec.name).path, columns=list(spec.keys))
+    duplicates = duplicate_key_count(keys, list(spec.keys))
+    nulls = null_key_count(keys, list(spec.keys))
     return dg.AssetCheckResult(
         check_name=KEY_CHECK,
         passed=duplicates == 0 and nulls == 0,
@@ -382,7 +383,7 @@ def build_feature_table_defs(
                 KEY_CHECK,
                 asset=key,
                 blocking=True,
-                description="(visit_id, horizon_datetime) is unique and never null.",
+                description=f"({', '.join(spec.keys)}) is unique and never null.",
             ),
         ],
         op_tags={"dagster/concurrency_key": f"delta:{'/'.join(key.path)}"},

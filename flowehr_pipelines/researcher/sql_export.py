@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from transforms.features.dictionary import KEY_COLUMNS
-
 
 def sql_type(spark_type: str) -> Any:
     import sqlalchemy as sa
@@ -29,10 +27,12 @@ def sql_row(row: dict[str, Any], *, naive: bool) -> dict[str, Any]:
     }
 
 
-def upsert_rows(conn: Any, table: Any, rows: list[dict[str, Any]], dialect: str) -> None:
+def upsert_rows(
+    conn: Any, table: Any, rows: list[dict[str, Any]], dialect: str, keys: list[str]
+) -> None:
+    """Insert ``rows`` or update them where ``keys`` match."""
     import sqlalchemy as sa
 
-    keys = list(KEY_COLUMNS)
     others = [c.name for c in table.columns if c.name not in keys]
     if dialect in ("sqlite", "postgresql"):
         from sqlalchemy.dialects import postgresql, sqlite

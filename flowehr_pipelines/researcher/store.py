@@ -30,6 +30,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -46,7 +47,9 @@ from flowehr_pipelines.researcher.reader import (
 from flowehr_pipelines.researcher.spine import Output, convert, load_spine, normalise_spine
 from flowehr_pipelines.researcher.sql_export import sql_row, sql_type, upsert_rows
 from resources.delta.store import DeltaTableStore
-from transforms.features.dictionary import KEY_COLUMNS, FeatureTableSpec
+from transforms.codelists import load_codelist, matches_sql
+from transforms.cohorts import COHORT_INPUTS, CohortDefinition
+from transforms.features.dictionary import FeatureTableSpec
 from transforms.features.pipeline import FEATURE_TABLES
 
 if TYPE_CHECKING:
@@ -56,6 +59,18 @@ ENTITY_KEYS: tuple[str, ...] = ("visit_id", "person_key")
 
 
 HOURS_SINCE_SUFFIX = "_hours_since"
+
+CODELIST_PREFIX = "codelist:"
+DIAGNOSES_TABLE = "diagnoses"
+
+
+def codelist_items(features: Sequence[str]) -> list[str]:
+    """The code lists named by ``codelist:<name>[@version]`` items, in order."""
+    return [
+        item.strip().removeprefix(CODELIST_PREFIX)
+        for item in features
+        if item.strip().startswith(CODELIST_PREFIX)
+    ]
 
 
 class FeatureStore:
@@ -220,8 +235,15 @@ class FeatureStore:
         """
         chosen: dict[str, list[str]] = {}
         for item in features:
+            if item.strip().startswith(CODELIST_PREFIX):
+                continue
             table, _, pattern = item.strip().partition(".")
             spec = self.spec(table)
+            if spec.kind == "events":
+                raise KeyError(
+                    f"{table} is a list of coded events, not joined by horizon: use "
+                    f"'{CODELIST_PREFIX}<name>' features or a cohort"
+                )
             selectable = [c.name for c in spec.columns if c.role in ("feature", "label")]
             if not pattern:
                 matched = selectable
@@ -231,9 +253,41 @@ class FeatureStore:
                     raise KeyError(f"{table} has no feature column matching '{pattern}'")
             columns = chosen.setdefault(table, [])
             columns.extend(c for c in matched if c not in columns)
-        if not chosen:
+        if not chosen and not codelist_items(features):
             raise ValueError("choose at least one feature table or column")
         return chosen
+
+    def tables_for(self, features: Sequence[str]) -> list[str]:
+        """Every feature table a selection reads (``diagnoses`` for code-list items)."""
+        tables = list(self.resolve_features(features))
+        if codelist_items(features):
+            tables.append(DIAGNOSES_TABLE)
+        return tables
+
+    # -- cohorts ---------------------------------------------------------------------
+
+    def cohort(
+        self,
+        definition: CohortDefinition | str | Path,
+        *,
+        versions: Mapping[str, int] | None = None,
+        output: Output = "arrow",
+    ) -> Any:
+        """A cohort's visits (``visit_id``, ``person_key``, ``event_time`` ...) as a spine.
+
+        Args:
+            definition: a :class:`CohortDefinition`, a YAML file or a named definition.
+            versions: Delta version per input table (for a reproducible read).
+            output: ``arrow``, ``pandas`` or ``polars``.
+        """
+        from transforms.cohorts import build_cohort, load_cohort
+
+        chosen = definition if isinstance(definition, CohortDefinition) else load_cohort(definition)
+        tables = {
+            name: self.open_table((*FEATURE_ZONE, name), version=(versions or {}).get(name))
+            for name in COHORT_INPUTS
+        }
+        return convert(build_cohort(chosen, chosen.codelists(), tables), output)
 
     def training_set(
         self,
@@ -280,6 +334,7 @@ class FeatureStore:
         if entity_key not in ENTITY_KEYS:
             raise ValueError(f"entity_key must be one of {', '.join(ENTITY_KEYS)}")
         chosen = self.resolve_features(features)
+        codelists = {ref: load_codelist(ref) for ref in codelist_items(features)}
         base = normalise_spine(load_spine(spine), entity_key=entity_key, event_time=event_time)
         row_id = "__spine_row"
         spine_table = base.append_column(row_id, pa.array(range(base.num_rows), pa.int64()))
@@ -331,8 +386,24 @@ class FeatureStore:
                     "ORDER BY f.horizon_datetime DESC, f.known_at DESC) = 1)"
                 )
                 joins.append(f"LEFT JOIN {pick} ON {pick}.__row = s.{row_id}")
+            if codelists:
+                data = self.open_table(
+                    (*FEATURE_ZONE, DIAGNOSES_TABLE),
+                    columns=[entity_key, "horizon_datetime", "known_at", "icd10_code"],
+                    version=(versions or {}).get(DIAGNOSES_TABLE),
+                )
+                con.register("dx", data)
+                recorded = "known_at" if known_at else "horizon_datetime"
+                timing = f"d.{recorded} <= {moment}"
+                for codelist in codelists.values():
+                    name = f"codelist_{codelist.name.replace('-', '_')}"
+                    select.append(
+                        f"EXISTS (SELECT 1 FROM dx d WHERE d.{key} = s.{key} AND {timing} "
+                        f"AND {matches_sql('d.icd10_code', codelist)}) AS {_q(name)}"
+                    )
+            with_clause = f"WITH {', '.join(picks)} " if picks else ""
             query = (
-                f"WITH {', '.join(picks)} SELECT {', '.join(select)} FROM spine s "
+                f"{with_clause}SELECT {', '.join(select)} FROM spine s "
                 f"{' '.join(joins)} ORDER BY s.{row_id}"
             )
             result = con.sql(query).to_arrow_table()
@@ -353,7 +424,7 @@ class FeatureStore:
     ) -> int:
         """Upsert a feature table into a SQL database (a SQL feature store, as FlowEHR has).
 
-        The SQL table is created when missing, keyed on ``(visit_id, horizon_datetime)``;
+        The SQL table is created when missing, keyed on the table's keys;
         rows are inserted or updated by key (``ON CONFLICT`` on SQLite and PostgreSQL, a
         delete-then-insert in one transaction elsewhere, e.g. SQL Server). Rows removed
         from the feature store are not removed from the SQL copy.
@@ -378,7 +449,7 @@ class FeatureStore:
             table_name or f"features_{name}",
             metadata,
             *(
-                sa.Column(c.name, sql_type(c.type), primary_key=c.name in KEY_COLUMNS)
+                sa.Column(c.name, sql_type(c.type), primary_key=c.name in spec.keys)
                 for c in spec.columns
             ),
         )
@@ -391,7 +462,7 @@ class FeatureStore:
                 rows = [sql_row(r, naive=naive) for r in batch.to_pylist()]
                 if not rows:
                     continue
-                upsert_rows(conn, table, rows, dialect)
+                upsert_rows(conn, table, rows, dialect, list(spec.keys))
                 written += len(rows)
         return written
 

@@ -197,6 +197,7 @@ def test_clean_lab_results_quarantines_impossible_or_orphaned_results(
         "visit_id",
         "person_key",
         "collected_at",
+        "resulted_at",
         "test_code",
         "value",
         "unit",
@@ -279,3 +280,20 @@ def test_split_rows_names_the_first_failing_rule(spark: SparkSession):
     )
     assert reasons(split.quarantine) == {"1": "x above 1", "2": "x above 10", "3": "x is missing"}
     assert split.clean.count() == 0
+
+
+def test_clean_lab_results_keeps_the_result_time_and_quarantines_impossible_ones(
+    spark: SparkSession, visits: DataFrame
+) -> None:
+    schema = LAB_SCHEMA.replace("collected_at string,", "collected_at string, resulted_at string,")
+    resulted = ["2026-02-20T13:00:00Z", None, "2026-02-20T09:00:00Z", "soon"]
+    rows = [
+        (*row[:3], when, *row[3:]) for row, when in zip((lab(i) for i in (1, 2, 3, 4)), resulted)
+    ]
+    split = clean_lab_results(spark.createDataFrame(rows, schema), visits, as_of=AS_OF)
+    assert reasons(split.quarantine) == {
+        "3": "result time is before the collection time",
+        "4": "result time is not ISO 8601",
+    }
+    clean = {row.lab_result_id: row.resulted_at for row in split.clean.collect()}
+    assert clean[1] == datetime(2026, 2, 20, 13, 0) and clean[2] is None

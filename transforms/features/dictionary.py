@@ -85,6 +85,9 @@ class FeatureTableSpec:
         scope: ``person`` when a visit's features depend on the patient's other
             visits (readmission), so a change recomputes every visit of that person.
         horizon: how ``horizon_datetime`` is chosen, for the dictionary.
+        keys: the columns that make a row unique (checked after every write).
+        kind: ``horizons`` (a row per horizon and revision, joined as of an event
+            time) or ``events`` (a row per fact, read through code lists).
     """
 
     name: str
@@ -96,6 +99,8 @@ class FeatureTableSpec:
     scope: Literal["visit", "person"] = "visit"
     horizon: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    keys: tuple[str, ...] = KEY_COLUMNS
+    kind: Literal["horizons", "events"] = "horizons"
 
     @property
     def column_names(self) -> list[str]:

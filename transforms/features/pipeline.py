@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from transforms.features.demographics import DEMOGRAPHICS
+from transforms.features.diagnoses import DIAGNOSES
 from transforms.features.dictionary import FeatureOptions, FeatureTableSpec
 from transforms.features.incremental import STATE_COLUMNS, changed_visit_ids
 from transforms.features.labs import LAB_SUMMARIES
@@ -30,7 +31,8 @@ from transforms.features.outcomes import OUTCOMES
 from transforms.features.vitals import VITAL_SIGNS
 
 FEATURE_TABLES: dict[str, FeatureTableSpec] = {
-    spec.name: spec for spec in (DEMOGRAPHICS, VITAL_SIGNS, NEWS2, LAB_SUMMARIES, OUTCOMES)
+    spec.name: spec
+    for spec in (DEMOGRAPHICS, VITAL_SIGNS, NEWS2, LAB_SUMMARIES, OUTCOMES, DIAGNOSES)
 }
 """Every feature table, by its name under ``gold/features``."""
 

@@ -277,12 +277,14 @@ def test_silver_tables_are_keyed_and_hold_no_identifiers(silver: Silver) -> None
 def test_silver_columns_follow_the_contract(silver: Silver) -> None:
     expected = {
         "observations": [
-            "observation_id", "visit_id", "person_key", "observed_at", "respiratory_rate",
+            "observation_id", "visit_id", "person_key", "observed_at", "charted_at",
+            "respiratory_rate",
             "spo2", "on_supplemental_oxygen", "temperature", "systolic_bp", "heart_rate",
             "consciousness", "change_seq",
         ],
         "lab_results": [
-            "lab_result_id", "visit_id", "person_key", "collected_at", "test_code", "value",
+            "lab_result_id", "visit_id", "person_key", "collected_at", "resulted_at",
+            "test_code", "value",
             "unit", "reference_low", "reference_high", "change_seq",
         ],
         "diagnoses": [

@@ -40,6 +40,7 @@ def test_features_lineage_points_at_silver_columns() -> None:
         ("silver/ehr/lab_results", "reference_high"),
         ("silver/ehr/lab_results", "test_code"),
         ("silver/ehr/lab_results", "collected_at"),
+        ("silver/ehr/lab_results", "resulted_at"),
     }
 
 
