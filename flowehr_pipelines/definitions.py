@@ -9,6 +9,7 @@ import dagster as dg
 from assets import housekeeping
 from assets.ehr import bronze as ehr
 from assets.ehr import silver
+from assets.features import cohorts
 from assets.features import tables as features
 from assets.reporting import staging as reporting
 from assets.reports import definitions as reports
@@ -27,6 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ehr.build_defs(settings),
         silver.build_defs(settings),
         features.build_defs(settings),
+        cohorts.build_defs(),
         reporting.build_defs(settings),
         reports.build_defs(settings),
         housekeeping.build_defs(settings),

@@ -112,6 +112,11 @@ def describe(table: str) -> None:
     help="CSV or Parquet file with the entity key and event time (other columns are kept).",
 )
 @click.option(
+    "--cohort",
+    "cohort_source",
+    help="Build the spine from a cohort: a definition file or a named one (instead of --spine).",
+)
+@click.option(
     "--features",
     "feature_list",
     help=f"Comma-separated: table, table.column or table.pattern* (e.g. {FEATURES_EXAMPLE}).",
@@ -149,6 +154,7 @@ def describe(table: str) -> None:
 )
 def training_set(
     spine_path: Path | None,
+    cohort_source: str | None,
     feature_list: str | None,
     out_path: Path | None,
     entity_key: str,
@@ -166,12 +172,14 @@ def training_set(
     rebuilds from one and fails unless the result is byte for byte the same.
     """
     if manifest_file is not None:
-        if spine_path or feature_list or versions or as_of_date or event_time_only:
+        if spine_path or cohort_source or feature_list or versions or as_of_date or event_time_only:
             raise _Problem("--manifest rebuilds from the manifest alone: give at most --out")
         _rebuild(manifest_file, out_path)
         return
-    if spine_path is None or not feature_list or out_path is None:
-        raise _Problem("training-set needs --spine, --features and --out (or --manifest)")
+    if (spine_path is None) == (cohort_source is None) or not feature_list or out_path is None:
+        raise _Problem(
+            "training-set needs one of --spine or --cohort, --features and --out (or --manifest)"
+        )
     pinned: dict[str, int] = {}
     for item in versions:
         table, _, number = item.partition("=")
@@ -182,11 +190,21 @@ def training_set(
     moment = None
     if as_of_date is not None:
         moment = datetime.combine(as_of_date.date() + timedelta(days=1), time(), UTC)
+    from transforms.cohorts import COHORT_INPUTS
+
     with _store() as store:
-        tables = list(store.resolve_features(chosen))
-        read_at = {**store.versions_as_of(tables, moment), **pinned}
+        tables = store.tables_for(chosen)
+        definition = _cohort_definition(cohort_source) if cohort_source else None
+        cohort_tables = list(COHORT_INPUTS) if definition else []
+        read_at = {
+            **store.versions_as_of(list(dict.fromkeys([*tables, *cohort_tables])), moment),
+            **pinned,
+        }
+        spine: Any = spine_path
+        if definition is not None:
+            spine = store.cohort(definition, versions=read_at)
         result = store.training_set(
-            spine_path,
+            spine,
             chosen,
             entity_key=entity_key,
             event_time=event_time,
@@ -196,15 +214,17 @@ def training_set(
         )
         _write_output(result, out_path)
     manifest = TrainingSetManifest(
-        spine_file=str(spine_path.resolve()),
-        spine_sha256=sha256_of(spine_path),
+        spine_file=str(spine_path.resolve()) if spine_path else "",
+        spine_sha256=sha256_of(spine_path) if spine_path else "",
         features=chosen,
         entity_key=entity_key,
         event_time=event_time,
-        versions={t: read_at[t] for t in tables},
+        versions={t: read_at[t] for t in dict.fromkeys([*tables, *cohort_tables])},
         output_file=str(out_path.resolve()),
         output_sha256=sha256_of(out_path),
         known_at_join=not event_time_only,
+        cohort=definition.record() if definition else None,
+        codelists=_codelist_records(chosen, definition),
     )
     manifest.write(manifest_path(out_path))
     matched = {
@@ -217,6 +237,45 @@ def training_set(
         click.echo(f"  {table}: {count:,} rows with a horizon at or before the event")
     shown = ", ".join(f"{t} v{v}" for t, v in manifest.versions.items())
     click.echo(f"  manifest {manifest_path(out_path)} ({shown})")
+
+
+def _cohort_definition(source: str | dict[str, Any]) -> Any:
+    """A cohort definition from a file, a name or a manifest's record, with one-line errors."""
+    from transforms.cohorts import load_cohort, parse_cohort
+
+    try:
+        return parse_cohort(source) if isinstance(source, dict) else load_cohort(source)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _Problem(str(exc)) from None
+
+
+def _codelist_records(features: list[str], definition: Any) -> list[dict[str, str]]:
+    """Name, version, system and SHA-256 of every code list the training set used."""
+    from flowehr_pipelines.researcher.store import codelist_items
+    from transforms.codelists import load_codelist
+
+    refs = [
+        *codelist_items(features),
+        *(definition.include + definition.exclude if definition else ()),
+    ]
+    try:
+        return [load_codelist(ref).record() for ref in dict.fromkeys(refs)]
+    except (KeyError, ValueError) as exc:
+        raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+
+
+def _check_codelists(records: list[dict[str, str]]) -> None:
+    """Refuse a rebuild when a recorded code list is gone or its file changed."""
+    from transforms.codelists import load_codelist
+
+    for record in records:
+        reference = f"{record['name']}@{record['version']}"
+        try:
+            current = load_codelist(reference).sha256
+        except (KeyError, ValueError) as exc:
+            raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+        if current != record["sha256"]:
+            raise _Problem(f"code list {reference} has changed since the manifest was written")
 
 
 def _write_output(result: Any, out_path: Path) -> None:
@@ -240,11 +299,14 @@ def _rebuild(manifest_file: Path, out_path: Path | None) -> None:
         manifest = TrainingSetManifest.read(manifest_file)
     except ValueError as exc:
         raise _Problem(str(exc)) from None
-    spine = Path(manifest.spine_file)
-    if not spine.exists():
-        raise _Problem(f"the manifest's spine {spine} does not exist")
-    if sha256_of(spine) != manifest.spine_sha256:
-        raise _Problem(f"the spine {spine} has changed since the manifest was written")
+    _check_codelists(manifest.codelists)
+    spine: Any = None
+    if manifest.cohort is None:
+        spine = Path(manifest.spine_file)
+        if not spine.exists():
+            raise _Problem(f"the manifest's spine {spine} does not exist")
+        if sha256_of(spine) != manifest.spine_sha256:
+            raise _Problem(f"the spine {spine} has changed since the manifest was written")
     target = out_path or Path(manifest.output_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, scratch_name = tempfile.mkstemp(
@@ -254,6 +316,9 @@ def _rebuild(manifest_file: Path, out_path: Path | None) -> None:
     scratch = Path(scratch_name)
     try:
         with _store() as store:
+            if manifest.cohort is not None:
+                definition = _cohort_definition(manifest.cohort)
+                spine = store.cohort(definition, versions=manifest.versions)
             result = store.training_set(
                 spine,
                 manifest.features,
@@ -276,6 +341,71 @@ def _rebuild(manifest_file: Path, out_path: Path | None) -> None:
         scratch.unlink(missing_ok=True)
     shown = ", ".join(f"{t} v{v}" for t, v in manifest.versions.items())
     click.echo(f"{target}: reproduced byte for byte (sha256 {rebuilt[:12]}; {shown})")
+
+
+@features.command("cohort")
+@click.argument("definition")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Spine file to write: .parquet or .csv (visit_id, person_key, event_time ...).",
+)
+@click.option(
+    "--as-of-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Read the input tables as they were at the end of this UTC day.",
+)
+def cohort(definition: str, out_path: Path, as_of_date: datetime | None) -> None:
+    """Write a cohort's visits as a spine (DEFINITION: a YAML file or a named definition)."""
+    from transforms.cohorts import COHORT_INPUTS
+
+    chosen = _cohort_definition(definition)
+    moment = None
+    if as_of_date is not None:
+        moment = datetime.combine(as_of_date.date() + timedelta(days=1), time(), UTC)
+    with _store() as store:
+        versions = store.versions_as_of(list(COHORT_INPUTS), moment)
+        rows = store.cohort(chosen, versions=versions)
+        _write_output(rows, out_path)
+    people = len(set(rows.column("person_key").to_pylist()))
+    lists = ", ".join(f"{r['name']}@{r['version']}" for r in _codelist_records([], chosen))
+    click.echo(f"{out_path}: cohort {chosen.name}, {rows.num_rows:,} visits of {people:,} people")
+    click.echo(
+        f"  code lists {lists or '-'}; read at "
+        + ", ".join(f"{t} v{v}" for t, v in versions.items())
+    )
+
+
+@features.command("codelists")
+def codelists() -> None:
+    """List the code lists: system, pinned version, codes and SHA-256."""
+    from transforms.codelists import available, load_codelist
+
+    rows = []
+    for name, entry in sorted(available().items()):
+        try:
+            loaded = load_codelist(name)
+        except (KeyError, ValueError) as exc:
+            raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+        versions = ",".join(str(v) for v in entry["versions"])
+        rows.append(
+            (
+                name,
+                loaded.system,
+                loaded.version,
+                versions,
+                str(len(loaded.codes)),
+                loaded.sha256[:12],
+                loaded.description,
+            )
+        )
+    click.echo(
+        _table(
+            ("code list", "system", "pinned", "versions", "codes", "sha256", "description"), rows
+        )
+    )
 
 
 @features.command("head")

@@ -1,10 +1,12 @@
 """Training-set manifests: what produced a training set, so that it can be rebuilt exactly.
 
-A manifest records the spine (its file and SHA-256), the feature selection, the Delta
-version each feature table was read at, the output file and its SHA-256, and the
-code version. Rebuilding from it reads the same versions of the same tables with the
-same spine, so the output is the same bytes (for the same library versions, which the
-code version pins through the lock file).
+A manifest records the spine (its file and SHA-256, or the cohort definition it was
+built from), the feature selection, the Delta version each table was read at (feature
+tables and a cohort's inputs), every code list used (name, version, SHA-256), the join
+option, the output file and its SHA-256, and the code version. Rebuilding from it reads
+the same versions of the same tables with the same spine (or rebuilds the cohort from
+them, after checking its code lists' hashes), so the output is the same bytes (for the
+same library versions, which the code version pins through the lock file).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class TrainingSetManifest:
     output_file: str
     output_sha256: str
     known_at_join: bool = True
+    cohort: dict[str, Any] | None = None
+    codelists: list[dict[str, str]] = field(default_factory=list)
     code_version: str = field(default_factory=code_version)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format: int = MANIFEST_FORMAT

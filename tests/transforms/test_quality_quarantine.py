@@ -288,7 +288,8 @@ def test_clean_lab_results_keeps_the_result_time_and_quarantines_impossible_ones
     schema = LAB_SCHEMA.replace("collected_at string,", "collected_at string, resulted_at string,")
     resulted = ["2026-02-20T13:00:00Z", None, "2026-02-20T09:00:00Z", "soon"]
     rows = [
-        (*row[:3], when, *row[3:]) for row, when in zip((lab(i) for i in (1, 2, 3, 4)), resulted)
+        (*row[:3], when, *row[3:])
+        for row, when in zip((lab(i) for i in (1, 2, 3, 4)), resulted, strict=True)
     ]
     split = clean_lab_results(spark.createDataFrame(rows, schema), visits, as_of=AS_OF)
     assert reasons(split.quarantine) == {

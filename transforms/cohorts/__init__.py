@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -71,13 +71,21 @@ class CohortDefinition:
     codes_known_by: Literal["any", "discharge", "index"] = "any"
 
     def record(self) -> dict[str, Any]:
-        """The definition as plain data (what a manifest keeps)."""
-        data = asdict(self)
-        for key in ("admitted_from", "admitted_to"):
-            data[key] = None if data[key] is None else data[key].isoformat()
-        for key in ("include", "exclude", "admission_types"):
-            data[key] = list(data[key])
-        return data
+        """The definition in its YAML shape: what a manifest keeps, and parse_cohort reads."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "age": {"min": self.min_age, "max": self.max_age},
+            "admitted": {
+                "from": None if self.admitted_from is None else self.admitted_from.isoformat(),
+                "to": None if self.admitted_to is None else self.admitted_to.isoformat(),
+            },
+            "admission_types": list(self.admission_types),
+            "index": self.index,
+            "codes_known_by": self.codes_known_by,
+        }
 
     @property
     def sha256(self) -> str:
