@@ -14,9 +14,18 @@ from typing import Any
 import pyarrow as pa
 
 from resources.delta.store import DeltaTableStore
-from tests.transforms.features.silver_rows import T0, arrow, lab, obs, patient, visit
+from tests.transforms.features.silver_rows import (
+    T0,
+    arrow,
+    diagnosis,
+    lab,
+    obs,
+    patient,
+    visit,
+)
 
 LABS = (("HB", 115, 165), ("CRP", 0, 5), ("NA", 133, 146), ("K", 3.5, 5.3))
+CODES = ("A41.9", "J18.9", "I50.9", "U07.1", "N39.0")
 
 
 @dataclass
@@ -40,10 +49,17 @@ class SilverWorld:
 
 def build_world(seed: int = 11, people: int = 6) -> SilverWorld:
     rng = random.Random(seed)
+    known = random.Random(seed + 1)  # when facts became known: late results, charting, coding
     world = SilverWorld(
-        tables={"patients": [], "visits": [], "observations": [], "lab_results": []}
+        tables={
+            "patients": [],
+            "visits": [],
+            "observations": [],
+            "lab_results": [],
+            "diagnoses": [],
+        }
     )
-    visit_id = obs_id = lab_id = 0
+    visit_id = obs_id = lab_id = dx_id = 0
     for p in range(1, people + 1):
         key = f"person-{p}"
         world.tables["patients"].append(patient(p, key, seq=world.seq(), birth_year=1930 + 9 * p))
@@ -74,6 +90,9 @@ def build_world(seed: int = 11, people: int = 6) -> SilverWorld:
                         round(t, 2),
                         seq=world.seq(),
                         person_key=key,
+                        charted=round(t + known.uniform(0.5, 3), 2)
+                        if known.random() < 0.2
+                        else None,
                         respiratory_rate=rng.randint(8, 30),
                         spo2=rng.randint(85, 100),
                         on_supplemental_oxygen=rng.random() < 0.2,
@@ -86,6 +105,8 @@ def build_world(seed: int = 11, people: int = 6) -> SilverWorld:
                 t += rng.choice((1.0, 2.5, 4.0, 4.0, 5.0))
             t = start + rng.uniform(0, 3)
             while t < start + stay:
+                late = known.random() < 0.2
+                resulted = round(t + (known.uniform(12, 40) if late else known.uniform(0.5, 3)), 2)
                 for code, low, high in LABS:
                     lab_id += 1
                     world.tables["lab_results"].append(
@@ -99,9 +120,19 @@ def build_world(seed: int = 11, people: int = 6) -> SilverWorld:
                             high=high,
                             seq=world.seq(),
                             person_key=key,
+                            resulted=resulted,
                         )
                     )
                 t += rng.uniform(12, 30)
+            for code in known.sample(CODES, known.choice((1, 1, 2))):
+                dx_id += 1
+                after_discharge = not still_in and known.random() < 0.3
+                recorded = start + stay + known.uniform(1, 200) if after_discharge else start + 1
+                world.tables["diagnoses"].append(
+                    diagnosis(
+                        dx_id, visit_id, round(recorded, 2), code, seq=world.seq(), person_key=key
+                    )
+                )
             if still_in:
                 break
             start += stay + rng.choice((48, 24 * 20, 24 * 45))
@@ -153,6 +184,7 @@ def apply_changelog(world: SilverWorld) -> Changes:
     t["visits"] = [v for v in t["visits"] if v["visit_id"] != gone]
     t["observations"] = [o for o in t["observations"] if o["visit_id"] != gone]
     t["lab_results"] = [r for r in t["lab_results"] if r["visit_id"] != gone]
+    t["diagnoses"] = [d for d in t["diagnoses"] if d["visit_id"] != gone]
     changed_patient = t["patients"][2]
     changed_patient.update(ethnicity="Any other ethnic group", change_seq=world.seq())
     # A readmission 5 days after a discharge flips that visit's 30-day label.

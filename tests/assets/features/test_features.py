@@ -194,11 +194,8 @@ def test_features_rows_carry_version_and_no_identifiers(story: Story) -> None:
         assert data.column_names == spec.column_names
         assert set(data.column("feature_version").to_pylist()) == {"v1"}
         assert "patient_id" not in data.column_names
-        keys = {
-            (r["visit_id"], r["horizon_datetime"])
-            for r in data.select(["visit_id", "horizon_datetime"]).to_pylist()
-        }
-        assert len(keys) == data.num_rows
+        keys = {tuple(r.values()) for r in data.select(list(spec.keys)).to_pylist()}
+        assert len(keys) == data.num_rows, name
 
 
 def test_features_metadata_has_lineage_schema_and_changelog_numbers(story: Story) -> None:

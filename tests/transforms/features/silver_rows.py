@@ -72,6 +72,17 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("change_seq", pa.int64()),
         ]
     ),
+    "diagnoses": pa.schema(
+        [
+            ("diagnosis_id", pa.int64()),
+            ("visit_id", pa.int64()),
+            ("person_key", pa.string()),
+            ("icd10_code", pa.string()),
+            ("description", pa.string()),
+            ("recorded_at", TS),
+            ("change_seq", pa.int64()),
+        ]
+    ),
 }
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -179,6 +190,27 @@ def lab(
         "reference_low": low,
         "reference_high": high,
         "change_seq": seq if seq is not None else 5000 + lab_result_id,
+    }
+
+
+def diagnosis(
+    diagnosis_id: int,
+    visit_id: int,
+    hours: float,
+    code: str,
+    *,
+    seq: int | None = None,
+    person_key: str = "p1",
+) -> dict[str, Any]:
+    """A coded diagnosis recorded ``hours`` after ``T0``."""
+    return {
+        "diagnosis_id": diagnosis_id,
+        "visit_id": visit_id,
+        "person_key": person_key,
+        "icd10_code": code,
+        "description": "",
+        "recorded_at": at(hours),
+        "change_seq": seq if seq is not None else 9000 + diagnosis_id,
     }
 
 
