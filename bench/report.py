@@ -28,6 +28,7 @@ CHANGELOG_RATIO_MAX = 0.05
 WINDOW_RATIO_MAX = 1.5
 PEAK_MEMORY_MAX_GIB = 8.0
 E2E_AT_S_MAX_SECONDS = 60.0
+TRAINING_SET_MAX_SECONDS = 5.0
 
 
 def _seconds(summary: dict[str, Any] | None) -> str:
@@ -95,6 +96,16 @@ def _targets(results: list[dict[str, Any]], windows: dict[str, Any] | None) -> l
             str(window_ratio),
             window_ratio,
             WINDOW_RATIO_MAX,
+        )
+    )
+    training = by_scale.get("S", {}).get("training_set")
+    build = training["known_at_join_median"] if training else None
+    lines.append(
+        _target_row(
+            f"training set of 10,000 spine rows at S <= {TRAINING_SET_MAX_SECONDS:.0f} s",
+            f"{build:.2f} s" if build is not None else "",
+            build,
+            TRAINING_SET_MAX_SECONDS,
         )
     )
     e2e = by_scale.get("M", {}).get("e2e")
@@ -227,6 +238,25 @@ def _scale_sections(result: dict[str, Any]) -> list[str]:
                 f"| {table['input_rows_per_second'] or 0:,} "
                 f"| {table['output_rows_per_second'] or 0:,} |"
             )
+    training = result.get("training_set")
+    if training:
+        lines += [
+            "",
+            f"## Training sets at {scale} (researcher API: delta-rs to Arrow, DuckDB join)",
+            "",
+            f"{training['spine_rows']:,} spine rows (seeded visits and times within each stay), "
+            f"features `{', '.join(training['features'])}` ({training['output_columns']} "
+            "output columns), medians of the repeats:",
+            "",
+            f"- known-at join (the default): {training['known_at_join_median']:.2f} s "
+            f"(samples {training['known_at_join_seconds']})",
+            f"- event-time join: {training['event_time_join_median']:.2f} s "
+            f"(samples {training['event_time_join_seconds']})",
+            f"- cohort `sepsis_adults`: {training['cohort_median']:.2f} s, "
+            f"{training['cohort_visits']:,} visits",
+            "- feature rows: "
+            + ", ".join(f"{k} {v:,}" for k, v in training["feature_rows"].items()),
+        ]
     floor = result.get("floor")
     if floor:
         lines += [

@@ -28,15 +28,11 @@ from bench.measure import (
 from bench.reporting_cycle import bench_reporting, bench_windows
 
 
-def bench_features(scale: str, repeat: int) -> dict[str, Any]:
-    """Feature build throughput with Spark's fixed costs apart (``bench/features.py``).
-
-    Runs in a child process on the silver tables of an end-to-end run, so the JVM
-    starts cold as it does in ``flowehr run``.
-    """
+def _built_lake(scale: str) -> Any:
+    """The data directory of an end-to-end run at ``scale`` (made when missing)."""
     source = generate(scale)
     data_dir = DATA_ROOT / "runs" / f"e2e-{scale}-0"
-    if not (data_dir / "lake" / "silver").exists():
+    if not (data_dir / "lake" / "gold").exists():
         data_dir = fresh_copy(source, f"features-{scale}")
         run_command(
             [str(BIN / "flowehr"), "run"],
@@ -44,6 +40,16 @@ def bench_features(scale: str, repeat: int) -> dict[str, Any]:
             cwd=str(ROOT),
             log_path=str(data_dir / "run.log"),
         )
+    return data_dir
+
+
+def bench_features(scale: str, repeat: int) -> dict[str, Any]:
+    """Feature build throughput with Spark's fixed costs apart (``bench/features.py``).
+
+    Runs in a child process on the silver tables of an end-to-end run, so the JVM
+    starts cold as it does in ``flowehr run``.
+    """
+    data_dir = _built_lake(scale)
     out = data_dir / "features.json"
     run_command(
         [str(BIN / "python"), "-m", "bench.features", str(out), str(repeat)],
@@ -55,12 +61,27 @@ def bench_features(scale: str, repeat: int) -> dict[str, Any]:
     return result
 
 
+def bench_training_set(scale: str, repeat: int) -> dict[str, Any]:
+    """A 10,000-row training set and a cohort on a built lake (``bench/training_set.py``)."""
+    data_dir = _built_lake(scale)
+    out = data_dir / "training_set.json"
+    run_command(
+        [str(BIN / "python"), "-m", "bench.training_set", str(out), str(repeat)],
+        env=run_env(data_dir),
+        cwd=str(ROOT),
+        log_path=str(data_dir / "training_set.log"),
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {
     "reporting": bench_reporting,
     "e2e": bench_e2e,
     "changelog": bench_changelog,
     "floor": bench_floor,
     "features": bench_features,
+    "training_set": bench_training_set,
 }
 
 

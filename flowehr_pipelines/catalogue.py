@@ -16,8 +16,10 @@ import warnings
 
 import dagster as dg
 
+from assets.features.cohorts import COHORT_ZONE
 from assets.features.tables import FEATURE_ZONE, dictionary_schema
 from assets.reporting.views import QUERY_ZONE, VIEW_ZONE
+from transforms.cohorts import COHORT_SCHEMA
 from transforms.features.pipeline import FEATURE_TABLES
 from transforms.reporting.dictionary import REPORTING_COLUMNS, ReportingColumn
 from transforms.reporting.views import QUERY_COLUMNS, VIEW_COLUMNS
@@ -25,6 +27,7 @@ from transforms.reporting.views import QUERY_COLUMNS, VIEW_COLUMNS
 COLUMN_SCHEMA = "dagster/column_schema"
 PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (
     FEATURE_ZONE,
+    COHORT_ZONE,
     ("reporting",),
     VIEW_ZONE,
     QUERY_ZONE,
@@ -32,8 +35,9 @@ PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (
 
 
 def is_published(key: dg.AssetKey) -> bool:
-    """True for a table in a published zone: ``gold/features/<t>``, ``reporting/<t>``,
-    ``reporting/views/<t>`` or ``reporting/queries/<t>``."""
+    """True for a table in a published zone: ``gold/features/<t>``,
+    ``gold/features/cohorts/<t>``, ``reporting/<t>``, ``reporting/views/<t>`` or
+    ``reporting/queries/<t>``."""
     return any(
         len(key.path) == len(zone) + 1 and tuple(key.path[: len(zone)]) == zone
         for zone in PUBLISHED_ZONES
@@ -45,6 +49,10 @@ def column_schema(key: dg.AssetKey) -> dg.TableSchema | None:
     *zone, table = key.path
     if tuple(zone) == FEATURE_ZONE and table in FEATURE_TABLES:
         return dictionary_schema(FEATURE_TABLES[table])
+    if tuple(zone) == COHORT_ZONE:
+        return dg.TableSchema(
+            columns=[dg.TableColumn(name=n, type=t, description=d) for n, t, d in COHORT_SCHEMA]
+        )
     if tuple(zone) == ("reporting",) and table in REPORTING_COLUMNS:
         return _reporting_schema(REPORTING_COLUMNS[table])
     if tuple(zone) == VIEW_ZONE and table in VIEW_COLUMNS:

@@ -8,8 +8,6 @@ gives the same rows commits nothing, so re-running is free and the Delta history
 only moves when the cohort does.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.features.tables import NO_IDENTIFIERS_CHECK, feature_key, identifier_check

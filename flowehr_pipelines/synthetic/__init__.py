@@ -7,7 +7,7 @@ from flowehr_pipelines.synthetic.cdc import write_cdc_landing
 from flowehr_pipelines.synthetic.cdc_model import CdcGenerationStats
 from flowehr_pipelines.synthetic.ehr_changes import SourceChangeStats, apply_source_changes
 from flowehr_pipelines.synthetic.ehr_schema import EhrGenerationStats, synthetic_nhs_number
-from flowehr_pipelines.synthetic.ehr_source import write_ehr_source
+from flowehr_pipelines.synthetic.ehr_writer import write_ehr_source
 
 __all__ = [
     "CdcGenerationStats",

@@ -13,7 +13,8 @@ Design choices:
   into place with ``os.replace``, so a crash never leaves a half-written source.
 * **CDC-friendly.** One global ``change_seq`` across all tables, ``updated_at`` and
   tombstones (``is_deleted``) let the pipeline load incrementally;
-  :func:`apply_source_changes` simulates activity after a load.
+  :func:`apply_source_changes` simulates activity after a load;
+  ``ehr_writer.write_ehr_source`` writes a whole database.
 * **Realistically dirty.** A few NHS numbers are invalid, some dates of birth are
   impossible, some visits are orphans, some readings are missing and some clinical
   notes mention the patient's name or NHS number, so quality checks and
@@ -31,13 +32,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from flowehr_pipelines.synthetic import names
 from flowehr_pipelines.synthetic.ehr_schema import (
     CDC_COLUMNS,
-    CODED_AFTER_DISCHARGE_RATE,
     CRITICAL_CARE_WARDS,
     DAY,
     ELECTIVE_DIAGNOSES,
@@ -48,29 +47,23 @@ from flowehr_pipelines.synthetic.ehr_schema import (
     HOUR,
     IDENTIFYING_NOTE_RATE,
     IMPOSSIBLE_DOB_RATE,
-    INDEXES,
     INVALID_NHS_NUMBER_RATE,
     LAB_BY_CODE,
-    LATE_CHARTING_RATE,
-    LATE_RESULT_RATE,
     ORPHAN_PATIENT_ID_BASE,
     ORPHAN_VISIT_RATE,
     READMISSION_RATE,
     REDUCED_CONSCIOUSNESS,
     REDUCED_CONSCIOUSNESS_WEIGHTS,
-    SCHEMA,
     SPACED_NHS_NUMBER_RATE,
     TABLES,
     VISIT_COUNT_WEIGHTS,
     VISIT_COUNTS,
-    EhrGenerationStats,
     dob_epoch,
-    epoch_of_day,
     iso_utc,
     reading_or_missing,
-    replace_sqlite_file,
     synthetic_nhs_number,
 )
+from flowehr_pipelines.synthetic.known_at import KnownAtClock
 
 """Business columns per table, primary key first; every table also has the CDC columns."""
 
@@ -95,9 +88,7 @@ class SourceWriter:
     ) -> None:
         self.conn = conn
         self.rng = rng
-        # When facts became known is drawn from its own stream, so adding it left every
-        # other generated value as it was.
-        self.known_rng = random.Random(f"known-at:{seed}:{next_change_seq}")
+        self.known = KnownAtClock(f"known-at:{seed}:{next_change_seq}")
         self.seed = seed
         self.batch_size = max(1, batch_size)
         self.next_change_seq = next_change_seq
@@ -314,20 +305,6 @@ class SourceWriter:
         )
         return discharge if disposition in ("home", "transfer") else None
 
-    def _charted_at(self, observed: int, now: int) -> int:
-        """When a set was entered: at the bedside, or (sometimes) later from paper."""
-        known = self.known_rng
-        if known.random() < LATE_CHARTING_RATE:
-            return min(observed + known.randrange(20 * 60, 6 * HOUR), now)
-        return observed
-
-    def _resulted_at(self, collected: int, now: int) -> int:
-        """When a panel's results were reported: within hours, sometimes days."""
-        known = self.known_rng
-        if known.random() < LATE_RESULT_RATE:
-            return min(collected + known.randrange(12 * HOUR, 72 * HOUR), now)
-        return min(collected + known.randrange(30 * 60, 3 * HOUR), now)
-
     def _observations(
         self,
         visit_id: int,
@@ -357,7 +334,7 @@ class SourceWriter:
             else:
                 consciousness = "A"
             stamp = iso_utc(t)
-            charted = iso_utc(self._charted_at(t, now))
+            charted = iso_utc(self.known.charted(t, now))
             self._add(
                 "observations",
                 (
@@ -398,7 +375,7 @@ class SourceWriter:
             if x > 0.4 or rng.random() < 0.2:
                 values["LACTATE"] = round(math.exp(gauss(math.log(1.1 + 5 * x), 0.3)), 1)
             rng.randrange(30 * 60, 3 * HOUR)  # kept: later draws stay as they were
-            resulted = iso_utc(self._resulted_at(t, now))
+            resulted = iso_utc(self.known.resulted(t, now))
             for code, value in values.items():
                 _, unit, low, high = LAB_BY_CODE[code]
                 self._add(
@@ -441,10 +418,7 @@ class SourceWriter:
                 codes.append((other_code, other_description))
         for dx_code, dx_description in codes:
             recorded = min(admission + rng.randrange(30 * 60, 12 * HOUR), max(admission, end - 1))
-            if discharge is not None and self.known_rng.random() < CODED_AFTER_DISCHARGE_RATE:
-                # Coded from the discharge summary, days later (never after "now").
-                coded = discharge + self.known_rng.randrange(HOUR, 21 * DAY)
-                recorded = max(recorded, min(coded, now))
+            recorded = self.known.coded(recorded, discharge, now)
             if rng.random() < IDENTIFYING_NOTE_RATE:
                 template = rng.choice(names.IDENTIFYING_NOTE_TEMPLATES)
             else:
@@ -462,77 +436,3 @@ class SourceWriter:
                 (self._new_id("diagnoses"), visit_id, dx_code, dx_description, stamp, note),
                 stamp,
             )
-
-
-def write_ehr_source(
-    db_path: Path,
-    *,
-    patients: int,
-    days: int,
-    start_date: date,
-    seed: int,
-    batch_size: int = 10_000,
-) -> EhrGenerationStats:
-    """Write a fresh EHR source database covering ``[start_date, start_date + days)``.
-
-    Replaces ``db_path`` atomically. The end of the period plays "now": visits still
-    running then have no discharge.
-    """
-    if patients < 0 or days <= 0:
-        raise ValueError("patients must be >= 0 and days > 0")
-    db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = db_path.with_name(db_path.name + ".tmp")
-    for stale in (tmp_path, tmp_path.with_name(tmp_path.name + "-journal")):
-        if stale.exists():
-            stale.unlink()
-
-    period_start = epoch_of_day(start_date)
-    period_end = period_start + days * DAY
-    conn = sqlite3.connect(tmp_path)
-    try:
-        conn.execute("PRAGMA journal_mode=OFF")  # a temp file: atomicity comes from os.replace
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.executescript(SCHEMA)
-        writer = SourceWriter(
-            conn,
-            random.Random(seed),
-            seed=seed,
-            batch_size=batch_size,
-            next_change_seq=1,
-            next_ids=dict.fromkeys(TABLES, 1),
-        )
-        for _ in range(patients):
-            writer.patient(period_start, period_end)
-        writer.flush_all()
-        for statement in INDEXES:
-            conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO source_metadata (key, value) VALUES (?, ?)",
-            [
-                ("last_change_seq", str(writer.last_change_seq)),
-                ("seed", str(seed)),
-                ("generated_at", iso_utc(period_end)),
-                ("period_start", iso_utc(period_start)),
-                ("period_end", iso_utc(period_end)),
-            ],
-        )
-        conn.commit()
-    except BaseException:
-        conn.close()
-        tmp_path.unlink(missing_ok=True)
-        raise
-    conn.close()
-    replace_sqlite_file(tmp_path, db_path)
-    return EhrGenerationStats(
-        patients=writer.counts["patients"],
-        visits=writer.counts["visits"],
-        observations=writer.counts["observations"],
-        lab_results=writer.counts["lab_results"],
-        diagnoses=writer.counts["diagnoses"],
-        invalid_nhs_numbers=writer.invalid_nhs_numbers,
-        last_change_seq=writer.last_change_seq,
-    )
-
-
-# -- changes after a load -----------------------------------------------------------------

@@ -25,6 +25,9 @@ from tests.reporting_keys import (
 )
 
 PUBLISHED = {
+    "gold/features/cohorts/heart_failure_no_covid",
+    "gold/features/cohorts/sepsis_adults",
+    "gold/features/diagnoses",
     "gold/features/lab_summaries",
     "gold/features/news2",
     "gold/features/outcomes",

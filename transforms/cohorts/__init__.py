@@ -30,15 +30,17 @@ from transforms.codelists import CodeList, load_codelist, matches_sql
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 COHORT_INPUTS: tuple[str, ...] = ("patient_demographics", "diagnoses", "outcomes")
-COHORT_COLUMNS: tuple[str, ...] = (
-    "visit_id",
-    "person_key",
-    "event_time",
-    "admission_datetime",
-    "discharge_datetime",
-    "age_at_admission",
-    "admission_type",
+COHORT_SCHEMA: tuple[tuple[str, str, str], ...] = (
+    ("visit_id", "bigint", "Hospital visit in the cohort."),
+    ("person_key", "string", "Pseudonymised patient (keyed HMAC-SHA256 of the NHS number)."),
+    ("event_time", "timestamp", "Index time: the visit's admission or discharge, as defined."),
+    ("admission_datetime", "timestamp", "When the visit began."),
+    ("discharge_datetime", "timestamp", "When the visit ended; null while still admitted."),
+    ("age_at_admission", "int", "Age in whole years at admission (from the birth year)."),
+    ("admission_type", "string", "emergency or elective."),
 )
+"""The columns of every cohort: name, Spark SQL type, description."""
+COHORT_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in COHORT_SCHEMA)
 INDEX_TIMES = ("admission", "discharge")
 KNOWN_BY = ("any", "discharge", "index")
 _FIELDS = {

@@ -64,7 +64,7 @@ def expected(world: Any, visit_id: int, t: datetime) -> dict[str, Any]:
         and o["observed_at"] <= obs_h
         and _known(o, "observed_at", "charted_at") <= t
     ]
-    in_4h = [o for o in seen if o["observed_at"] > obs_h - timedelta(hours=4)]
+    in_4h = [o for o in seen if obs_h and o["observed_at"] > obs_h - timedelta(hours=4)]
     rates = [o["heart_rate"] for o in in_4h if o["heart_rate"] is not None]
     out["heart_rate_max_4h"] = float(max(rates)) if rates else None
     out["observation_sets_24h"] = (

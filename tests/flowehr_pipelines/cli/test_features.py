@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -171,3 +172,100 @@ def test_as_of_date_reads_the_version_of_that_day_or_says_there_was_none(
     assert before.exit_code == 2
     assert "gold/features/news2 had no version by" in before.output
     assert len(before.output.strip().splitlines()) == 1
+
+
+def write_cohort_lake() -> None:
+    """Two sepsis visits (one a child) and a pneumonia one, with NEWS2 horizons."""
+    delta = build_delta_store(load_settings())
+    people = {1: ("p1", 70), 2: ("p2", 15), 3: ("p3", 60)}
+    demographics = [
+        {"visit_id": v, "person_key": p, "horizon_datetime": hours(0), "age_at_admission": age}
+        | {"admission_type": "emergency"}
+        for v, (p, age) in people.items()
+    ]
+    outcomes = [
+        {"visit_id": v, "person_key": p, "horizon_datetime": hours(0)}
+        | {"discharge_datetime": hours(48), "readmitted_30d": v == 1}
+        for v, (p, _) in people.items()
+    ]
+    codes = [(1, "A41.9", 2), (2, "A40.1", 3), (3, "J18.9", 2)]
+    diagnoses = [
+        {"visit_id": v, "person_key": people[v][0], "horizon_datetime": hours(0)}
+        | {"known_at": hours(h), "icd10_code": code, "code_system": "icd10"}
+        for v, code, h in codes
+    ]
+    for name, rows in (
+        ("patient_demographics", demographics),
+        ("outcomes", outcomes),
+        ("diagnoses", diagnoses),
+        ("news2", [news2_row(1, 1, 1), news2_row(1, 40, 7), news2_row(3, 3, 4, "p3")]),
+    ):
+        delta.overwrite(feature_key(name).path, feature_rows(name, rows))
+
+
+def test_cohort_spine_then_training_set_reproduces_after_changes_and_housekeeping(
+    tmp_path: Path,
+) -> None:
+    from assets.housekeeping import keep_feature_history
+
+    write_cohort_lake()
+    spine = tmp_path / "sepsis.csv"
+    made = invoke("cohort", "sepsis_adults", "--out", str(spine))
+    assert made.exit_code == 0, made.output
+    assert "1 visits of 1 people" in made.output and "sepsis@2026-12" in made.output
+    (row,) = pa_csv.read_csv(spine).to_pylist()
+    assert (row["visit_id"], row["event_time"]) == (1, hours(48))  # indexed at discharge
+    from_file = invoke(
+        "training-set",
+        "--spine",
+        str(spine),
+        "--features",
+        "news2",
+        "--out",
+        str(tmp_path / "f.csv"),
+    )
+    assert from_file.exit_code == 0, from_file.output
+    out = tmp_path / "train.parquet"
+    args = ["--features", "news2.news2_total,codelist:sepsis", "--out", str(out)]
+    built = invoke("training-set", "--cohort", "sepsis_adults", *args)
+    assert built.exit_code == 0, built.output
+    table = pq.read_table(out).to_pylist()
+    assert [(r["visit_id"], r["news2_total"], r["codelist_sepsis"]) for r in table] == [
+        (1, 7, True)
+    ]
+    manifest_file = tmp_path / "train.parquet.manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["cohort"]["name"] == "sepsis_adults" and manifest["spine_file"] == ""
+    assert [c["name"] for c in manifest["codelists"]] == ["sepsis"]
+    assert set(manifest["versions"]) == {"news2", "diagnoses", "patient_demographics", "outcomes"}
+    original = out.read_bytes()
+    # New sources: visit 3 gets a sepsis code; then housekeeping keeps the history.
+    delta = build_delta_store(load_settings())
+    extra = {"visit_id": 3, "person_key": "p3", "horizon_datetime": hours(0)}
+    extra |= {"known_at": hours(5), "icd10_code": "A41.0", "code_system": "icd10"}
+    current = delta.read(feature_key("diagnoses").path).to_pylist()
+    delta.overwrite(feature_key("diagnoses").path, feature_rows("diagnoses", [*current, extra]))
+    for name in ("news2", "diagnoses", "patient_demographics", "outcomes"):
+        keep_feature_history(delta, feature_key(name).path, days=90)
+    grown = invoke("cohort", "sepsis_adults", "--out", str(tmp_path / "now.csv"))
+    assert "2 visits of 2 people" in grown.output
+    again = invoke("training-set", "--manifest", str(manifest_file))
+    assert again.exit_code == 0 and "reproduced byte for byte" in again.output, again.output
+    assert out.read_bytes() == original
+
+
+def test_cli_lists_code_lists_and_refuses_event_tables_as_horizon_features(
+    tmp_path: Path,
+) -> None:
+    listed = invoke("codelists")
+    assert listed.exit_code == 0
+    sepsis = next(line for line in listed.output.splitlines() if line.startswith("sepsis "))
+    assert sepsis.split()[1:5] == ["icd10", "2026-12", "2026-12", "16"]
+    write_cohort_lake()
+    spine = write_spine(tmp_path)
+    refused = invoke(
+        "training-set", "--spine", str(spine), "--features", "diagnoses", "--out", "x.csv"
+    )
+    assert refused.exit_code == 2 and "codelist:<name>" in refused.output
+    bad = invoke("cohort", "nope", "--out", str(tmp_path / "x.csv"))
+    assert bad.exit_code == 2 and "no cohort definition nope" in bad.output

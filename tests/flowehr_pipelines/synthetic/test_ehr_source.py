@@ -51,6 +51,7 @@ EXPECTED_COLUMNS = {
         "observation_id",
         "visit_id",
         "observed_at",
+        "charted_at",
         "respiratory_rate",
         "spo2",
         "on_supplemental_oxygen",
@@ -63,6 +64,7 @@ EXPECTED_COLUMNS = {
         "lab_result_id",
         "visit_id",
         "collected_at",
+        "resulted_at",
         "test_code",
         "value",
         "unit",
@@ -389,3 +391,27 @@ def test_apply_source_changes_with_nothing_to_do_is_an_empty_range(tmp_path: Pat
     assert (changes.updated, changes.deleted, changes.inserted) == (0, 0, 0)
     assert changes.first_change_seq == stats.last_change_seq + 1
     assert changes.last_change_seq == stats.last_change_seq
+
+
+def test_demo_source_records_when_facts_became_known(tmp_path: Path) -> None:
+    """Late results, late charting and coding after discharge, never before the event."""
+
+    db = tmp_path / "ehr.db"
+    write_ehr_source(db, patients=400, days=30, start_date=date(2026, 11, 1), seed=3)
+    with sqlite3.connect(db) as conn:
+        ((charted, late_charted, charted_early),) = conn.execute(
+            "SELECT count(*), sum(charted_at > observed_at), sum(charted_at < observed_at) "
+            "FROM observations"
+        ).fetchall()
+        ((labs, resulted_late, resulted_early),) = conn.execute(
+            "SELECT count(*), sum(julianday(resulted_at) - julianday(collected_at) > 0.5), "
+            "sum(resulted_at < collected_at) FROM lab_results"
+        ).fetchall()
+        ((coded, after_discharge),) = conn.execute(
+            "SELECT count(*), sum(d.recorded_at > v.discharge_datetime) "
+            "FROM diagnoses d JOIN visits v USING (visit_id)"
+        ).fetchall()
+    assert charted_early == resulted_early == 0
+    assert 0.05 < late_charted / charted < 0.2
+    assert 0.03 < resulted_late / labs < 0.15
+    assert 0.1 < after_discharge / coded < 0.4
