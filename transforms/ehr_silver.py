@@ -26,7 +26,11 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.identifiers import hmac_sha256_column, nhs_number_valid_column
+from transforms.identifiers import (
+    hmac_sha256_column,
+    nhs_number_digits_column,
+    nhs_number_valid_column,
+)
 
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
@@ -197,7 +201,7 @@ def clean_patients(patients: DataFrame, *, key: bytes, as_of: date) -> Split:
         ``postcode_district`` and ``ethnicity``; no NHS number, name, MRN, full date of
         birth or full postcode. Quarantine rows name the reason.
     """
-    nhs_digits = F.regexp_replace(F.col("nhs_number"), "[ -]", "")
+    nhs_digits = nhs_number_digits_column(F.col("nhs_number"))
     birth_date = F.try_to_date(F.col("date_of_birth").cast("string"), "yyyy-MM-dd")
     rules = [
         Rule("NHS number is missing", F.col("nhs_number").isNull()),

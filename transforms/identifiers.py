@@ -13,12 +13,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
 
 NHS_NUMBER_LENGTH = 10
+# The one normalisation both engines apply: surrounding ASCII whitespace is dropped, then
+# the value must be ten ASCII digits, or 3-3-4 with one kind of separator (space or
+# hyphen). Anything else (inner line breaks, unicode digits, other groupings) is not an
+# NHS number. Java's "$" also matches before a final line break, so the Spark patterns
+# anchor with \A and \z, and Python uses fullmatch with ASCII classes.
+_ASCII_SPACE = " \t\n\r\f\v"
+_ACCEPTED_FORMAT = re.compile(r"[0-9]{10}|[0-9]{3}([ -])[0-9]{3}\1[0-9]{4}", re.ASCII)
+_SPARK_TRIM = r"\A[ \t\n\r\f\x0B]+|[ \t\n\r\f\x0B]+\z"
+_SPARK_FORMAT = r"\A(?:[0-9]{10}|[0-9]{3}([ -])[0-9]{3}\1[0-9]{4})\z"
+_SPARK_REPDIGIT = r"\A([0-9])\1{9}\z"
 _WEIGHTS = tuple(range(10, 1, -1))  # 10, 9, ..., 2 for the first nine digits
 _SHA256_BLOCK = 64
 
@@ -53,11 +64,21 @@ def nhs_number_check_digit(first_nine: str) -> int | None:
     return check
 
 
+def nhs_number_digits(value: str) -> str | None:
+    """The ten digits of a value in an accepted format, or None (see ``_ACCEPTED_FORMAT``)."""
+    trimmed = value.strip(_ASCII_SPACE)
+    if _ACCEPTED_FORMAT.fullmatch(trimmed) is None:
+        return None
+    return trimmed.replace(" ", "").replace("-", "")
+
+
 def nhs_number_problem(value: object) -> str | None:
     """Explain why a value is not a valid NHS number.
 
-    Spaces and hyphens are allowed as separators ("943 476 5919"). The reason never
-    repeats the value itself, so it is safe to log or to store in a quarantine table.
+    Accepted: ten digits, or "943 476 5919" / "943-476-5919", with any surrounding
+    ASCII whitespace. Numbers of one repeated digit pass modulus 11 but are never
+    issued, so they are invalid. The reason never repeats the value itself, so it is
+    safe to log or to store in a quarantine table.
 
     Returns:
         None when the value is a valid NHS number, else a one-line reason.
@@ -66,13 +87,18 @@ def nhs_number_problem(value: object) -> str | None:
         return "NHS number is missing"
     if not isinstance(value, str):
         return f"NHS number must be text, got {type(value).__name__}"
-    digits = value.replace(" ", "").replace("-", "")
-    if not digits:
+    bare = value.strip(_ASCII_SPACE).replace(" ", "").replace("-", "")
+    if not bare:
         return "NHS number is empty"
-    if not digits.isascii() or not digits.isdigit():
-        return "NHS number must contain only digits"
-    if len(digits) != NHS_NUMBER_LENGTH:
-        return f"NHS number must be {NHS_NUMBER_LENGTH} digits, got {len(digits)}"
+    digits = nhs_number_digits(value)
+    if digits is None:
+        if not (bare.isascii() and bare.isdigit()):
+            return "NHS number must contain only digits (0-9), spaces or hyphens"
+        if len(bare) != NHS_NUMBER_LENGTH:
+            return f"NHS number must be {NHS_NUMBER_LENGTH} digits, got {len(bare)}"
+        return "NHS number must be 10 digits, or 3-3-4 digits split by one kind of separator"
+    if len(set(digits)) == 1:
+        return "NHS number is never issued: one repeated digit"
     expected = nhs_number_check_digit(digits[:9])
     if expected is None:
         return "NHS number is invalid: its first nine digits give check value 10"
@@ -90,7 +116,9 @@ def normalise_nhs_number(value: str) -> str:
     problem = nhs_number_problem(value)
     if problem is not None:
         raise InvalidNhsNumberError(problem)
-    return value.replace(" ", "").replace("-", "")
+    digits = nhs_number_digits(value)
+    assert digits is not None  # a valid number is in an accepted format
+    return digits
 
 
 def hmac_sha256_hex(key: bytes, value: str) -> str:
@@ -135,8 +163,20 @@ def hmac_sha256_column(column: Column, key: bytes) -> Column:
     return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
 
 
+def nhs_number_digits_column(column: Column) -> Column:
+    """The ten digits of a value in an accepted format, else null: :func:`nhs_number_digits`.
+
+    The value a pseudonym is computed over, so "9434765919" and "943 476 5919\\n" give
+    one person one pseudonym.
+    """
+    from pyspark.sql import functions as F
+
+    trimmed = F.regexp_replace(column, _SPARK_TRIM, "")
+    return F.when(trimmed.rlike(_SPARK_FORMAT), F.regexp_replace(trimmed, "[ -]", ""))
+
+
 def nhs_number_valid_column(column: Column) -> Column:
-    """True where a string column holds a valid NHS number (separators allowed).
+    """True where a string column holds a valid NHS number, as :func:`nhs_number_problem`.
 
     The modulus-11 rule is written with Spark column arithmetic so validation runs in
     the JVM at the same speed as any other filter. Digits are read with ``try_cast``:
@@ -145,7 +185,7 @@ def nhs_number_valid_column(column: Column) -> Column:
     """
     from pyspark.sql import functions as F
 
-    digits = F.regexp_replace(column, "[ -]", "")
+    digits = nhs_number_digits_column(column)
     weighted = sum(
         (F.substring(digits, i + 1, 1).try_cast("int") * w for i, w in enumerate(_WEIGHTS)),
         F.lit(0),
@@ -153,7 +193,8 @@ def nhs_number_valid_column(column: Column) -> Column:
     check = F.lit(11) - (weighted % 11)
     expected = F.when(check == 11, F.lit(0)).otherwise(check)
     valid = (
-        digits.rlike("^[0-9]{10}$")
+        digits.isNotNull()
+        & ~digits.rlike(_SPARK_REPDIGIT)
         & (expected != 10)
         & (expected == F.substring(digits, 10, 1).try_cast("int"))
     )

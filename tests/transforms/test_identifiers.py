@@ -118,7 +118,9 @@ def test_nhs_number_problem_never_repeats_the_value(value):
 
 
 def test_normalise_nhs_number_strips_separators():
-    assert normalise_nhs_number("943 476-5919") == NHS_EXAMPLE
+    assert normalise_nhs_number("943 476 5919\n") == NHS_EXAMPLE
+    with pytest.raises(InvalidNhsNumberError, match="one kind of separator"):
+        normalise_nhs_number("943 476-5919")
 
 
 def test_normalise_nhs_number_raises_with_reason_not_value():
@@ -176,3 +178,79 @@ def test_nhs_notify_hash_is_base64_sha256_of_key_dot_nhs_number() -> None:
     ).fetchall()
     by_hand = "HbKsYmMWttrLOw2raK0gBGrzgkntvZtNptq9pU4Vq24="
     assert nhs_notify_hash(key.encode(), NHS_EXAMPLE) == by_sql == by_hand
+
+
+def _valid_numbers(count: int) -> list[str]:
+    """Valid NHS numbers from a fixed walk over nine-digit prefixes."""
+    numbers, prefix = [], 943_476_591
+    while len(numbers) < count:
+        check = nhs_number_check_digit(str(prefix))
+        if check is not None and len(set(f"{prefix}{check}")) > 1:
+            numbers.append(f"{prefix}{check}")
+        prefix += 7_919
+    return numbers
+
+
+def hardening_cases() -> list[str | None]:
+    """At least 150 inputs: formats, whitespace, line breaks, unicode, never-issued."""
+    cases: list[str | None] = [None, "", " ", "\n", "\t\r\n"]
+    for n in _valid_numbers(12):
+        spaced, hyphened = f"{n[:3]} {n[3:6]} {n[6:]}", f"{n[:3]}-{n[3:6]}-{n[6:]}"
+        cases += [
+            n,
+            spaced,
+            hyphened,
+            f" {n} ",
+            f"{n}\n",  # Java's "$" matched before this line break
+            f"{n}\r\n",
+            f"\t{spaced}\n",
+            f"{n[:5]}\n{n[5:]}",  # a break inside the number
+            f"{n[:3]} {n[3:6]}-{n[6:]}",  # mixed separators
+            f"{n[:3]}  {n[3:6]} {n[6:]}",  # two spaces
+            f"{n[:2]} {n[2:]}",  # not 3-3-4
+            f"{n}\u00a0",  # no-break space is not ASCII whitespace
+            "".join(chr(0x0660 + int(d)) for d in n),  # Arabic-Indic digits
+            n[:9] + chr(0xFF10 + int(n[9])),  # a fullwidth check digit
+        ]
+    cases += [str(d) * 10 for d in range(10)]  # one repeated digit: never issued
+    cases += [f"{d}{d}{d} {d}{d}{d} {d}{d}{d}{d}" for d in range(3)]
+    cases += ["9434765918", f"{CHECK_TEN_PREFIX}0", "943476591", "94347659190", "943.476.5919"]
+    return cases
+
+
+def test_nhs_number_rules_agree_in_python_and_spark_on_hardening_cases(
+    spark: SparkSession,
+) -> None:
+    from transforms.identifiers import nhs_number_digits, nhs_number_digits_column
+
+    cases = hardening_cases()
+    assert len(cases) >= 150
+    df = spark.createDataFrame(list(enumerate(cases)), "i int, v string")
+    rows = df.select(
+        "i",
+        nhs_number_valid_column(F.col("v")).alias("ok"),
+        nhs_number_digits_column(F.col("v")).alias("digits"),
+    ).collect()
+    for row in rows:
+        value = cases[row.i]
+        assert row.ok == (nhs_number_problem(value) is None), repr(value)
+        assert row.digits == (None if value is None else nhs_number_digits(value)), repr(value)
+    valid = {cases[r.i] for r in rows if r.ok}
+    assert "1111111111" not in valid and "9434765919\n" in valid
+    assert not any("\u00a0" in v or "\u0660" <= v[0] <= "\u0669" for v in valid if v)
+
+
+def test_one_patient_gets_one_pseudonym_whatever_the_accepted_format(
+    spark: SparkSession,
+) -> None:
+    from transforms.identifiers import nhs_number_digits_column
+
+    forms = [NHS_EXAMPLE, "943 476 5919", "943-476-5919\n", f"\t{NHS_EXAMPLE}\r\n"]
+    df = spark.createDataFrame([(f,) for f in forms], "v string")
+    keys = {
+        r.k
+        for r in df.select(
+            hmac_sha256_column(nhs_number_digits_column(F.col("v")), b"k" * 16).alias("k")
+        ).collect()
+    }
+    assert keys == {hmac_sha256_hex(b"k" * 16, NHS_EXAMPLE)}
