@@ -47,6 +47,10 @@ def tables() -> dict[str, pa.Table]:
             "person_key": [v[0] for v in VISITS.values()],
             "horizon_datetime": pa.array([day(v[1]) for v in VISITS.values()], ts),
             "age_at_admission": pa.array([v[3] for v in VISITS.values()], pa.int32()),
+            "age_band": [
+                ("0-17", "40-59", "60-79", "80+")[(v[3] >= 40) + (v[3] >= 60) + (v[3] >= 80)]
+                for v in VISITS.values()
+            ],
             "admission_type": [v[4] for v in VISITS.values()],
         }
     )
@@ -78,6 +82,7 @@ def test_inclusion_by_code_list_then_age_and_admission_type() -> None:
     assert cohort(age={"min": 18}) == [1, 3, 4, 7, 6]
     assert cohort(age={"min": 18, "max": 69}, admission_types=["emergency"]) == [6]
     assert cohort(admitted={"from": "2026-03-02", "to": "2026-03-25"}) == [2, 3, 4, 7]
+    assert cohort(age_bands=["60-79", "80+"]) == [1, 4, 7]
 
 
 def test_exclusion_and_the_time_codes_must_be_known_by() -> None:
@@ -108,6 +113,8 @@ def test_a_discharge_index_gives_the_event_time_and_drops_open_visits() -> None:
 def test_bad_definitions_get_one_line_errors() -> None:
     with pytest.raises(ValueError, match="unknown key"):
         parse_cohort({"name": "x", "inclde": ["sepsis"]})
+    with pytest.raises(ValueError, match="is not a band such as"):
+        parse_cohort({"name": "x", "age_bands": ["old"]})
     with pytest.raises(ValueError, match="index must be one of"):
         parse_cohort({"name": "x", "index": "midnight"})
     with pytest.raises(ValueError, match=r"age\.min is above age\.max"):

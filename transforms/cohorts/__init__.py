@@ -2,7 +2,8 @@
 
 A cohort definition (YAML, see ``definitions/``) names code lists to include and
 exclude, an age range at admission, an admission window and admission types, and
-which moment of the visit is the index time (admission or discharge). Building it
+age bands (as ``patient_demographics`` writes them), which moment of the visit is the
+index time (admission or discharge). Building it
 over the published feature tables (``patient_demographics``, ``diagnoses``,
 ``outcomes``) gives one row per visit: ``visit_id``, ``person_key`` and
 ``event_time`` (the index time), ready for a training set.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -49,6 +51,7 @@ _FIELDS = {
     "include",
     "exclude",
     "age",
+    "age_bands",
     "admitted",
     "admission_types",
     "index",
@@ -66,6 +69,7 @@ class CohortDefinition:
     exclude: tuple[str, ...] = ()
     min_age: int | None = None
     max_age: int | None = None
+    age_bands: tuple[str, ...] = ()
     admitted_from: date | None = None
     admitted_to: date | None = None
     admission_types: tuple[str, ...] = ()
@@ -80,6 +84,7 @@ class CohortDefinition:
             "include": list(self.include),
             "exclude": list(self.exclude),
             "age": {"min": self.min_age, "max": self.max_age},
+            "age_bands": list(self.age_bands),
             "admitted": {
                 "from": None if self.admitted_from is None else self.admitted_from.isoformat(),
                 "to": None if self.admitted_to is None else self.admitted_to.isoformat(),
@@ -116,6 +121,15 @@ def _age(value: Any, key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"cohort age.{key} must be a whole number of years")
     return value
+
+
+def _bands(value: Any) -> tuple[str, ...]:
+    """Age bands as the demographics table writes them: ``18-39``, ``80+``."""
+    bands = _strings(value, "age_bands")
+    for band in bands:
+        if not re.fullmatch(r"[0-9]+(-[0-9]+|\+)", band):
+            raise ValueError(f"cohort age_bands: '{band}' is not a band such as 18-39 or 80+")
+    return bands
 
 
 def _day(value: Any, key: str) -> date | None:
@@ -155,6 +169,7 @@ def parse_cohort(data: Any) -> CohortDefinition:
         exclude=_strings(data.get("exclude"), "exclude"),
         min_age=_age(age.get("min"), "min"),
         max_age=_age(age.get("max"), "max"),
+        age_bands=_bands(data.get("age_bands")),
         admitted_from=_day(admitted.get("from"), "from"),
         admitted_to=_day(admitted.get("to"), "to"),
         admission_types=tuple(t.lower() for t in _strings(data.get("admission_types"), "types")),
@@ -240,6 +255,9 @@ def build_cohort(
         filters.append(f"i.age_at_admission >= {definition.min_age}")
     if definition.max_age is not None:
         filters.append(f"i.age_at_admission <= {definition.max_age}")
+    if definition.age_bands:
+        listed_bands = ", ".join(f"'{band}'" for band in definition.age_bands)
+        filters.append(f"i.age_band IN ({listed_bands})")
     if definition.admitted_from is not None:
         filters.append(f"CAST(i.admission_datetime AS DATE) >= DATE '{definition.admitted_from}'")
     if definition.admitted_to is not None:
@@ -256,7 +274,7 @@ def build_cohort(
         WITH i AS (
             SELECT d.visit_id, d.person_key, {index} AS event_time,
                    d.horizon_datetime AS admission_datetime, o.discharge_datetime,
-                   d.age_at_admission, d.admission_type
+                   d.age_at_admission, d.age_band, d.admission_type
             FROM demographics d LEFT JOIN outcomes o ON o.visit_id = d.visit_id
         )
         SELECT {", ".join(f"i.{c}" for c in COHORT_COLUMNS)} FROM i
