@@ -371,19 +371,41 @@ def test_instance_from_the_shipped_dagster_yaml_stores_everything_in_postgres(
     assert {"runs", "event_logs", "jobs", "instigators"} <= tables  # run, event, schedule
 
 
+def revision_count(observations: list[dict[str, Any]], window: timedelta | None) -> int:
+    """Rows of a known-at table: each set's horizon as known then, plus one per later
+    charting of a set taken in its window (see transforms.features.horizons)."""
+    by_visit: dict[int, list[dict[str, Any]]] = {}
+    for row in observations:
+        by_visit.setdefault(row["visit_id"], []).append(row)
+    rows = set()
+    for visit, sets in by_visit.items():
+        for h in {o["observed_at"] for o in sets}:
+            rows.add((visit, h, h))
+            for o in sets:
+                known = o["charted_at"] or o["observed_at"]
+                inside = o["observed_at"] <= h and (window is None or o["observed_at"] > h - window)
+                if inside and known > h:
+                    rows.add((visit, h, known))
+    return len(rows)
+
+
 def test_published_tables_in_s3_have_the_expected_rows(world: World) -> None:
     delta = world.delta
-    # One feature row per cleaned visit / observation set (silver drops invalid rows).
+    # One feature row per cleaned visit, and per observation set as known at each time
+    # (silver drops invalid rows).
     visits = delta.read(("silver", "ehr", "visits")).num_rows
-    observations = delta.read(("silver", "ehr", "observations")).num_rows
+    observations = delta.read(
+        ("silver", "ehr", "observations"), columns=["visit_id", "observed_at", "charted_at"]
+    ).to_pylist()
     assert 0 < visits <= world.source_rows["visits"]
-    assert 0 < observations <= world.source_rows["observations"]
+    assert 0 < len(observations) <= world.source_rows["observations"]
     expected: dict[tuple[str, ...], int] = {
         ("gold", "features", "patient_demographics"): visits,
         ("gold", "features", "outcomes"): visits,
-        ("gold", "features", "vital_signs"): observations,
-        ("gold", "features", "news2"): observations,
+        ("gold", "features", "vital_signs"): revision_count(observations, timedelta(hours=24)),
+        ("gold", "features", "news2"): revision_count(observations, None),
     }
+    assert expected[("gold", "features", "news2")] > len(observations)  # late charting
 
     def distinct(prefix: str, column: str) -> int:
         return len({r[column] for r in world.landing_records if r["sk"].startswith(prefix)})

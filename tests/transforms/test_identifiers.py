@@ -182,7 +182,8 @@ def test_nhs_notify_hash_is_base64_sha256_of_key_dot_nhs_number() -> None:
 
 def _valid_numbers(count: int) -> list[str]:
     """Valid NHS numbers from a fixed walk over nine-digit prefixes."""
-    numbers, prefix = [], 943_476_591
+    numbers: list[str] = []
+    prefix = 943_476_591
     while len(numbers) < count:
         check = nhs_number_check_digit(str(prefix))
         if check is not None and len(set(f"{prefix}{check}")) > 1:

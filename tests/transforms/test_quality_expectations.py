@@ -110,7 +110,7 @@ def test_nhs_number_suite_counts_invalid_numbers_by_reason_only() -> None:
         "NHS number check digit is wrong (modulus 11)": 1,
         "NHS number is missing": 1,
         "NHS number must be 10 digits, got 9": 1,
-        "NHS number must contain only digits": 1,
+        "NHS number must contain only digits (0-9), spaces or hyphens": 1,
     }
     assert not any(n and n in " ".join(problems) for n in numbers)
     clean = with_nhs_number_validity(pd.DataFrame({"nhs_number": numbers[:2]}), "nhs_number")

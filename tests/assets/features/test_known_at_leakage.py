@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from flowehr_pipelines.researcher.store import FeatureStore
-from tests.assets.features.test_features import Story, story  # noqa: F401 (module fixture)
+from tests.assets.features.feature_story import Story
 from transforms.codelists import load_codelist
 
 FEATURES = [
@@ -92,7 +92,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def spine(story: Story) -> pd.DataFrame:  # noqa: F811
+def spine(story: Story) -> pd.DataFrame:
     rng = random.Random(5)
     rows = []
     for visit in story.world.tables["visits"]:
@@ -104,7 +104,7 @@ def spine(story: Story) -> pd.DataFrame:  # noqa: F811
 
 
 def test_no_training_set_value_was_known_after_its_event_time(
-    story: Story,  # noqa: F811
+    story: Story,
     spine: pd.DataFrame,
 ) -> None:
     out = FeatureStore(story.delta).training_set(spine, FEATURES)
@@ -122,7 +122,7 @@ def test_no_training_set_value_was_known_after_its_event_time(
 
 
 def test_the_event_time_join_sees_late_facts_the_known_at_join_does_not(
-    story: Story,  # noqa: F811
+    story: Story,
     spine: pd.DataFrame,
 ) -> None:
     store = FeatureStore(story.delta)
