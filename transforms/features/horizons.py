@@ -143,7 +143,8 @@ def revisions(horizons: DataFrame, events: DataFrame, *, seconds: int | None) ->
         "horizon_datetime",
         F.col("horizon_datetime").alias(KNOWN_AT),
     )
-    late_facts = events.select(
+    # Only a fact known after its own event time can arrive after a horizon it is in.
+    late_facts = events.where(F.col(KNOWN_EPOCH) > F.col(EPOCH)).select(
         F.col("visit_id").alias("_ev"), F.col(EPOCH).alias("_et"), KNOWN_EPOCH, "_known_ts"
     )
     h = epoch_seconds(F.col("horizon_datetime"))
