@@ -43,36 +43,32 @@ def _built_lake(scale: str) -> Any:
     return data_dir
 
 
+def _run_on_built_lake(scale: str, bench: str, repeat: int) -> dict[str, Any]:
+    """Run ``bench.<bench>`` in a child process on the built lake; its JSON result."""
+    data_dir = _built_lake(scale)
+    out = data_dir / f"{bench}.json"
+    run_command(
+        [str(BIN / "python"), "-m", f"bench.{bench}", str(out), str(repeat)],
+        env=run_env(data_dir),
+        cwd=str(ROOT),
+        log_path=str(data_dir / f"{bench}.log"),
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def bench_features(scale: str, repeat: int) -> dict[str, Any]:
     """Feature build throughput with Spark's fixed costs apart (``bench/features.py``).
 
     Runs in a child process on the silver tables of an end-to-end run, so the JVM
     starts cold as it does in ``flowehr run``.
     """
-    data_dir = _built_lake(scale)
-    out = data_dir / "features.json"
-    run_command(
-        [str(BIN / "python"), "-m", "bench.features", str(out), str(repeat)],
-        env=run_env(data_dir),
-        cwd=str(ROOT),
-        log_path=str(data_dir / "features.log"),
-    )
-    result: dict[str, Any] = json.loads(out.read_text())
-    return result
+    return _run_on_built_lake(scale, "features", repeat)
 
 
 def bench_training_set(scale: str, repeat: int) -> dict[str, Any]:
     """A 10,000-row training set and a cohort on a built lake (``bench/training_set.py``)."""
-    data_dir = _built_lake(scale)
-    out = data_dir / "training_set.json"
-    run_command(
-        [str(BIN / "python"), "-m", "bench.training_set", str(out), str(repeat)],
-        env=run_env(data_dir),
-        cwd=str(ROOT),
-        log_path=str(data_dir / "training_set.log"),
-    )
-    result: dict[str, Any] = json.loads(out.read_text())
-    return result
+    return _run_on_built_lake(scale, "training_set", repeat)
 
 
 BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {

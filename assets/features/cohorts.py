@@ -60,7 +60,7 @@ def build_cohort_defs(definition: CohortDefinition) -> dg.Definitions:
         delta: DeltaTableStore = context.resources.delta
         inputs = {name: feature_key(name).path for name in COHORT_INPUTS}
         versions = {name: delta.table(path).version() for name, path in inputs.items()}
-        tables = {name: delta.read(path) for name, path in inputs.items()}
+        tables = {name: delta.read(path, version=versions[name]) for name, path in inputs.items()}
         rows = build_cohort(definition, codelists, tables)
         path = key.path
         unchanged = delta.exists(path) and delta.read(path).equals(rows)

@@ -30,6 +30,16 @@ class _Problem(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+def _first_arg(exc: Exception) -> str:
+    """A KeyError's message without the quotes str() adds (other errors as they are)."""
+    return str(exc.args[0]) if exc.args else str(exc)
+
+
+def _end_of_day(day: datetime) -> datetime:
+    """The end of a UTC day: what ``--as-of-date`` reads tables as of."""
+    return datetime.combine(day.date() + timedelta(days=1), time(), UTC)
+
+
 @contextmanager
 def _store() -> Iterator[Any]:
     """The researcher's read-only API, with one-line errors."""
@@ -41,7 +51,7 @@ def _store() -> Iterator[Any]:
     try:
         yield FeatureStore.for_researcher()
     except KeyError as exc:
-        raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+        raise _Problem(_first_arg(exc)) from None
     except (
         ConfigError,
         PermissionError,
@@ -189,7 +199,7 @@ def training_set(
     chosen = [f for f in (part.strip() for part in feature_list.split(",")) if f]
     moment = None
     if as_of_date is not None:
-        moment = datetime.combine(as_of_date.date() + timedelta(days=1), time(), UTC)
+        moment = _end_of_day(as_of_date)
     from transforms.cohorts import COHORT_INPUTS
 
     with _store() as store:
@@ -261,7 +271,7 @@ def _codelist_records(features: list[str], definition: Any) -> list[dict[str, st
     try:
         return [load_codelist(ref).record() for ref in dict.fromkeys(refs)]
     except (KeyError, ValueError) as exc:
-        raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+        raise _Problem(_first_arg(exc)) from None
 
 
 def _check_codelists(records: list[dict[str, str]]) -> None:
@@ -273,7 +283,7 @@ def _check_codelists(records: list[dict[str, str]]) -> None:
         try:
             current = load_codelist(reference).sha256
         except (KeyError, ValueError) as exc:
-            raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+            raise _Problem(_first_arg(exc)) from None
         if current != record["sha256"]:
             raise _Problem(f"code list {reference} has changed since the manifest was written")
 
@@ -364,7 +374,7 @@ def cohort(definition: str, out_path: Path, as_of_date: datetime | None) -> None
     chosen = _cohort_definition(definition)
     moment = None
     if as_of_date is not None:
-        moment = datetime.combine(as_of_date.date() + timedelta(days=1), time(), UTC)
+        moment = _end_of_day(as_of_date)
     with _store() as store:
         versions = store.versions_as_of(list(COHORT_INPUTS), moment)
         rows = store.cohort(chosen, versions=versions)
@@ -388,7 +398,7 @@ def codelists() -> None:
         try:
             loaded = load_codelist(name)
         except (KeyError, ValueError) as exc:
-            raise _Problem(str(exc.args[0]) if exc.args else str(exc)) from None
+            raise _Problem(_first_arg(exc)) from None
         versions = ",".join(str(v) for v in entry["versions"])
         rows.append(
             (

@@ -127,10 +127,9 @@ def load_codelist(reference: str, *, registry: Path = REGISTRY) -> CodeList:
 
 def matches_sql(column: str, codelist: CodeList) -> str:
     """A DuckDB condition: ``column`` (a recorded code) is in ``codelist``."""
-    recorded = f"upper(replace(trim({column}), '.', ''))"
     if codelist.system == "snomedct":
-        recorded = f"upper(trim({column}))"
-        return f"{recorded} IN ({', '.join(_literal(c) for c in codelist.codes)})"
+        return f"upper(trim({column})) IN ({', '.join(_literal(c) for c in codelist.codes)})"
+    recorded = f"upper(replace(trim({column}), '.', ''))"
     prefixes = " OR ".join(f"starts_with({recorded}, {_literal(c)})" for c in codelist.codes)
     return f"({prefixes})"
 
