@@ -135,6 +135,10 @@ class S3ObjectStore(ObjectStore):
         except client.exceptions.NoSuchKey:
             # The same error a local store raises, so callers handle one kind of "gone".
             raise FileNotFoundError(f"no object {self.uri(key)}") from None
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("AccessDenied", "403"):
+                raise PermissionError(f"access denied to {self.uri(key)}") from None
+            raise
         body: bytes = response["Body"].read()
         return body
 

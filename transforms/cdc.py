@@ -30,6 +30,9 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # Records before this are legacy junk; after "now + 1 day" they are clock errors.
 EARLIEST_TIMESTAMP_MS = int(datetime(2015, 1, 1, tzinfo=UTC).timestamp() * 1000)
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
+# A date field before this is a default or sentinel value (0001-01-01, the 1970 epoch),
+# not a real event: its report day would never come and its local time may not exist.
+EARLIEST_DATE_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 # The fields of each record kind, in the order senders write them (docs/CONTRACTS.md §4).
 # NHS Notify's names and meanings: the reporting SQL reads every one of them.
@@ -218,7 +221,30 @@ def parse_iso_datetime(value: str, field_name: str) -> datetime:
         raise RecordError(f"{field_name} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise RecordError(f"{field_name} is out of the representable range") from None
+
+
+def check_date_range(record: dict[str, Any], *, now_ms: int) -> None:
+    """Date fields must be plausible: from 2000 to a day after now, completed after created.
+
+    Raises:
+        RecordError: naming the field and the bound it breaks.
+    """
+    for name in DATE_FIELDS:
+        value = record[name]
+        if value is None:
+            continue
+        ms = int(value.timestamp() * 1000)
+        if ms < EARLIEST_DATE_MS:
+            raise RecordError(f"{name} is before 2000")
+        if ms > now_ms + FUTURE_TOLERANCE_MS:
+            raise RecordError(f"{name} is in the future")
+    created, completed = record["createddate"], record["completeddate"]
+    if created is not None and completed is not None and completed < created:
+        raise RecordError("completeddate is before createddate")
 
 
 def _string(value: Any, name: str) -> str | None:
@@ -290,6 +316,7 @@ def to_record(obj: Any, *, now_ms: int) -> dict[str, Any]:
             raise RecordError(f"{name} must be an ISO 8601 string, got {type(value).__name__}")
         else:
             record[name] = parse_iso_datetime(value, name)
+    check_date_range(record, now_ms=now_ms)
     for name in LIST_FIELDS:
         value = obj.get(name)
         if value is None:

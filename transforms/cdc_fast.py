@@ -39,6 +39,7 @@ import pyarrow.json as pa_json
 
 from transforms.cdc import (
     DATE_FIELDS,
+    EARLIEST_DATE_MS,
     EARLIEST_TIMESTAMP_MS,
     FUTURE_TOLERANCE_MS,
     INT_FIELDS,
@@ -233,11 +234,11 @@ class _Reader:
             return _Block(TRANSACTION_HISTORY_SCHEMA.empty_table(), [])
         table = table.combine_chunks()
         columns = {name: table.column(name).chunk(0) for name in table.column_names}
-        doubtful = self._doubtful(columns)
         try:
             dates = {name: _dates(columns[name]) for name in DATE_FIELDS}
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise _Unreadable(None) from None  # a plain-looking date that is not a real one
+        doubtful = pc.or_(self._doubtful(columns), self._implausible(dates))
         keep = pc.invert(doubtful)
         slow = [chunk[i] for i in pc.indices_nonzero(doubtful).to_pylist()]
         timestamp = columns["timestamp"]
@@ -291,6 +292,18 @@ class _Reader:
             plain = pc.or_(pc.equal(value, ""), pc.match_substring_regex(value, PLAIN_ISO_DATETIME))
             doubtful = pc.or_(doubtful, pc.invert(pc.fill_null(plain, True)))
         return doubtful
+
+    def _implausible(self, dates: dict[str, pa.Array]) -> pa.Array:
+        """Rows whose dates break ``check_date_range``: the per-line path names the reason."""
+        earliest = pa.scalar(EARLIEST_DATE_MS, pa.int64())
+        latest = pa.scalar(self.now_ms + FUTURE_TOLERANCE_MS, pa.int64())
+        bad = pa.repeat(pa.scalar(False), len(dates["createddate"]))
+        for values in dates.values():
+            ms = pc.cast(values, pa.int64())
+            outside = pc.or_(pc.less(ms, earliest), pc.greater(ms, latest))
+            bad = pc.or_(bad, pc.fill_null(outside, False))
+        backwards = pc.less(dates["completeddate"], dates["createddate"])
+        return pc.or_(bad, pc.fill_null(backwards, False))
 
 
 def _contains_nul(values: pa.Array) -> pa.Array:

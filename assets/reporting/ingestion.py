@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from assets.metadata import delta_table_metadata
@@ -41,6 +42,7 @@ class IngestStats:
     files_ingested: int = 0
     files_already_ingested: int = 0
     duplicate_deliveries: int = 0
+    files_unreadable: int = 0
     records: int = 0
     quarantined: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
@@ -117,13 +119,16 @@ def ingest_landing_files(
             continue
         try:
             data = objects.read_bytes(key)
-        except FileNotFoundError:
-            # Listed, then gone (moved or expired by the sender): not marked, so it is
-            # ingested if it comes back; the quarantine row says it was seen.
-            log.warning(f"{key} vanished before it could be read: quarantined, not marked")
+        except OSError as exc:
+            # Gone (moved or expired by the sender) or unreadable (permissions): not
+            # marked, so it is ingested when it can be read; the rest go on meanwhile.
+            reason = unreadable_reason(exc)
+            log.warning(f"{key}: {reason}: quarantined, not marked; retried next run")
             stats.quarantined += 1
-            stats.quarantine_reasons["file vanished before it was read"] += 1
-            delta.append(QUARANTINE, vanished_row(key, now))
+            stats.files_unreadable += 1
+            stats.quarantine_reasons[reason] += 1
+            if not _already_quarantined(delta, key, reason):
+                delta.append(QUARANTINE, unreadable_row(key, reason, now))
             continue
         markers = _file_markers(key, hashlib.sha256(data).hexdigest())
         if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
@@ -146,12 +151,37 @@ def ingest_landing_files(
     return stats
 
 
-def vanished_row(key: str, now: datetime) -> pa.Table:
+VANISHED = "file vanished before it was read"
+
+
+def unreadable_reason(exc: OSError) -> str:
+    """Why a listed file could not be read, in words that name no content."""
+    if isinstance(exc, FileNotFoundError):
+        return VANISHED
+    if isinstance(exc, PermissionError):
+        return "file could not be read: permission denied"
+    return f"file could not be read: {type(exc).__name__}"
+
+
+def _already_quarantined(delta: DeltaTableStore, key: str, reason: str) -> bool:
+    """Whether an earlier run recorded this file as unreadable for this reason (once is enough)."""
+    if not delta.exists(QUARANTINE):
+        return False
+    rows = delta.table(QUARANTINE).to_pyarrow_dataset()
+    found = rows.filter(
+        (pc.field("_source_file") == key)
+        & (pc.field("_line_number") == 0)
+        & (pc.field("reason") == reason)
+    ).count_rows()
+    return bool(found)
+
+
+def unreadable_row(key: str, reason: str, now: datetime) -> pa.Table:
     """The quarantine row of a landed file that was listed but could not be read."""
     row = {
         "_source_file": key,
         "_line_number": 0,
-        "reason": "file vanished before it was read",
+        "reason": reason,
         "raw_line": "",
         "_quarantined_at": now,
     }
@@ -199,6 +229,7 @@ def transaction_history(
         "files_ingested": stats.files_ingested,
         "files_already_ingested": stats.files_already_ingested,
         "duplicate_deliveries": stats.duplicate_deliveries,
+        "files_unreadable": stats.files_unreadable,
         "records_ingested": stats.records,
         "records_quarantined": stats.quarantined,
         "quarantine_reasons": dg.MetadataValue.json(dict(stats.quarantine_reasons)),

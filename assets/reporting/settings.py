@@ -94,6 +94,13 @@ class ReportingSettings(StrictSettings):
     report_catch_up_days: int = Field(
         default=7, gt=0, description="How far back a missing completed comms report is rewritten."
     )
+    report_revision_days: int = Field(
+        default=2,
+        gt=0,
+        description="The comms reports of this many days, ending yesterday, are re-checked on "
+        "every run: when CDC records landed late changed a written day, a corrected version "
+        "is written beside the report (never over it) and a check warns.",
+    )
     batch_report_lookback_days: int = Field(
         default=7, gt=0, description="Batches completed this recently get a batch report."
     )

@@ -30,6 +30,7 @@ import dagster as dg
 
 from assets.reporting.settings import ReportsDomain
 from assets.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
+from assets.reports.id_check import build_id_check
 from assets.reports.partitions import (
     BATCH_PARTITIONS,
     COMPLETED_BATCH_REPORT,
@@ -49,13 +50,27 @@ from assets.reports.writing import (
 from resources.delta.store import DeltaTableStore
 from resources.object_store import ObjectStore
 
-# -- previews: Markdown rows and a channel chart -----------------------------------------
+REVISION_CHECK = "reports_match_their_data"
+REVISION_CHECK_SPEC = dg.AssetCheckSpec(
+    REVISION_CHECK,
+    asset=COMPLETED_COMMS_REPORT,
+    description="Every written comms report still matches its day's data; fails (warn) when "
+    "late CDC records changed a day already reported and a corrected version was written.",
+)
 
 
-# -- planning: which partitions are due ------------------------------------------------
-
-
-# -- the assets ------------------------------------------------------------------------
+def revision_check(revised: list[str]) -> dg.AssetCheckResult:
+    """Warn, naming the corrected versions, when a reported day's data changed."""
+    return dg.AssetCheckResult(
+        check_name=REVISION_CHECK,
+        asset_key=COMPLETED_COMMS_REPORT,
+        passed=not revised,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "reports_revised": len(revised),
+            "corrected_versions": dg.MetadataValue.json(revised[:50]),
+        },
+    )
 
 
 def build_defs(settings: ReportsDomain) -> dg.Definitions:
@@ -76,6 +91,7 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
             kinds=kinds,
             owners=["team:reporting"],
             tags={"zone": "reports"},
+            check_specs=[REVISION_CHECK_SPEC],
         )
         def completed_comms_report(
             context: dg.AssetExecutionContext, delta: DeltaTableStore, objects: ObjectStore
@@ -98,32 +114,42 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
             items, plans = inputs
             written: list[str] = []
             existing: list[str] = []
+            revised: list[str] = []
             day_of: dict[str, date] = {}
             for day in days:
                 rows = completed_comms_rows(
                     items=items, plans=plans, report_date=day, timezone=settings.reporting.timezone
                 )
-                new, old = write_completed_comms_reports(
+                writes = write_completed_comms_reports(
                     rows=rows, clients=sorted(clients_by_day[day]), report_date=day, objects=objects
                 )
-                written += new
-                existing += old
-                day_of.update(dict.fromkeys(new + old, day))
+                written += writes.written
+                existing += writes.existing
+                revised += writes.revised
+                day_of.update(dict.fromkeys(writes.written + writes.existing, day))
             # A run killed between a report and its chart leaves the report without one:
             # its chart is drawn now (the report itself is never rewritten).
             uncharted = [k for k in existing if not objects.exists(chart_key(k))]
             charts = write_comms_charts(objects, written + uncharted, day_of)
             context.log.info(f"wrote {len(written)} report(s); {len(existing)} already existed")
+            if revised:
+                context.log.warning(
+                    f"{len(revised)} written report(s) no longer matched their day's data "
+                    "(CDC records that landed after they were written): corrected versions "
+                    "written beside them"
+                )
             return dg.MaterializeResult(
+                check_results=[revision_check(revised)],
                 metadata=report_metadata(
                     objects,
-                    written,
+                    written + revised,
                     existing,
+                    reports_revised=len(revised),
                     report_date=days[-1].isoformat(),
                     report_dates=dg.MetadataValue.json([d.isoformat() for d in days]),
                     clients=len({c for cs in clients_by_day.values() for c in cs}),
                     **chart_metadata(objects, charts),
-                )
+                ),
             )
 
         @dg.asset(
@@ -165,4 +191,7 @@ def build_defs(settings: ReportsDomain) -> dg.Definitions:
                 metadata=report_metadata(objects, written, existing, batches=len(request_ids))
             )
 
-    return dg.Definitions(assets=[completed_comms_report, completed_batch_report])
+    return dg.Definitions(
+        assets=[completed_comms_report, completed_batch_report],
+        asset_checks=[build_id_check(settings)],
+    )

@@ -14,6 +14,7 @@ from assets.reporting.staging import (
     CLIENT_LATEST_NAME,
     REQUEST_ITEM_STATUS,
 )
+from assets.reports.report_ids import partition_key_problem
 from resources.delta.store import DeltaTableStore
 
 COMPLETED_COMMS_REPORT = dg.AssetKey(["reports", "completed_comms_report"])
@@ -62,8 +63,8 @@ def parse_comms_partition_key(key: str) -> tuple[str, date]:
     return client_id, date.fromisoformat(day)
 
 
-def report_clients(settings: ReportingDomain, delta: DeltaTableStore) -> list[str]:
-    """Clients that get a daily report: from config, else every client the staging knows."""
+def known_clients(settings: ReportingDomain, delta: DeltaTableStore) -> list[str]:
+    """Clients due a daily report: from config, else every client the staging knows."""
     if settings.reporting.clients:
         return list(settings.reporting.clients)
     seen: set[str] = set()
@@ -72,6 +73,15 @@ def report_clients(settings: ReportingDomain, delta: DeltaTableStore) -> list[st
         if table is not None:
             seen.update(c for c in table["clientid"].to_pylist() if c)
     return sorted(seen)
+
+
+def report_clients(settings: ReportingDomain, delta: DeltaTableStore) -> list[str]:
+    """The known clients whose id can be a partition key (the others: unusable_report_ids)."""
+    return [
+        c
+        for c in known_clients(settings, delta)
+        if partition_key_problem(c, dimension=True) is None
+    ]
 
 
 def register_partitions(

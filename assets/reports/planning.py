@@ -23,6 +23,7 @@ from assets.reports.partitions import (
     register_partitions,
     report_clients,
 )
+from assets.reports.report_ids import partition_key_problem
 from assets.reports.writing import Batch, completed_comms_report_key
 from resources.delta.store import DeltaTableStore
 from resources.object_store import ObjectStore
@@ -79,7 +80,8 @@ def plan_comms_reports(
     objects: ObjectStore,
     now: datetime,
 ) -> ReportPlan:
-    """Yesterday's report for every client, plus any expected earlier one that is missing.
+    """The reports of the last ``report_revision_days`` days for every client (re-checked
+    against their data), plus any expected earlier one that is missing.
 
     Expected earlier reports are those of the days since the report series began (its
     first materialised partition), within ``report_catch_up_days``. A day is reported
@@ -111,9 +113,10 @@ def plan_comms_reports(
         if refreshed is None or refreshed < _end_of_local_day(day, reporting.timezone):
             skipped.append(f"{day}: request_item_status not refreshed since the day ended")
         else:
+            # Recent days are asked again whole: a late change gets a corrected version.
             due = (
                 set(clients)
-                if day == yesterday
+                if day > yesterday - timedelta(days=reporting.report_revision_days)
                 else {c for c in clients if not objects.exists(completed_comms_report_key(c, day))}
             )
             for start, end in contiguous_ranges(ordered, due):
@@ -169,7 +172,9 @@ def completed_batches(
         },
     )
     return [
-        Batch(r["clientid"], r["requestid"], r["requestrefid"] or "") for r in found.to_pylist()
+        Batch(r["clientid"], r["requestid"], r["requestrefid"] or "")
+        for r in found.to_pylist()
+        if partition_key_problem(r["requestid"]) is None  # see unusable_report_ids
     ]
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -20,9 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from assets.reporting.staging import REQUEST_ITEM_PLAN_STATUS, REQUEST_ITEM_STATUS
+from assets.reports.report_ids import path_segment
 from resources.delta.store import DeltaTableStore, TablePath
 from resources.object_store import ObjectStore
 from transforms.reporting import load_sql, run_query, run_sql
+from transforms.reporting.spreadsheet_safety import neutralise_formulas
 from transforms.reporting.views import RIPS, RIS, VIEWS_BY_NAME, ViewParameters
 from transforms.reporting.views.compute import compute_view
 
@@ -43,33 +44,30 @@ def _unfinished_requests(rows: pa.Table, final: Sequence[str]) -> set[str]:
     return set(rows.filter(pc.invert(done))["requestid"].to_pylist())
 
 
-def _segment(value: str) -> str:
-    """A path segment from a client-supplied id: never a separator or a dot-name."""
-    if value in ("", ".", ".."):
-        raise ValueError(f"{value!r} cannot be part of a report path")
-    return quote(value, safe="-_.")
-
-
 def completed_comms_report_key(client_id: str, report_date: date) -> str:
     """Object key of one client's report for one day (docs/CONTRACTS.md §3)."""
     day = report_date.isoformat()
-    client = _segment(client_id)
+    client = path_segment(client_id)
     return (
         f"reports/completed_comms_report/{client}/{day}/completed_comms_report_{client}_{day}.csv"
     )
 
 
-def completed_batch_report_key(client_id: str, request_id: str, request_ref_id: str) -> str:
+def completed_batch_report_key(
+    client_id: str | None, request_id: str, request_ref_id: str | None
+) -> str:
     """Object key of one batch's report (docs/CONTRACTS.md §3)."""
-    client, request, ref = _segment(client_id), _segment(request_id), _segment(request_ref_id)
+    client, request = path_segment(client_id), path_segment(request_id)
+    ref = path_segment(request_ref_id)
     return (
         f"reports/completed_batch_report/{client}/{request}/{ref}/completed_batch_report_{ref}.csv"
     )
 
 
 def to_csv_bytes(data: pa.Table) -> bytes:
+    """A report's CSV, its formula-like text cells made inert (``neutralise_formulas``)."""
     sink = io.BytesIO()
-    pa_csv.write_csv(data, sink)
+    pa_csv.write_csv(neutralise_formulas(data), sink)
     return sink.getvalue()
 
 
@@ -120,35 +118,67 @@ def completed_comms_rows(
     )
 
 
+@dataclass
+class CommsWrites:
+    """What writing one day's comms reports did, by object key."""
+
+    written: list[str]
+    existing: list[str]
+    revised: list[str]  # corrected versions written because the day's data changed
+
+
+def revision_key(key: str, version: int) -> str:
+    """The key of a report's corrected version: ``<name>_v<version>.csv`` beside it."""
+    return f"{key.removesuffix('.csv')}_v{version}.csv"
+
+
+def latest_version(objects: ObjectStore, key: str) -> tuple[str, int]:
+    """The newest version of a written report (the original is version 1)."""
+    version = 1
+    while objects.exists(revision_key(key, version + 1)):
+        version += 1
+    return (key if version == 1 else revision_key(key, version)), version
+
+
 def write_completed_comms_reports(
     *,
     rows: pa.Table,
     clients: list[str],
     report_date: date,
     objects: ObjectStore,
-) -> tuple[list[str], list[str]]:
-    """Write each client's report for a day unless it already exists.
+) -> CommsWrites:
+    """Write each client's report for a day; a written one is never rewritten.
+
+    When a written report's rows have changed since (CDC files for the day that landed
+    after it was written), the corrected report is written beside it as the next
+    version (``revision_key``), and listed as revised so that a check says so.
 
     Args:
         rows: the day's ``completed_comms_rows``.
 
-    Returns:
-        Keys written, and keys that already existed.
-
     Raises:
         dagster.Failure: when a report is absent after writing.
     """
-    written, existing = [], []
+    writes = CommsWrites([], [], [])
     for client_id in clients:
         key = completed_comms_report_key(client_id, report_date)
-        if objects.exists(key):
-            existing.append(key)
-            continue
         client_rows = rows.filter(pc.equal(rows["clientid"], client_id)).drop_columns(["clientid"])
-        objects.write_bytes(key, to_csv_bytes(client_rows))
-        written.append(key)
-    _verify_written(objects, [*written, *existing], "completed comms")
-    return written, existing
+        data = to_csv_bytes(client_rows)
+        if not objects.exists(key):
+            objects.write_bytes(key, data)
+            writes.written.append(key)
+            continue
+        latest, version = latest_version(objects, key)
+        if objects.read_bytes(latest) == data:
+            writes.existing.append(key)
+            continue
+        corrected = revision_key(key, version + 1)
+        objects.write_bytes(corrected, data)
+        writes.revised.append(corrected)
+    _verify_written(
+        objects, [*writes.written, *writes.existing, *writes.revised], "completed comms"
+    )
+    return writes
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 
 from transforms.cdc import ITEM_IDENTITY_FIELDS
+from transforms.identifiers import valid_nhs_number_digits
 from transforms.reporting import run_sql
 from transforms.reporting.calendar import local_dates
 
@@ -130,6 +131,10 @@ class AggregationSpec:
         updates.update({name: f"s.`{name}`" for name in self.current})
         return updates
 
+
+# Identifiers are hashed in one normal form, by the rule the EHR path uses: "943 476 5919"
+# and "9434765919" are one recipient; an invalid number is no recipient (a null hash).
+HASH_NORMALISERS: dict[str, Callable[[str], str | None]] = {"nhsnumber": valid_nhs_number_digits}
 
 REQUEST_ITEM_STATUS = ProjectionSpec(
     table="request_item_status",
@@ -325,7 +330,10 @@ def project(
     latest = run_sql(spec.table, {"transaction_history": history}, {})
     for source, target in spec.hashed:
         latest = latest.drop_columns([source]).append_column(
-            target, _hash_distinct(latest[source], hash_identifier or pseudonymise)
+            target,
+            _hash_distinct(
+                latest[source], hash_identifier or pseudonymise, HASH_NORMALISERS.get(source)
+            ),
         )
     rank_at = latest.schema.get_field_index("_rank")
     latest = latest.set_column(rank_at, "_rank", keyed_rank(latest["_rank"], pseudonymise))
@@ -341,14 +349,22 @@ def keyed_rank(rank: pa.ChunkedArray, pseudonymise: Callable[[str], str]) -> pa.
     return pc.binary_join_element_wise(flag, digest, "")
 
 
-def _hash_distinct(values: pa.ChunkedArray, pseudonymise: Callable[[str], str]) -> pa.Array:
+def _hash_distinct(
+    values: pa.ChunkedArray,
+    pseudonymise: Callable[[str], str],
+    normalise: Callable[[str], str | None] | None = None,
+) -> pa.Array:
     """Keyed hashes of a column, computing each distinct value's hash once (nulls stay null).
 
     The hash is a Python call per value; a patient's identifier repeats across their
-    items, so hashing the dictionary and gathering by index does less of them.
+    items, so hashing the dictionary and gathering by index does less of them. With
+    ``normalise``, each value is hashed in its normal form, and one it rejects is null.
     """
     encoded = pc.dictionary_encode(values.combine_chunks())
-    hashed = pa.array([pseudonymise(v) for v in encoded.dictionary.to_pylist()], type=pa.string())
+    distinct = encoded.dictionary.to_pylist()
+    if normalise is not None:
+        distinct = [normalise(v) for v in distinct]
+    hashed = pa.array([None if v is None else pseudonymise(v) for v in distinct], type=pa.string())
     return hashed.take(encoded.indices)
 
 

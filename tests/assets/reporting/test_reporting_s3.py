@@ -100,12 +100,13 @@ def test_landing_to_reports_on_s3(s3_lake: Lake):
         report_date=day,
         timezone="Europe/London",
     )
-    written, existing = write_completed_comms_reports(
+    writes = write_completed_comms_reports(
         rows=rows,
         clients=["client-a"],
         report_date=day,
         objects=s3_lake.objects,
     )
+    written, existing = writes.written, writes.existing
     assert written == [completed_comms_report_key("client-a", day)] and existing == []
     assert s3_lake.objects.uri(written[0]).startswith("s3://")
     assert b"i1" in s3_lake.objects.read_bytes(written[0])

@@ -160,10 +160,10 @@ def test_comms_report_day_follows_the_reporting_time_zone() -> None:
 def test_comms_report_csv_has_nhs_notify_columns_in_order(tmp_path: Path) -> None:
     objects = LocalObjectStore(root=str(tmp_path))
     rows = completed_comms_rows(items=ITEMS, plans=PLANS, report_date=DAY, timezone="Europe/London")
-    written, _ = write_completed_comms_reports(
+    writes = write_completed_comms_reports(
         rows=rows, clients=["c1", "c2"], report_date=DAY, objects=objects
     )
-    assert len(written) == 2
+    assert len(writes.written) == 2
     text = objects.read_bytes(completed_comms_report_key("c1", DAY)).decode()
     reader = csv.reader(io.StringIO(text))
     assert next(reader) == NHS_COLUMNS

@@ -325,8 +325,11 @@ def test_report_paths_follow_the_design_and_encode_awkward_ids():
     assert completed_batch_report_key("c1", "r1", "ref/../x") == (
         "reports/completed_batch_report/c1/r1/ref%2F..%2Fx/completed_batch_report_ref%2F..%2Fx.csv"
     )
-    with pytest.raises(ValueError):
-        completed_batch_report_key("c1", "..", "x")
+    # An id that cannot be a segment as it is gets its documented safe name.
+    assert completed_batch_report_key("c1", "..", "x").split("/")[3].startswith("~")
+    assert completed_batch_report_key("c1", "r1", None).endswith(
+        "/~none/completed_batch_report_~none.csv"
+    )
 
 
 def test_comms_partition_keys_round_trip():
