@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import ExitStack
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,19 +130,31 @@ def _instance(settings: Settings) -> Any:
     is_flag=True,
     help="Run the graph's independent parts one after another, not at the same time.",
 )
-def run(selection: str | None, sequential: bool) -> None:
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Refuse at once if another flowehr run is using this data directory (default: wait).",
+)
+def run(selection: str | None, sequential: bool, no_wait: bool) -> None:
     """Materialise the asset graph and print a summary.
 
     Parts of the graph that share no asset (EHR to features, CDC log to reports) run
-    at the same time, each as its own Dagster run in its own process.
+    at the same time, each as its own Dagster run in its own process. One run at a
+    time uses a data directory: a second waits for the first (or, with --no-wait,
+    refuses).
     """
     from flowehr_pipelines.definitions import defs
+    from flowehr_pipelines.run.run_lock import RunLockHeldError, run_lock
     from flowehr_pipelines.run.runner import format_summary, run_assets
 
     settings = load_cli_settings()
-    with friendly_errors():
+    with friendly_errors(), ExitStack() as stack:
         definitions = defs()
         _check_sources(settings, definitions, selection)
+        try:
+            stack.enter_context(run_lock(settings.dagster_home, wait=not no_wait, on_wait=_note))
+        except RunLockHeldError as exc:
+            raise UserFacingError(str(exc)) from None
         instance = _instance(settings)
         started = time.perf_counter()
         summary = run_assets(definitions, instance, selection=selection, concurrent=not sequential)
@@ -151,6 +164,10 @@ def run(selection: str | None, sequential: bool) -> None:
     )
     if not summary.success:
         sys.exit(EXIT_FAILED)
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _check_sources(settings: Settings, definitions: Any, selection: str | None) -> None:

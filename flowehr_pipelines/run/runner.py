@@ -233,9 +233,24 @@ def _collect(summary: RunSummary, run_id: str, instance: dg.DagsterInstance) -> 
                 )
             )
         elif event.is_step_failure and event.step_failure_data is not None:
-            error = event.step_failure_data.error
-            message = error.message.strip().splitlines()[0] if error else "failed"
-            summary.failures.append(f"{event.step_key}: {message}")
+            summary.failures.append(
+                f"{event.step_key}: {root_cause(event.step_failure_data.error)}"
+            )
+
+
+def root_cause(error: Any) -> str:
+    """The first line of the innermost error: the cause, not Dagster's "Error occurred while
+    executing op" wrapper around it. Module paths are dropped from the exception's name."""
+    if error is None:
+        return "failed"
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    lines = (error.message or "").strip().splitlines()
+    first = lines[0] if lines else getattr(error, "cls_name", None) or "failed"
+    name, sep, rest = first.partition(": ")
+    if sep and "." in name and " " not in name:
+        first = f"{name.rpartition('.')[2]}: {rest}"
+    return first
 
 
 def format_summary(summary: RunSummary) -> str:
