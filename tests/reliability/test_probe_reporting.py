@@ -221,7 +221,9 @@ def batch_records(request: str, refid: str | None, client: str = "client-a") -> 
 
 def _check(settings: Settings, name: str, lake: Lake) -> dg.AssetCheckResult:
     [check] = [c for c in build_defs(settings).asset_checks or [] if c.check_key.name == name]  # type: ignore[union-attr]
-    return check(delta=lake.delta)  # type: ignore[operator]
+    result = check(delta=lake.delta)  # type: ignore[operator]
+    assert isinstance(result, dg.AssetCheckResult)
+    return result
 
 
 def test_one_bad_id_skips_or_safe_names_only_its_own_report(
