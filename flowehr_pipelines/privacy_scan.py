@@ -367,9 +367,13 @@ def _landing_lines(objects: ObjectStore) -> Iterator[bytes]:
 
 
 def scan_lake(settings: Settings) -> tuple[KnownIdentifiers, ScanResult]:
-    """Collect the sources' identifiers and scan the configured lake's published zones."""
+    """Collect the sources' identifiers; scan the published zones, their object keys and
+    the Dagster instance's partition keys."""
     from flowehr_pipelines.deployment import build_delta_store, build_object_store
+    from flowehr_pipelines.privacy_scan_names import scan_names
 
     objects = build_object_store(settings)
     known = collect_source_identifiers(settings, objects)
-    return known, scan_published(build_delta_store(settings), objects, known)
+    result = scan_published(build_delta_store(settings), objects, known)
+    result.findings += scan_names(objects, settings.dagster_home, result.tables, known)
+    return known, result

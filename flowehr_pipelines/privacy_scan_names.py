@@ -1,0 +1,93 @@
+"""The privacy scan's second half: identifiers in names rather than in cells.
+
+A client id or batch reference that is really an NHS number or a patient's name would
+reach a published path (``reports/completed_batch_report/<client>/<batch>/...``) and
+Dagster's dynamic partition keys (shown in the UI and stored in its database), though
+no table cell holds it. Object keys are scanned decoded (the report writer
+percent-encodes segments); for Delta tables the directories are scanned (table and
+partition names), not the data file names, which are engine-made UUIDs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from assets.reports.partitions import BATCH_PARTITIONS, CLIENT_PARTITIONS
+from flowehr_pipelines.privacy_scan import (
+    PUBLISHED_PREFIXES,
+    Finding,
+    KnownIdentifiers,
+    scan_strings,
+)
+from resources.object_store import ObjectStore
+
+DYNAMIC_PARTITION_SETS: tuple[str, ...] = tuple(
+    d.name for d in (CLIENT_PARTITIONS, BATCH_PARTITIONS) if d.name
+)
+
+
+def key_names(tables: Sequence[str], keys: Iterable[str]) -> list[str]:
+    """The names a scan must read: plain files' keys and Delta tables' directories."""
+    names = set(tables)
+    for key in keys:
+        if "/_delta_log/" in key:
+            continue
+        in_table = any(key.startswith(f"{table}/") for table in tables)
+        names.add(key.rpartition("/")[0] if in_table else key)
+    return sorted(names)
+
+
+def scan_object_keys(location: str, keys: Iterable[str], known: KnownIdentifiers) -> list[Finding]:
+    """Findings among object keys' path segments (decoded), one per identifier kind.
+
+    Segments, not whole keys: a client id that is a surname is a whole segment.
+    """
+    segments = {unquote(part) for key in keys for part in key.split("/")}
+    counts = scan_strings(sorted(segments), known)
+    return [Finding(location, "(path segment)", kind, n) for kind, n in sorted(counts.items())]
+
+
+def open_existing_instance(dagster_home: Path) -> Any | None:
+    """The Dagster instance at ``dagster_home`` if one was ever created there, else None.
+
+    A scan must not create an instance (nor its databases) where none is.
+    """
+    if not dagster_home.is_dir() or not any(dagster_home.iterdir()):
+        return None
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return dg.DagsterInstance.get()
+
+
+def scan_partition_keys(instance: Any, known: KnownIdentifiers) -> list[Finding]:
+    """Findings among the dynamic partition keys the report assets registered."""
+    findings = []
+    for name in DYNAMIC_PARTITION_SETS:
+        keys = instance.get_dynamic_partitions(name)
+        for kind, n in sorted(scan_strings(keys, known).items()):
+            findings.append(Finding(f"Dagster dynamic partitions '{name}'", "(key)", kind, n))
+    return findings
+
+
+def scan_names(
+    objects: ObjectStore,
+    dagster_home: Path,
+    tables: Sequence[str],
+    known: KnownIdentifiers,
+    prefixes: Sequence[str] = PUBLISHED_PREFIXES,
+) -> list[Finding]:
+    """Findings in the published zones' object keys and the instance's partition keys."""
+    findings = []
+    for prefix in prefixes:
+        names = key_names(tables, objects.list_keys(prefix))
+        findings += scan_object_keys(f"object keys under {prefix}/", names, known)
+    instance = open_existing_instance(dagster_home)
+    if instance is not None:
+        with instance:
+            findings += scan_partition_keys(instance, known)
+    return findings
