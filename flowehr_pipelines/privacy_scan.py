@@ -364,16 +364,3 @@ def _landing_lines(objects: ObjectStore) -> Iterator[bytes]:
                 yield from objects.read_bytes(key).splitlines()
             except FileNotFoundError:
                 continue
-
-
-def scan_lake(settings: Settings) -> tuple[KnownIdentifiers, ScanResult]:
-    """Collect the sources' identifiers; scan the published zones, their object keys and
-    the Dagster instance's partition keys."""
-    from flowehr_pipelines.deployment import build_delta_store, build_object_store
-    from flowehr_pipelines.privacy_scan_names import scan_names
-
-    objects = build_object_store(settings)
-    known = collect_source_identifiers(settings, objects)
-    result = scan_published(build_delta_store(settings), objects, known)
-    result.findings += scan_names(objects, settings.dagster_home, result.tables, known)
-    return known, result

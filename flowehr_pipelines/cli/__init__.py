@@ -247,7 +247,7 @@ def privacy_scan() -> None:
 
     Findings name the table or file, the column and the kind of identifier, never the value.
     """
-    from flowehr_pipelines.privacy_scan import scan_lake
+    from flowehr_pipelines.privacy_scan_lake import scan_lake
 
     settings = load_cli_settings()
     with friendly_errors():

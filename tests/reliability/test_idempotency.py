@@ -21,7 +21,8 @@ import pytest
 
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import defs
-from flowehr_pipelines.privacy_scan import ScanResult, scan_lake
+from flowehr_pipelines.privacy_scan import ScanResult
+from flowehr_pipelines.privacy_scan_lake import scan_lake
 from flowehr_pipelines.run.runner import RunSummary, run_assets
 from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
 from tests.conftest import REPO_ROOT, TEST_KEY

@@ -35,7 +35,8 @@ from flowehr_pipelines.cli import main
 from flowehr_pipelines.config import Settings, load_settings, local_key_file
 from flowehr_pipelines.definitions import defs
 from flowehr_pipelines.deployment import build_delta_store
-from flowehr_pipelines.privacy_scan import KnownIdentifiers, ScanResult, scan_lake, scan_table
+from flowehr_pipelines.privacy_scan import KnownIdentifiers, ScanResult, scan_table
+from flowehr_pipelines.privacy_scan_lake import scan_lake
 from flowehr_pipelines.run.runner import run_assets
 from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
 from tests.conftest import REPO_ROOT, TEST_KEY

@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.reports.writing import completed_batch_report_key, completed_comms_report_key
 from flowehr_pipelines.privacy_scan import KnownIdentifiers
-from flowehr_pipelines.privacy_scan_names import (
+from flowehr_pipelines.privacy_scan_lake import (
     DYNAMIC_PARTITION_SETS,
     key_names,
     open_existing_instance,

@@ -1,4 +1,6 @@
-"""The privacy scan's second half: identifiers in names rather than in cells.
+"""The whole privacy scan of a configured lake: cells (``privacy_scan``) and names.
+
+``scan_lake`` is what ``flowehr privacy-scan`` and the reliability suite run.
 
 A client id or batch reference that is really an NHS number or a patient's name would
 reach a published path (``reports/completed_batch_report/<client>/<batch>/...``) and
@@ -17,10 +19,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from assets.reports.partitions import BATCH_PARTITIONS, CLIENT_PARTITIONS
+from flowehr_pipelines.config import Settings
 from flowehr_pipelines.privacy_scan import (
     PUBLISHED_PREFIXES,
     Finding,
     KnownIdentifiers,
+    ScanResult,
+    collect_source_identifiers,
+    scan_published,
     scan_strings,
 )
 from resources.object_store import ObjectStore
@@ -91,3 +97,15 @@ def scan_names(
         with instance:
             findings += scan_partition_keys(instance, known)
     return findings
+
+
+def scan_lake(settings: Settings) -> tuple[KnownIdentifiers, ScanResult]:
+    """Collect the sources' identifiers; scan the published zones, their object keys and
+    the Dagster instance's partition keys."""
+    from flowehr_pipelines.deployment import build_delta_store, build_object_store
+
+    objects = build_object_store(settings)
+    known = collect_source_identifiers(settings, objects)
+    result = scan_published(build_delta_store(settings), objects, known)
+    result.findings += scan_names(objects, settings.dagster_home, result.tables, known)
+    return known, result
