@@ -113,6 +113,8 @@ def _instance(settings: Settings) -> Any:
     import dagster as dg
 
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    # An empty dagster.yaml is Dagster's defaults; without one it warns on every open.
+    (settings.dagster_home / "dagster.yaml").touch(exist_ok=True)
     # Dagster's public way to open an instance reads DAGSTER_HOME; the settings already
     # resolved it (from the environment, or the data directory's default).
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
