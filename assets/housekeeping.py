@@ -13,7 +13,9 @@ tables and views so it never runs while a run it is part of is still writing the
 Each staging table, view and query table also gets an observation with its
 before/after file counts.
 Re-running is safe: compaction of a compacted table and a second VACUUM do nothing,
-and the log records a run at most once.
+and the log records a run at most once. A table whose Delta log is broken is
+named and skipped; the rest are housekept, and the asset then fails with one line
+naming every broken table and file (a broken log is an incident, not a quiet skip).
 
 The ETL coordination tables (``internal/etl_state`` and ``internal/etl_locks``) take a
 commit per state change or lock heartbeat; they are compacted here too, with a log
@@ -48,6 +50,7 @@ from assets.reporting.settings import HousekeepingSettings
 from assets.reporting.staging import STAGING_KEYS
 from assets.reporting.views import QUERY_KEYS, VIEW_KEYS
 from assets.reporting.watchdogs import WATCHDOG_METRICS
+from resources.delta.log_health import BrokenTableError
 from resources.delta.store import DeltaTableStore, Marked, TablePath
 from transforms.features.pipeline import FEATURE_TABLES
 
@@ -142,16 +145,40 @@ class HousekeepingDomain(Protocol):
     def data_source_connections(self) -> list[DataSourceConnection]: ...
 
 
-def compact_bronze(delta: DeltaTableStore, settings: HousekeepingDomain) -> dict[str, int]:
-    """Fold each EHR bronze table to its current rows; superseded rows removed per table."""
+def compact_bronze(
+    delta: DeltaTableStore, settings: HousekeepingDomain, broken: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Fold each EHR bronze table to its current rows; superseded rows removed per table.
+
+    A table with a broken log is left alone and named in ``broken`` (when given).
+    """
     removed: dict[str, int] = {}
     for connection in settings.data_source_connections:
         for table in connection.tables:
             path = ("bronze", connection.name, table.name)
-            if delta.exists(path):
+            if not delta.exists(path):
+                continue
+            try:
                 done = compact(delta, path, table.primary_key, min_share=0.0)
-                removed["/".join(path)] = done.rows_removed
+            except BrokenTableError as exc:
+                if broken is None:
+                    raise
+                broken["/".join(path)] = str(exc)
+                continue
+            removed["/".join(path)] = done.rows_removed
     return removed
+
+
+def _fail_if_broken(housekept: int, broken: dict[str, str]) -> None:
+    """After housekeeping the rest, fail in one line naming each table with a broken log."""
+    if broken:
+        raise dg.Failure(
+            description=(
+                f"housekeeping done for {housekept} table(s), but {len(broken)} have a "
+                f"broken Delta log: {'; '.join(broken.values())}"
+            ),
+            metadata={"broken_tables": dg.MetadataValue.json(broken)},
+        )
 
 
 def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
@@ -173,22 +200,29 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
         rows: list[dict[str, Any]] = []
         by_table: dict[str, dict[str, int]] = {}
         skipped: list[str] = []
+        broken: dict[str, str] = {}
         for table in housekept_tables():
             name = "/".join(table)
             if not delta.exists(table):
                 skipped.append(name)
                 continue
             tidy = compact_coordination_table if table in COORDINATION_TABLES else tidy_table
-            counts = by_table[name] = tidy(delta, table, retention_hours=retention)
+            try:
+                counts = by_table[name] = tidy(delta, table, retention_hours=retention)
+            except BrokenTableError as exc:  # the others are still housekept
+                broken[name] = str(exc)
+                context.log.error(str(exc))
+                continue
             rows.append(_log_row(context.run.run_id, name, retention, counts))
             if dg.AssetKey(list(table)) in PUBLISHED_REPORTING_KEYS:
                 context.log_event(
                     dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
                 )
-        folded = compact_bronze(delta, settings)
+        folded = compact_bronze(delta, settings, broken)
         log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
         marked = Marked([f"housekeeping:{context.run.run_id}"], log)
         delta.append(HOUSEKEEPING_LOG.path, [marked], once=True)
+        _fail_if_broken(len(rows), broken)
         return dg.MaterializeResult(
             metadata={
                 **delta_table_metadata(delta, HOUSEKEEPING_LOG.path),
@@ -220,17 +254,24 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
         """Feature tables keep feature_history_days of versions; VACUUM removes what is older."""
         rows: list[dict[str, Any]] = []
         skipped: list[str] = []
+        broken: dict[str, str] = {}
         for key in FEATURE_KEYS:
             name = key.to_user_string()
             if not delta.exists(key.path):
                 skipped.append(name)
                 continue
-            counts = keep_feature_history(delta, key.path, days=history_days)
+            try:
+                counts = keep_feature_history(delta, key.path, days=history_days)
+            except BrokenTableError as exc:
+                broken[name] = str(exc)
+                context.log.error(str(exc))
+                continue
             rows.append(_log_row(context.run.run_id, name, history_days * 24, counts))
             context.log_event(dg.AssetObservation(asset_key=key, metadata=counts))
         log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
         marked = Marked([f"feature-housekeeping:{context.run.run_id}"], log)
         delta.append(FEATURE_HOUSEKEEPING_LOG.path, [marked], once=True)
+        _fail_if_broken(len(rows), broken)
         return dg.MaterializeResult(
             metadata={
                 **delta_table_metadata(delta, FEATURE_HOUSEKEEPING_LOG.path),

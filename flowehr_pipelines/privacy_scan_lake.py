@@ -57,6 +57,30 @@ def scan_object_keys(location: str, keys: Iterable[str], known: KnownIdentifiers
     return [Finding(location, "(path segment)", kind, n) for kind, n in sorted(counts.items())]
 
 
+class LinkFinding(Finding):
+    """A symbolic link in a published zone that leads out of it (a way into bronze)."""
+
+    def describe(self) -> str:
+        return f"{self.location}: {self.kind}; remove the link"
+
+
+def scan_links(objects: ObjectStore, prefixes: Sequence[str] = PUBLISHED_PREFIXES) -> list[Finding]:
+    """A finding for every link under a published prefix whose target is outside it.
+
+    The key listing does not follow links, so without this a link to a bronze table
+    would be neither scanned nor reported.
+    """
+    findings: list[Finding] = []
+    for prefix in prefixes:
+        for link, target in objects.links(prefix):
+            if target is not None and (target == prefix or target.startswith(f"{prefix}/")):
+                continue
+            where = f"'{target}'" if target is not None else "a path outside the lake"
+            kind = f"a symbolic link to {where}, outside {prefix}/"
+            findings.append(LinkFinding(link, "(symbolic link)", kind, 1))
+    return findings
+
+
 def open_existing_instance(dagster_home: Path) -> Any | None:
     """The Dagster instance at ``dagster_home`` if one was ever created there, else None.
 
@@ -87,8 +111,9 @@ def scan_names(
     known: KnownIdentifiers,
     prefixes: Sequence[str] = PUBLISHED_PREFIXES,
 ) -> list[Finding]:
-    """Findings in the published zones' object keys and the instance's partition keys."""
-    findings = []
+    """Findings in the published zones' object keys and links, and the instance's
+    partition keys."""
+    findings = scan_links(objects, prefixes)
     for prefix in prefixes:
         names = key_names(tables, objects.list_keys(prefix))
         findings += scan_object_keys(f"object keys under {prefix}/", names, known)

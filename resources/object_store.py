@@ -21,6 +21,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from resources.local_links import links_under
 from resources.processes import process_alive
 
 
@@ -47,6 +48,11 @@ class ObjectStore(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def size(self, key: str) -> int: ...
+
+    def links(self, prefix: str) -> list[tuple[str, str | None]]:
+        """Symbolic links under a prefix: (link key, target key, None when the target is
+        outside the store). Only a local store has any."""
+        return []
 
 
 def _remove_orphaned_temp_files(path: Path) -> None:
@@ -104,6 +110,16 @@ class LocalObjectStore(ObjectStore):
 
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
+
+    def links(self, prefix: str) -> list[tuple[str, str | None]]:
+        base = Path(self.root)
+        found = []
+        for link in links_under(base.joinpath(*prefix.split("/"))):
+            target = link.resolve()
+            inside = target.is_relative_to(base.resolve())
+            key = target.relative_to(base.resolve()).as_posix() if inside else None
+            found.append((link.relative_to(base).as_posix(), key))
+        return sorted(found, key=lambda pair: pair[0])
 
 
 class S3ObjectStore(ObjectStore):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
+from resources.local_links import escaping_link, shown
 
 
 @dataclass(frozen=True)
@@ -58,19 +61,56 @@ def published_path(path: str | Sequence[str]) -> tuple[str, ...]:
 
 
 class PublishedLake:
-    """The published zones of a lake, read-only: every path is checked before use."""
+    """The published zones of a lake, read-only: every path is checked before use.
+
+    Checked by name (``published_path``) and by where it leads: a symbolic link in a
+    local lake, or a data file the log names by an absolute path, that leads out of the
+    table's zone makes the table unreadable here (``PermissionError``, one line).
+    """
 
     def __init__(self, delta: DeltaTableStore) -> None:
         self._delta = delta
 
     def exists(self, path: str | Sequence[str]) -> bool:
-        return self._delta.exists(published_path(path))
+        parts = self._contained(path)
+        return self._delta.exists(parts)
 
     def table(self, path: str | Sequence[str], *, version: int | None = None) -> Any:
-        return self._delta.table(published_path(path), version=version)
+        parts = self._contained(path)
+        dt = self._delta.table(parts, version=version)
+        location = self._delta.uri(parts).rstrip("/")
+        inside = [location + "/"]
+        if isinstance(self._delta.storage, LocalStorage):  # delta-rs names files by real path
+            inside.append(f"{Path(location).resolve()}/")
+        outside = [uri for uri in dt.file_uris() if not uri.startswith(tuple(inside))]
+        if outside:
+            raise PermissionError(
+                f"'{'/'.join(parts)}' is not readable here: its log names "
+                f"{len(outside)} data file(s) outside the table's directory"
+            )
+        return dt
 
     def read(self, path: str | Sequence[str], **kwargs: Any) -> pa.Table:
+        self.table(path, version=kwargs.get("version"))
         return self._delta.read(published_path(path), **kwargs)
+
+    def _contained(self, path: str | Sequence[str]) -> tuple[str, ...]:
+        """The path's segments, once its name and its place on disk are both published."""
+        parts = published_path(path)
+        storage = self._delta.storage
+        if not isinstance(storage, LocalStorage):
+            return parts  # object stores have no links; file URIs are checked on open
+        root = Path(storage.root)
+        zone = next(z for z in PUBLISHED_ZONES if parts[: len(z)] == z)
+        escape = escaping_link(root.joinpath(*parts), root.resolve().joinpath(*zone))
+        if escape is not None:
+            link, target = escape
+            raise PermissionError(
+                f"'{'/'.join(parts)}' is not a published table: "
+                f"'{shown(link.absolute(), root)}' leads to {shown(target, root)!r}, "
+                f"outside {'/'.join(zone)}; remove the link"
+            )
+        return parts
 
 
 PUBLISHED_ZONES: tuple[tuple[str, ...], ...] = (("gold", "features"), ("reporting",))

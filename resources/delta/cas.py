@@ -9,11 +9,14 @@ applies a change and commits that way, re-reading when another writer won. Both
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
+
+from resources.delta.log_health import BrokenTableError
 
 if TYPE_CHECKING:
     from resources.delta.reads import TablePath
@@ -36,6 +39,8 @@ class DeltaCompareAndSwap:
 
         def table_or_none(self, table: TablePath) -> DeltaTable | None: ...
 
+        def _naming_broken_log(self, table: TablePath) -> AbstractContextManager[None]: ...
+
     def replace_if_version(
         self, table: TablePath, data: pa.Table, *, expected_version: int | None
     ) -> bool:
@@ -56,33 +61,47 @@ class DeltaCompareAndSwap:
         options = self.storage.options()
         once = CommitProperties(max_commit_retries=0)
         try:
-            if expected_version is None:
-                write_deltalake(
-                    self.uri(table),
-                    data,
-                    mode="error",
-                    storage_options=options,
-                    commit_properties=once,
-                )
-            else:
-                snapshot = DeltaTable(
-                    self.uri(table), version=expected_version, storage_options=options
-                )
-                write_deltalake(
-                    snapshot,
-                    data,
-                    mode="overwrite",
-                    schema_mode="overwrite",
-                    storage_options=options,
-                    commit_properties=once,
-                )
+            with self._naming_broken_log(table):
+                self._put(table, data, expected_version, options, once)
         except CommitFailedError:
             return False
+        except BrokenTableError:
+            raise
         except DeltaError:
             if expected_version is None and self.exists(table):
                 return False  # created by a concurrent writer
             raise
         return True
+
+    def _put(
+        self,
+        table: TablePath,
+        data: pa.Table,
+        expected_version: int | None,
+        options: dict[str, str],
+        once: CommitProperties,
+    ) -> None:
+        """The write of ``replace_if_version``: create the table, or overwrite the expected version."""
+        if expected_version is None:
+            write_deltalake(
+                self.uri(table),
+                data,
+                mode="error",
+                storage_options=options,
+                commit_properties=once,
+            )
+        else:
+            snapshot = DeltaTable(
+                self.uri(table), version=expected_version, storage_options=options
+            )
+            write_deltalake(
+                snapshot,
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=options,
+                commit_properties=once,
+            )
 
     def swap(
         self,

@@ -7,6 +7,7 @@ one set of storage options; nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -23,6 +24,7 @@ from resources.delta.log_dataset import (
     plain_files,
     without_statistics_guarantees,
 )
+from resources.delta.log_health import COMMITS, naming_broken_log
 
 if TYPE_CHECKING:
     from resources.delta.storage import LocalStorage, S3Storage
@@ -40,12 +42,25 @@ class DeltaReads:
         """The table's location, ``<root>/<segment>/...``."""
         return "/".join([self.storage.root.rstrip("/"), *table])
 
+    def _naming_broken_log(self, table: TablePath) -> AbstractContextManager[None]:
+        """Failures caused by a broken log file of ``table`` raised as ``BrokenTableError``."""
+        return naming_broken_log(lambda: self.storage.filesystem(self.uri(table)), table)
+
     def exists(self, table: TablePath) -> bool:
         return DeltaTable.is_deltatable(self.uri(table), storage_options=self.storage.options())
 
     def table(self, table: TablePath, *, version: int | None = None) -> DeltaTable:
-        """Open a table (optionally at an earlier version: time travel)."""
-        return DeltaTable(self.uri(table), version=version, storage_options=self.storage.options())
+        """Open a table (optionally at an earlier version: time travel).
+
+        Raises:
+            BrokenTableError: when a file of the table's log is corrupt or a commit is
+                empty, naming the table and the file (``log_health``).
+        """
+        uri = self.uri(table)
+        with self._naming_broken_log(table):
+            dt = DeltaTable(uri, version=version, storage_options=self.storage.options())
+        COMMITS.check(self.storage.filesystem(uri), uri, table, dt.version())
+        return dt
 
     def read(
         self,

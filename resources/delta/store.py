@@ -113,15 +113,16 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
             recorded = _transactions(markers, [m for b in todo for m in b.markers])
             target = snapshot if snapshot is not None else self.uri(table)
             try:
-                write_deltalake(
-                    target,
-                    rows,
-                    mode="append",
-                    partition_by=partition_by,
-                    schema_mode="merge",
-                    storage_options=self.storage.options(),
-                    commit_properties=recorded,
-                )
+                with self._naming_broken_log(table):
+                    write_deltalake(
+                        target,
+                        rows,
+                        mode="append",
+                        partition_by=partition_by,
+                        schema_mode="merge",
+                        storage_options=self.storage.options(),
+                        commit_properties=recorded,
+                    )
             except CommitFailedError:
                 if attempt or not once:
                     raise
@@ -139,14 +140,15 @@ class DeltaTableStore(DeltaReads, DeltaCompareAndSwap, DeltaMaintenance, dg.Conf
         self, table: TablePath, data: pa.Table, *, partition_by: list[str] | None = None
     ) -> WriteMetrics:
         """Replace a table's contents in one commit (earlier versions stay readable)."""
-        write_deltalake(
-            self.uri(table),
-            data,
-            mode="overwrite",
-            partition_by=partition_by,
-            schema_mode="overwrite",
-            storage_options=self.storage.options(),
-        )
+        with self._naming_broken_log(table):
+            write_deltalake(
+                self.uri(table),
+                data,
+                mode="overwrite",
+                partition_by=partition_by,
+                schema_mode="overwrite",
+                storage_options=self.storage.options(),
+            )
         return WriteMetrics.rows(
             inserted=data.num_rows, version=lambda: self.table(table).version()
         )

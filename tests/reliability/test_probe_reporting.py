@@ -18,7 +18,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,26 +54,12 @@ from tests.assets.reports.test_reports_partitioned import (
     refreshed,
     run_plan,
 )
-from tests.conftest import REPO_ROOT, TEST_KEY
+from tests.conftest import TEST_KEY
+from tests.reliability.probe_summary import probe_summary
 
 pytestmark = pytest.mark.reliability
 
-ARTIFACT = REPO_ROOT / "test-artifacts" / "reliability" / "probe_reporting.json"
-OUTCOMES: dict[str, str] = {}
-
-
-def held(case: str, outcome: str) -> None:
-    """Record a case that held, for the summary the docs quote."""
-    OUTCOMES[case] = outcome
-
-
-@pytest.fixture(scope="module", autouse=True)
-def summary() -> Iterator[None]:
-    yield
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.write_text(
-        json.dumps({"cases": len(OUTCOMES), "held": len(OUTCOMES), "outcomes": OUTCOMES}, indent=2)
-    )
+held, summary = probe_summary("probe_reporting")
 
 
 @pytest.fixture
