@@ -44,6 +44,16 @@ def test_local_object_store_overwrites_whole_object(local: LocalObjectStore):
     assert local.read_bytes("k.txt") == b"short"
 
 
+def test_local_object_store_lists_links_with_their_targets(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path))
+    store.write_bytes("bronze/p/a.parquet", b"x")
+    (tmp_path / "gold").mkdir()
+    (tmp_path / "gold" / "in_lake").symlink_to(tmp_path / "bronze" / "p")
+    (tmp_path / "gold" / "out").symlink_to("/")
+    assert store.links("gold") == [("gold/in_lake", "bronze/p"), ("gold/out", None)]
+    assert store.links("reports") == []
+
+
 def test_local_object_store_missing_key(local: LocalObjectStore):
     assert not local.exists("nope.csv")
     assert list(local.list_keys("nope")) == []
