@@ -19,6 +19,7 @@ from flowehr_pipelines.automation.jobs import build_job_defs
 from flowehr_pipelines.automation.policy import apply_automation_policy
 from flowehr_pipelines.catalogue import attach_column_schemas
 from flowehr_pipelines.config import Settings, load_settings
+from flowehr_pipelines.console_logger import one_line_console_logger
 from flowehr_pipelines.deployment import build_resources
 
 
@@ -36,7 +37,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ehr_automation.build_defs(settings),
         reporting_automation.build_defs(settings),
         # UI-launched materialisations run in process too: one JVM per run, not per step.
-        dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
+        dg.Definitions(
+            resources=build_resources(settings),
+            executor=dg.in_process_executor,
+            loggers={"console": one_line_console_logger},
+        ),
     )
     return apply_automation_policy(attach_column_schemas(merged), settings)
 
