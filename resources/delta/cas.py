@@ -81,7 +81,7 @@ class DeltaCompareAndSwap:
         options: dict[str, str],
         once: CommitProperties,
     ) -> None:
-        """The write of ``replace_if_version``: create the table, or overwrite the expected version."""
+        """The write of ``replace_if_version``: create, or overwrite the expected version."""
         if expected_version is None:
             write_deltalake(
                 self.uri(table),

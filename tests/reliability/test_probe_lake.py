@@ -228,6 +228,7 @@ def test_housekeeping_names_a_broken_table_and_housekeeps_the_rest(
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    assert description is not None
     assert description.startswith("housekeeping done for 1 table(s), but 1 have a broken Delta")
     assert "internal/etl_state: Delta log file" in description and "\n" not in description
     log = delta.read(HOUSEKEEPING_LOG.path).to_pylist()
