@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,7 +23,13 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 from assets.ehr.settings import DataSourceConnection, EhrSettings
 from assets.features.settings import FeatureSettings
 from assets.reporting.settings import HousekeepingSettings, ReportingSettings
-from flowehr_pipelines.config_loading import environment, load_layers, source_of, substitute_tokens
+from flowehr_pipelines.config_loading import (
+    ConfigProblems,
+    environment,
+    load_layers,
+    source_of,
+    substitute_tokens,
+)
 from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
 from resources.settings import (
     ConfigError,
@@ -221,11 +227,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env_name = env.get("FLOWEHR_ENV") or "local"
     config_dir = find_config_dir(env)
     raw, sources = load_layers(config_dir, env_name)
-    resolved = substitute_tokens(raw, env, sources=sources)
+    # Every problem is collected before raising, so one load names every bad key.
+    unresolved: dict[str, str] = {}
+    resolved = substitute_tokens(raw, env, sources=sources, unresolved=unresolved)
+    problems = list(unresolved.values())
 
     configured_data_dir = resolved.pop("data_dir", None)
     data_dir = Path(env.get("FLOWEHR_DATA_DIR") or configured_data_dir or "./data").resolve()
     dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+    settings: Settings | None = None
     try:
         settings = Settings.model_validate(
             {
@@ -237,8 +247,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             }
         )
     except ValidationError as exc:
-        raise ConfigError(_describe_validation_error(exc, sources)) from None
-    _check_pseudonymisation_key(settings, env)
+        problems += _describe_validation_error(exc, sources, skip=unresolved.keys())
+    problems += _pseudonymisation_key_problems(env_name, env)
+    if problems or settings is None:
+        raise ConfigProblems(problems or ["invalid configuration"])
     settings._secrets = {
         name: SecretStr(env[name]) for name in settings.secret_names() if env.get(name)
     }
@@ -246,24 +258,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
-def _describe_validation_error(exc: ValidationError, sources: Mapping[str, Path]) -> str:
+def _describe_validation_error(
+    exc: ValidationError, sources: Mapping[str, Path], *, skip: Iterable[str] = ()
+) -> list[str]:
+    """One line per invalid key; keys whose token was unresolved are reported already."""
+    already = set(skip)
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
         dotted = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
+        if dotted in already:
+            continue
         lines.append(f"{source_of(dotted, sources)}: key '{dotted}': {error['msg']}")
-    # One line: the CLI prints it as a single error, however many keys are wrong.
-    return "invalid configuration: " + "; ".join(lines)
+    return lines
 
 
-def _check_pseudonymisation_key(settings: Settings, env: Mapping[str, str]) -> None:
-    if env.get(PSEUDONYMISATION_KEY_ENV):
-        return
-    if settings.env not in EMBEDDED_ENVS:
-        raise ConfigError(
-            f"{PSEUDONYMISATION_KEY_ENV} is not set; it is required in the "
-            f"'{settings.env}' environment (identifiers cannot be pseudonymised without it)"
-        )
+def _pseudonymisation_key_problems(env_name: str, env: Mapping[str, str]) -> list[str]:
+    if env.get(PSEUDONYMISATION_KEY_ENV) or env_name in EMBEDDED_ENVS:
+        return []
+    return [
+        f"{PSEUDONYMISATION_KEY_ENV} is not set; it is required in the "
+        f"'{env_name}' environment (identifiers cannot be pseudonymised without it)"
+    ]
 
 
 def local_key_file(settings: Settings) -> Path:

@@ -100,22 +100,50 @@ def _record_sources(value: Any, dotted: str, path: Path, sources: dict[str, Path
             _record_sources(child, f"{dotted}.{key}", path, sources)
 
 
+class ConfigProblems(ConfigError):
+    """Several config problems found in one pass, so a user fixes them all at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__(f"{len(problems)} configuration problems: " + "; ".join(problems))
+
+
 def substitute_tokens(
-    value: Any, env: Mapping[str, str], *, sources: Mapping[str, Path], key: str = ""
+    value: Any,
+    env: Mapping[str, str],
+    *,
+    sources: Mapping[str, Path],
+    key: str = "",
+    unresolved: dict[str, str] | None = None,
 ) -> Any:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in every string, recursively.
 
+    Args:
+        unresolved: when given, a token without a value is recorded here (dotted key ->
+            message) and replaced by an empty string, so every missing variable is
+            reported in one pass instead of one per attempt.
+
     Raises:
-        ConfigError: naming the key and its file when a token has no value and no default.
+        ConfigError: naming the key and its file when a token has no value and no
+            default (only without ``unresolved``).
     """
     if isinstance(value, Mapping):
         return {
-            k: substitute_tokens(v, env, sources=sources, key=f"{key}.{k}" if key else str(k))
+            k: substitute_tokens(
+                v,
+                env,
+                sources=sources,
+                key=f"{key}.{k}" if key else str(k),
+                unresolved=unresolved,
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            substitute_tokens(v, env, sources=sources, key=f"{key}[{i}]")
+            substitute_tokens(v, env, sources=sources, key=f"{key}[{i}]", unresolved=unresolved)
             for i, v in enumerate(value)
         ]
     if not isinstance(value, str):
@@ -128,10 +156,14 @@ def substitute_tokens(
             return str(found)
         if default is not None:
             return default
-        raise ConfigError(
+        message = (
             f"{source_of(key, sources)}: key '{key}' needs environment variable {name}, "
             "which is not set (set it, or write ${" + name + ":-default})"
         )
+        if unresolved is None:
+            raise ConfigError(message)
+        unresolved[key] = f"{unresolved[key]}; {message}" if key in unresolved else message
+        return ""
 
     return _TOKEN.sub(replace, value)
 
