@@ -221,13 +221,40 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         never written.
 
     Raises:
-        ConfigError: with the file and the key, for anything a user must fix.
+        ConfigProblems: every problem a user must fix, each naming its file and key.
+    """
+    loaded = collect_settings(env)
+    if loaded.problems or loaded.settings is None:
+        raise ConfigProblems(loaded.problems or ["invalid configuration"])
+    ensure_local_pseudonymisation_key(loaded.settings)
+    return loaded.settings
+
+
+@dataclass(frozen=True)
+class SettingsLoad:
+    """The outcome of one config load: settings when they validate, and every problem.
+
+    ``settings`` can be present alongside problems (a missing variable was substituted
+    by an empty string, or the pseudonymisation key is missing), so a preflight can go
+    on to check what the config does describe; ``unresolved`` names the keys whose
+    values are such placeholders.
+    """
+
+    settings: Settings | None
+    problems: list[str]
+    unresolved: frozenset[str]
+
+
+def collect_settings(env: Mapping[str, str] | None = None) -> SettingsLoad:
+    """Load the config for ``FLOWEHR_ENV`` and gather every problem instead of raising.
+
+    Raises:
+        ConfigError: only when a file is missing or is not YAML (nothing to validate).
     """
     env = environment() if env is None else env
     env_name = env.get("FLOWEHR_ENV") or "local"
     config_dir = find_config_dir(env)
     raw, sources = load_layers(config_dir, env_name)
-    # Every problem is collected before raising, so one load names every bad key.
     unresolved: dict[str, str] = {}
     resolved = substitute_tokens(raw, env, sources=sources, unresolved=unresolved)
     problems = list(unresolved.values())
@@ -249,13 +276,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         problems += _describe_validation_error(exc, sources, skip=unresolved.keys())
     problems += _pseudonymisation_key_problems(env_name, env)
-    if problems or settings is None:
-        raise ConfigProblems(problems or ["invalid configuration"])
-    settings._secrets = {
-        name: SecretStr(env[name]) for name in settings.secret_names() if env.get(name)
-    }
-    ensure_local_pseudonymisation_key(settings)
-    return settings
+    if settings is not None:
+        settings._secrets = {
+            name: SecretStr(env[name]) for name in settings.secret_names() if env.get(name)
+        }
+    return SettingsLoad(settings, problems, frozenset(unresolved))
 
 
 def _describe_validation_error(
