@@ -14,9 +14,10 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 
@@ -29,6 +30,7 @@ from flowehr_pipelines.config_loading import (
     load_layers,
     source_of,
     substitute_tokens,
+    unresolved_problems,
 )
 from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
 from resources.settings import (
@@ -235,14 +237,14 @@ class SettingsLoad:
     """The outcome of one config load: settings when they validate, and every problem.
 
     ``settings`` can be present alongside problems (a missing variable was substituted
-    by an empty string, or the pseudonymisation key is missing), so a preflight can go
-    on to check what the config does describe; ``unresolved`` names the keys whose
-    values are such placeholders.
+    by an empty string, an invalid key was dropped in favour of its default, or the
+    pseudonymisation key is missing), so a preflight can go on to check what the
+    config does describe; ``unusable`` names the keys so affected.
     """
 
     settings: Settings | None
     problems: list[str]
-    unresolved: frozenset[str]
+    unusable: frozenset[str]
 
 
 def collect_settings(env: Mapping[str, str] | None = None) -> SettingsLoad:
@@ -255,32 +257,59 @@ def collect_settings(env: Mapping[str, str] | None = None) -> SettingsLoad:
     env_name = env.get("FLOWEHR_ENV") or "local"
     config_dir = find_config_dir(env)
     raw, sources = load_layers(config_dir, env_name)
-    unresolved: dict[str, str] = {}
+    unresolved: dict[str, list[str]] = {}
     resolved = substitute_tokens(raw, env, sources=sources, unresolved=unresolved)
-    problems = list(unresolved.values())
+    problems = unresolved_problems(unresolved, sources)
+    unusable = set(unresolved)
 
     configured_data_dir = resolved.pop("data_dir", None)
     data_dir = Path(env.get("FLOWEHR_DATA_DIR") or configured_data_dir or "./data").resolve()
     dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+    values = {
+        **resolved,
+        "env": env_name,
+        "config_dir": config_dir,
+        "data_dir": data_dir,
+        "dagster_home": dagster_home,
+    }
     settings: Settings | None = None
     try:
-        settings = Settings.model_validate(
-            {
-                **resolved,
-                "env": env_name,
-                "config_dir": config_dir,
-                "data_dir": data_dir,
-                "dagster_home": dagster_home,
-            }
-        )
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
         problems += _describe_validation_error(exc, sources, skip=unresolved.keys())
+        # Without the invalid keys the defaults may validate: enough for a preflight.
+        locations = [error["loc"] for error in exc.errors()]
+        unusable |= {_dotted(location) for location in locations}
+        try:
+            settings = Settings.model_validate(_without(values, locations))
+        except ValidationError:
+            settings = None
     problems += _pseudonymisation_key_problems(env_name, env)
     if settings is not None:
         settings._secrets = {
             name: SecretStr(env[name]) for name in settings.secret_names() if env.get(name)
         }
-    return SettingsLoad(settings, problems, frozenset(unresolved))
+    return SettingsLoad(settings, problems, frozenset(unusable))
+
+
+def _dotted(location: tuple[int | str, ...]) -> str:
+    return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", ".".join(str(part) for part in location))
+
+
+def _without(values: dict[str, Any], locations: Iterable[tuple[int | str, ...]]) -> dict[str, Any]:
+    """A deep copy of ``values`` without the entries at ``locations``."""
+    copy = deepcopy(values)
+    for location in locations:
+        parent: Any = copy
+        for part in location[:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        if location and isinstance(parent, dict):
+            parent.pop(location[-1], None)
+    return copy
 
 
 def _describe_validation_error(
@@ -290,8 +319,7 @@ def _describe_validation_error(
     already = set(skip)
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        dotted = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
+        dotted = _dotted(error["loc"])
         if dotted in already:
             continue
         lines.append(f"{source_of(dotted, sources)}: key '{dotted}': {error['msg']}")

@@ -25,6 +25,7 @@ from flowehr_pipelines.cli.common import (
     load_cli_settings,
 )
 from flowehr_pipelines.cli.docs import docs
+from flowehr_pipelines.cli.doctor import doctor
 from flowehr_pipelines.cli.etl import etl
 from flowehr_pipelines.cli.features import features
 from flowehr_pipelines.config import Settings
@@ -271,6 +272,7 @@ def privacy_scan() -> None:
 main.add_command(etl)
 main.add_command(features)
 main.add_command(docs)
+main.add_command(doctor)
 
 if __name__ == "__main__":
     main()
