@@ -117,14 +117,14 @@ def substitute_tokens(
     *,
     sources: Mapping[str, Path],
     key: str = "",
-    unresolved: dict[str, str] | None = None,
+    unresolved: dict[str, list[str]] | None = None,
 ) -> Any:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in every string, recursively.
 
     Args:
         unresolved: when given, a token without a value is recorded here (dotted key ->
-            message) and replaced by an empty string, so every missing variable is
-            reported in one pass instead of one per attempt.
+            variable names) and replaced by an empty string, so every missing variable
+            is reported in one pass instead of one per attempt (``unresolved_problems``).
 
     Raises:
         ConfigError: naming the key and its file when a token has no value and no
@@ -156,16 +156,31 @@ def substitute_tokens(
             return str(found)
         if default is not None:
             return default
-        message = (
-            f"{source_of(key, sources)}: key '{key}' needs environment variable {name}, "
-            "which is not set (set it, or write ${" + name + ":-default})"
-        )
         if unresolved is None:
-            raise ConfigError(message)
-        unresolved[key] = f"{unresolved[key]}; {message}" if key in unresolved else message
+            raise ConfigError(_unresolved_message(key, [name], sources))
+        unresolved.setdefault(key, []).append(name)
         return ""
 
     return _TOKEN.sub(replace, value)
+
+
+def unresolved_problems(
+    unresolved: Mapping[str, list[str]], sources: Mapping[str, Path]
+) -> list[str]:
+    """One message per key whose ``${NAME}`` tokens had no value."""
+    return [_unresolved_message(key, names, sources) for key, names in unresolved.items()]
+
+
+def _unresolved_message(key: str, names: list[str], sources: Mapping[str, Path]) -> str:
+    if len(names) == 1:
+        return (
+            f"{source_of(key, sources)}: key '{key}' needs environment variable {names[0]}, "
+            "which is not set (set it, or write ${" + names[0] + ":-default})"
+        )
+    return (
+        f"{source_of(key, sources)}: key '{key}' needs environment variables "
+        f"{', '.join(dict.fromkeys(names))}, which are not set"
+    )
 
 
 def source_of(key: str, sources: Mapping[str, Path]) -> str:
