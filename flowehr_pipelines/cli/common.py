@@ -33,12 +33,13 @@ def load_cli_settings() -> Settings:
 def friendly_errors() -> Iterator[None]:
     from deltalake.exceptions import DeltaError
 
+    from flowehr_pipelines.storage_errors import explain_storage_error
     from resources.sql_source import SourceUnavailableError
 
     try:
         yield
     except (ConfigError, SourceUnavailableError, DeltaError, OSError, ValueError) as exc:
-        raise UserFacingError(str(exc).strip().splitlines()[0]) from None
+        raise UserFacingError(explain_storage_error(str(exc))) from None
 
 
 class StderrLog:

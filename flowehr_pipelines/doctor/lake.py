@@ -17,14 +17,10 @@ from typing import Any
 
 from flowehr_pipelines.config import Settings
 from flowehr_pipelines.doctor.findings import Finding, fail, first_line, ok
+from flowehr_pipelines.storage_errors import NO_S3_CREDENTIALS
 
 PROBE_PREFIX = "internal/_doctor"
 
-NO_S3_CREDENTIALS = (
-    "no S3 credentials found: set lake.s3.access_key_id_env and "
-    "lake.s3.secret_access_key_env, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-    "an AWS profile or an instance role"
-)
 
 
 def check_lake(settings: Settings, *, timeout: float, clock: list[tuple[str, datetime]]) -> Finding:
