@@ -1,0 +1,1 @@
+"""NHS integrations: FHIR Bulk Data sources landed into bronze, and PDS verification."""
