@@ -22,7 +22,6 @@ from flowehr_pipelines.storage_errors import NO_S3_CREDENTIALS
 PROBE_PREFIX = "internal/_doctor"
 
 
-
 def check_lake(settings: Settings, *, timeout: float, clock: list[tuple[str, datetime]]) -> Finding:
     """Write and delete one probe object under the lake root.
 
