@@ -6,8 +6,9 @@ afterwards: nothing connects when the code location loads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -15,6 +16,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+INT64_MAX = 2**63 - 1
+"""No changelog number can exceed it; in SQLite, text sorts above every number."""
 
 
 class SourceUnavailableError(RuntimeError):
@@ -121,10 +125,51 @@ class SqlSourceResource(dg.ConfigurableResource):
         *,
         connection: Connection | None = None,
     ) -> int | None:
-        """The source's newest change number for a table (None when empty)."""
+        """The source's newest usable change number for a table (None when it has none).
+
+        Only whole numbers count: a loosely typed source (SQLite) can hold text in the
+        change column, which sorts above every number there, and a fraction is no
+        changelog number either, so the head is always one a load can reach
+        (``unusable_changes`` finds the rest).
+        """
+        column = table.c[change_column]
+        whole = sa.and_(column <= INT64_MAX, sa.cast(column, sa.BigInteger) == column)
+        query = sa.select(sa.func.max(column)).where(whole)
         with self.using(connection) as connection:
-            value = connection.execute(sa.select(sa.func.max(table.c[change_column]))).scalar()
-        return None if value is None else int(value)
+            value = connection.execute(query).scalar()
+        return whole_part(value)
+
+    def unusable_changes(
+        self,
+        table: sa.Table | sa.TableClause,
+        change_column: str,
+        *,
+        after: int,
+        connection: Connection | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows no changelog load can ever read: a missing change number, or one above
+        ``after`` that is not a whole number (text, a fraction, one too large).
+
+        The keyset batches read whole numbers only, so without this such a row would be
+        skipped for good while the lag showed nothing.
+        """
+        column = table.c[change_column]
+        not_whole = sa.or_(column > INT64_MAX, sa.cast(column, sa.BigInteger) != column)
+        query = sa.select(sa.text("*")).select_from(table)
+        query = query.where(sa.or_(column.is_(None), sa.and_(column > after, not_whole)))
+        with self.using(connection) as connection:
+            return [dict(row) for row in connection.execute(query).mappings().all()]
+
+
+def whole_part(value: Any) -> int | None:
+    """A change number as an int (a fraction counts down); None for none or non-numbers."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | Decimal):
+        return int(value // 1)
+    return None
 
 
 def arrow_type(column_type: sa.types.TypeEngine[Any]) -> pa.DataType:
@@ -145,3 +190,18 @@ def arrow_type(column_type: sa.types.TypeEngine[Any]) -> pa.DataType:
 def arrow_schema(table: sa.Table) -> pa.Schema:
     """An explicit schema, so a batch whose column is all NULL keeps its type."""
     return pa.schema([(column.name, arrow_type(column.type)) for column in table.columns])
+
+
+def arrow_column(values: Sequence[Any], data_type: pa.DataType) -> pa.Array:
+    """Source values as an Arrow column of ``data_type``, refusing any lossy conversion.
+
+    Arrow converts a Python float to an integer type by truncating it (97.5 becomes 97);
+    a loosely typed source can hold such a value in an integer column, so integer
+    columns are inferred first and then cast safely, which refuses a fraction.
+
+    Raises:
+        pa.ArrowInvalid, pa.ArrowTypeError, OverflowError: a value does not fit.
+    """
+    if pa.types.is_integer(data_type):
+        return pa.array(values).cast(data_type, safe=True)
+    return pa.array(values, type=data_type)

@@ -31,7 +31,12 @@ from datetime import timedelta
 import dagster as dg
 
 from assets.ehr import quality_checks
-from assets.ehr.bronze_loader import LOCK_PURPOSE, load_metadata, load_source_table
+from assets.ehr.bronze_loader import (
+    LOCK_PURPOSE,
+    SchemaDriftError,
+    load_metadata,
+    load_source_table,
+)
 from assets.ehr.etl_lock import EtlLockStore, LockOwner
 from assets.ehr.settings import DataSourceConnection, EhrDomain, EhrSettings, SourceTable
 from resources.delta.store import DeltaTableStore
@@ -76,6 +81,7 @@ def build_source_defs(*, connection: DataSourceConnection, ehr: EhrSettings) -> 
         source: SqlSourceResource = getattr(context.resources, connection.name)
         locks = EtlLockStore(delta, stale_after=stale_after)
         owner = LockOwner.current(context.run_id, LOCK_PURPOSE)
+        drifted: list[str] = []
         with locks.hold(
             connection.name, owner, log=context.log, heartbeat_every=heartbeat_every
         ) as beat:
@@ -83,17 +89,26 @@ def build_source_defs(*, connection: DataSourceConnection, ehr: EhrSettings) -> 
                 key = bronze_key(connection, table)
                 if key not in context.selected_asset_keys:
                     continue
-                result = load_source_table(
-                    source_name=connection.name,
-                    table=table,
-                    source=source,
-                    delta=delta,
-                    log=context.log,
-                    heartbeat=beat,
-                )
+                try:
+                    result = load_source_table(
+                        source_name=connection.name,
+                        table=table,
+                        source=source,
+                        delta=delta,
+                        log=context.log,
+                        heartbeat=beat,
+                        dropped_columns=ehr.dropped_source_columns,
+                    )
+                except SchemaDriftError as drift:
+                    # The other tables still load; this one keeps its changelog number.
+                    context.log.error(str(drift))
+                    drifted.append(str(drift))
+                    continue
                 yield dg.MaterializeResult(
                     asset_key=key, metadata=load_metadata(delta, key, result, source)
                 )
+        if drifted:
+            raise dg.Failure(description=drifted[0] if len(drifted) == 1 else "; ".join(drifted))
 
     return _load
 

@@ -17,19 +17,24 @@ from deltalake import DeltaTable
 from assets.ehr.bronze_view import COMPACT_SUPERSEDED_SHARE, LOAD_COLUMN, compact
 from assets.ehr.change_batches import (
     bronze_schema,
-    load_quarantine_path,
     newest_per_key,
+    quarantine,
     read_change_batch,
     source_columns,
     tombstone_count,
+    unusable_change_rows,
 )
 from assets.ehr.etl_state import EtlStateStore
-from assets.ehr.settings import SourceTable
+from assets.ehr.settings import DroppedColumnPolicy, SourceTable
 from assets.metadata import delta_table_metadata
 from resources.delta.store import DeltaTableStore, TablePath
 from resources.sql_source import SqlSourceResource
 
 LOCK_PURPOSE = "bronze load"
+
+
+class SchemaDriftError(RuntimeError):
+    """The source dropped a column bronze holds, and the policy is to stop that table."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class LoadResult:
     changelog_after: int | None
     rows_tombstoned: int = 0
     source_changelog_number: int | None = None
+    rows_quarantined: int = 0
 
     @property
     def lag(self) -> int:
@@ -137,12 +143,18 @@ def load_source_table(
     delta: DeltaTableStore,
     log: dg.DagsterLogManager | None = None,
     heartbeat: Callable[[], None] | None = None,
+    dropped_columns: DroppedColumnPolicy = "fail",
 ) -> LoadResult:
     """Copy new and changed rows of one source table into bronze.
 
     The caller holds the source's lock; ``heartbeat`` is called after every batch so a
     long load keeps its lock fresh (and stops if the lock was broken). Every source
-    query of the load runs on one connection.
+    query of the load runs on one connection. Source rows whose change number no load
+    can read (missing, text, a fraction) are set aside in the table's load quarantine.
+
+    Raises:
+        SchemaDriftError: the source dropped a column bronze holds and
+            ``dropped_columns`` is ``fail``; nothing of the table was loaded.
     """
     with source.connect() as connection:
         return _load_source_table(
@@ -153,6 +165,7 @@ def load_source_table(
             connection=connection,
             log=log,
             heartbeat=heartbeat,
+            dropped_columns=dropped_columns,
         )
 
 
@@ -165,15 +178,17 @@ def _load_source_table(
     connection: sa.Connection,
     log: dg.DagsterLogManager | None,
     heartbeat: Callable[[], None] | None,
+    dropped_columns: DroppedColumnPolicy,
 ) -> LoadResult:
     bronze = ("bronze", source_name, table.name)
+    name = "/".join(bronze)
     state = EtlStateStore(delta)
     stored = state.get(source_name, table.name)
     snapshot = delta.table_or_none(bronze)
     table_exists = snapshot is not None
     if stored is not None and not table_exists:
         if log:
-            log.warning(f"{'/'.join(bronze)} is missing: reloading it in bulk")
+            log.warning(f"{name} is missing: reloading it in bulk")
         stored = None
     after = -1 if stored is None else stored.changelog_number
     mode = "bulk" if stored is None and not table_exists else "changelog"
@@ -185,8 +200,13 @@ def _load_source_table(
         else sa.table(table.name, sa.column(table.change_column))
     )
     head = source.max_change(reflected, table.change_column, connection=connection)
+    unusable = unusable_change_rows(
+        source.unusable_changes(reflected, table.change_column, after=after, connection=connection),
+        table,
+    )
 
     rows_read = inserted = updated = tombstoned = batches = 0
+    quarantined = unusable.num_rows
     rows_total = 0 if stored is None else stored.rows_loaded
     superseded_share = 0.0
     while head is not None and after < head:
@@ -201,18 +221,28 @@ def _load_source_table(
             connection=connection,
             schema=known,
         )
+        if fetched.dropped_columns and dropped_columns == "fail":
+            raise SchemaDriftError(
+                f"{name}: the source no longer has column(s) "
+                f"{', '.join(repr(c) for c in fetched.dropped_columns)} that bronze holds; "
+                "nothing of this table was loaded. Restore the column(s), or set "
+                "ehr.dropped_source_columns: load_as_null to load them empty from now on"
+            )
+        if fetched.dropped_columns and log and batches == 0:
+            log.warning(
+                f"{name}: the source no longer has column(s) "
+                f"{', '.join(fetched.dropped_columns)}: loaded as empty "
+                "(ehr.dropped_source_columns: load_as_null)"
+            )
         if fetched.last_change is None:
             break
         batch = fetched.rows
         if fetched.rejected.num_rows:
-            delta.merge(
-                load_quarantine_path(source_name, table.name),
-                fetched.rejected,
-                keys=["record_key", "change_seq"],
-            )
+            quarantine(delta, source_name, table.name, fetched.rejected)
+            quarantined += fetched.rejected.num_rows
             if log:
                 log.warning(
-                    f"{'/'.join(bronze)}: {fetched.rejected.num_rows} row(s) with a value of "
+                    f"{name}: {fetched.rejected.num_rows} row(s) with a value of "
                     "the wrong type set aside in load_quarantine"
                 )
         if batch.num_rows:
@@ -224,12 +254,7 @@ def _load_source_table(
             inserted += batch.num_rows
         elif batch.num_rows:
             batch, superseded = newest_per_key(batch, table)
-            if superseded.num_rows:
-                delta.merge(
-                    load_quarantine_path(source_name, table.name),
-                    superseded,
-                    keys=["record_key", "change_seq"],
-                )
+            quarantine(delta, source_name, table.name, superseded)
             if snapshot is None:
                 snapshot = delta.table(bronze)
             else:
@@ -253,15 +278,22 @@ def _load_source_table(
             rows_loaded=rows_total,
         )
         if log:
-            log.info(f"{'/'.join(bronze)}: batch {batches}, {rows_read} rows, changelog {after}")
+            log.info(f"{name}: batch {batches}, {rows_read} rows, changelog {after}")
         if heartbeat is not None:
             heartbeat()
+    if unusable.num_rows:
+        quarantine(delta, source_name, table.name, unusable)
+        if log:
+            log.warning(
+                f"{name}: {unusable.num_rows} source row(s) with a change number no load can "
+                "read (missing, text or a fraction) set aside in load_quarantine"
+            )
     if superseded_share >= COMPACT_SUPERSEDED_SHARE:
         # Under the source's lock, so no load of this table races the rewrite.
         compaction = compact(delta, bronze, table.primary_key)
         if log and compaction.committed:
             log.info(
-                f"{'/'.join(bronze)}: compacted to its current rows, "
+                f"{name}: compacted to its current rows, "
                 f"{compaction.rows_removed} superseded row(s) removed"
             )
     if snapshot is None and not inserted and not delta.exists(bronze):
@@ -281,6 +313,7 @@ def _load_source_table(
         source_changelog_number=source.max_change(
             reflected, table.change_column, connection=connection
         ),
+        rows_quarantined=quarantined,
     )
 
 
@@ -295,6 +328,7 @@ def load_metadata(
         "rows_inserted": result.rows_inserted,
         "rows_updated": result.rows_updated,
         "rows_deleted": result.rows_tombstoned,
+        "rows_quarantined": result.rows_quarantined,
         "batches": result.batches,
         "changelog_number_before": result.changelog_before,
         "changelog_number": result.changelog_after,

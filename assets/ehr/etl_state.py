@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -184,9 +184,10 @@ def source_heads(source: SqlSourceResource, tables: Sequence[SourceTable]) -> di
     heads: dict[str, int | None] = {}
     with source.connect() as connection:
         for table in tables:
-            newest: sa.ColumnElement[Any] = sa.func.max(sa.column(table.change_column))
-            value = connection.execute(sa.select(newest).select_from(sa.table(table.name))).scalar()
-            heads[table.name] = None if value is None else int(value)
+            columns = sa.table(table.name, sa.column(table.change_column))
+            heads[table.name] = source.max_change(
+                columns, table.change_column, connection=connection
+            )
     return heads
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import Field, field_validator
 
@@ -55,6 +55,9 @@ class DataSourceConnection(StrictSettings):
         return value
 
 
+DroppedColumnPolicy = Literal["fail", "load_as_null"]
+
+
 class EhrSettings(StrictSettings):
     """How EHR source loads are guarded and triggered."""
 
@@ -69,6 +72,12 @@ class EhrSettings(StrictSettings):
     automation_running: bool = Field(
         default=False,
         description="Start the nightly schedule and change sensors when the daemon starts.",
+    )
+    dropped_source_columns: DroppedColumnPolicy = Field(
+        default="fail",
+        description="A column bronze has that the source no longer has: `fail` stops that "
+        "table's load (nothing loaded, the changelog number kept) with an error naming the "
+        "column; `load_as_null` loads the table's changes with the column empty from then on.",
     )
 
 

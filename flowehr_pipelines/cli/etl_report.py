@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
+from assets.ehr.change_batches import load_quarantine_path
 from assets.ehr.etl_lock import EtlLockStore, LockOwner, Logger
 from assets.ehr.etl_state import EtlStateStore, TableLag, source_heads
 from flowehr_pipelines.config import Settings
+from resources.delta.store import DeltaTableStore
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def head_state_report(settings: Settings, source: str | None = None) -> HeadStat
                     else s.updated_at.astimezone(UTC).isoformat(timespec="seconds"),
                 )
             )
+        notes.extend(set_aside_notes(delta, connection.name, [t.name for t in connection.tables]))
         if not stored:
             notes.append(f"{connection.name}: no changelog numbers stored: the next load is bulk")
         holder = locks.holder(connection.name)
@@ -102,6 +105,22 @@ def head_state_report(settings: Settings, source: str | None = None) -> HeadStat
             notes.append(f"{connection.name}: locked by {holder.describe(now)}")
     header = ("source", "table", "changelog", "source head", "lag", "mode", "rows", "updated")
     return HeadStateReport(header=header, rows=rows, notes=notes)
+
+
+def set_aside_notes(delta: DeltaTableStore, source: str, tables: list[str]) -> list[str]:
+    """One note per table whose load set source rows aside: the lag cannot show them
+    (a row whose change number no load can read is never behind)."""
+    notes = []
+    for table in tables:
+        path = load_quarantine_path(source, table)
+        found = delta.read_or_none(path, columns=["record_key"])
+        count = 0 if found is None else found.num_rows
+        if count:
+            notes.append(
+                f"{source}/{table}: {count:,} source row(s) set aside, not loaded "
+                f"({'/'.join(path)} gives each key and reason)"
+            )
+    return notes
 
 
 @contextmanager

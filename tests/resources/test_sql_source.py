@@ -10,7 +10,13 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from resources.sql_source import SourceUnavailableError, SqlSourceResource, arrow_type
+from resources.sql_source import (
+    SourceUnavailableError,
+    SqlSourceResource,
+    arrow_column,
+    arrow_type,
+    whole_part,
+)
 
 PASSWORD = "s3cret"
 
@@ -162,3 +168,31 @@ def test_sql_source_password_is_used_for_connecting():
 )
 def test_arrow_type_maps_sql_types(column_type, arrow):
     assert arrow_type(column_type) == arrow
+
+
+def test_arrow_column_refuses_a_fraction_in_an_integer_column() -> None:
+    assert arrow_column([97, None, 98.0], pa.int64()).to_pylist() == [97, None, 98]
+    with pytest.raises(pa.ArrowInvalid):
+        arrow_column([97, 97.5], pa.int64())  # pa.array would store 97
+    assert arrow_column([1, 2.5], pa.float64()).to_pylist() == [1.0, 2.5]
+
+
+def test_max_change_counts_only_whole_numbers(source: SqlSourceResource) -> None:
+    with source.connect() as connection:
+        connection.execute(sa.text("UPDATE patients SET change_seq = 'abc' WHERE patient_id = 4"))
+        connection.execute(sa.text("UPDATE patients SET change_seq = 55.5 WHERE patient_id = 2"))
+        connection.commit()
+    table = source.reflect("patients")
+    assert source.max_change(table, "change_seq") == 50
+    unusable = source.unusable_changes(table, "change_seq", after=10)
+    assert sorted(r["patient_id"] for r in unusable) == [2, 4]
+    assert source.unusable_changes(table, "change_seq", after=60) == [
+        r for r in unusable if r["patient_id"] == 4
+    ]  # text sorts above every number: never behind the watermark
+
+
+@pytest.mark.parametrize(
+    ("value", "whole"), [(5, 5), (5.0, 5), (5.5, 5), ("5", None), (None, None), (True, None)]
+)
+def test_whole_part(value: object, whole: int | None) -> None:
+    assert whole_part(value) == whole
