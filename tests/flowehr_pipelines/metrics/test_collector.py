@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
