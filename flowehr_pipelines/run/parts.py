@@ -187,7 +187,7 @@ class PartProcess:
         }
         # The child's output goes where this process's goes; only its request and the
         # ids of its runs pass between the two.
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603: fixed argv, no shell
             [sys.executable, "-m", "flowehr_pipelines.run.parts"],
             stdin=subprocess.PIPE,
             text=True,

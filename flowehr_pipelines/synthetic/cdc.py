@@ -102,7 +102,7 @@ class _Generator:
         malformed_rate: float,
         duplicate_rate: float,
     ) -> None:
-        self.rng = Random(seed)
+        self.rng = Random(seed)  # nosec B311: synthetic demo data, not security
         self.seed = seed
         self.landing_dir = landing_dir
         self.days = days

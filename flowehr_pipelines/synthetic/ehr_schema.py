@@ -218,7 +218,7 @@ def epoch_of_day(day: date) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _nhs_offset(seed: int) -> int:
-    return random.Random(f"nhs-number-offset:{seed}").randrange(_NHS_BASE_SPACE)
+    return random.Random(f"nhs-number-offset:{seed}").randrange(_NHS_BASE_SPACE)  # nosec B311: synthetic demo data, not security
 
 
 def synthetic_nhs_number(index: int, seed: int) -> str:

@@ -52,7 +52,7 @@ def write_ehr_source(
         conn.executescript(SCHEMA)
         writer = SourceWriter(
             conn,
-            random.Random(seed),
+            random.Random(seed),  # nosec B311: synthetic demo data, not security
             seed=seed,
             batch_size=batch_size,
             next_change_seq=1,

@@ -23,7 +23,7 @@ class KnownAtClock:
     """Known-at times for facts, never after the generator's "now"."""
 
     def __init__(self, seed: str) -> None:
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # nosec B311: synthetic demo data, not security
 
     def charted(self, observed: int, now: int) -> int:
         """When a set was entered: at the bedside, or (sometimes) later from paper."""

@@ -86,7 +86,7 @@ def rows_that_act(
         # Read the few columns here: pushed-down filters fail on string_view files.
         connection.register("target", target.to_table(columns=wanted))
         rows = connection.sql(
-            f"SELECT DISTINCT s.__row FROM s LEFT JOIN "
+            f"SELECT DISTINCT s.__row FROM s LEFT JOIN "  # nosec B608: identifiers from code or validated config; values bound
             f"(SELECT {columns}, TRUE AS __matched FROM target) AS t ON {on} "
             f"WHERE t.__matched IS NULL OR {acts or 'FALSE'}"
         ).to_arrow_table()
@@ -156,7 +156,7 @@ def rows_that_act_in_partitions(
         connection.register("s", indexed)
         connection.register("target", target)
         rows = connection.sql(
-            f"SELECT DISTINCT s.__row, t.__part, t.__matched IS NOT NULL AS __updates "
+            f"SELECT DISTINCT s.__row, t.__part, t.__matched IS NOT NULL AS __updates "  # nosec B608: identifiers from code or validated config; values bound
             f"FROM s LEFT JOIN "
             f"(SELECT {columns}, {part} AS __part, TRUE AS __matched FROM target) AS t ON {on} "
             f"WHERE t.__matched IS NULL OR {acts or 'FALSE'}"

@@ -121,7 +121,7 @@ class AggregationSpec:
         dimensions = ",\n    ".join(self.dimensions)
         measures = ",\n    ".join(f"{expression} AS {name}" for name, expression in self.measures)
         return (
-            f"SELECT\n    {dimensions},\n    {measures}\nFROM {self.source}\n"
+            f"SELECT\n    {dimensions},\n    {measures}\nFROM {self.source}\n"  # nosec B608: identifiers from code or validated config; values bound
             f"WHERE {' AND '.join(conditions)}\nGROUP BY\n    {dimensions}"
         )
 
