@@ -23,6 +23,7 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 
 from assets.ehr.settings import DataSourceConnection, EhrSettings
 from assets.features.settings import FeatureSettings
+from assets.governance.settings import GovernanceSettings
 from assets.reporting.settings import HousekeepingSettings, ReportingSettings
 from flowehr_pipelines.config_loading import (
     ConfigProblems,
@@ -117,6 +118,7 @@ class Settings(StrictSettings):
     alerts: AlertSettings = AlertSettings()
     demo_data: DemoDataSettings = DemoDataSettings()
     automation: AutomationPolicySettings = AutomationPolicySettings()
+    governance: GovernanceSettings = GovernanceSettings()
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
     _local_key_file: Path | None = PrivateAttr(default=None)
 

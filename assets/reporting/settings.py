@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
+from assets.governance.settings import GovernanceDomain
 from resources.settings import StrictSettings
 
 
@@ -143,8 +144,9 @@ class HousekeepingSettings(StrictSettings):
     )
 
 
-class ReportingDomain(Protocol):
-    """What the reporting domain reads of a deployment's settings."""
+class ReportingDomain(GovernanceDomain, Protocol):
+    """What the reporting domain reads of a deployment's settings (governance: the
+    disclosure control of the views that count recipients)."""
 
     @property
     def reporting(self) -> ReportingSettings: ...

@@ -18,10 +18,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.dataset as pa_ds
 
+from assets.governance.disclosure_check import disclosure_check, disclosure_check_spec
 from assets.metadata import delta_table_metadata
 from assets.reporting.as_of import AsOfConfig
 from assets.reporting.settings import ReportingDomain, ReportingSettings
 from resources.delta.store import DeltaTableStore, TablePath
+from transforms.disclosure import DisclosurePolicy, protect_counts
 from transforms.quality import refuse_identifiers
 from transforms.reporting.dictionary import REPORTING_COLUMNS
 from transforms.reporting.views import QUERIES, VIEWS, ViewParameters, ViewSpec
@@ -56,9 +58,16 @@ def _input(delta: DeltaTableStore, name: str) -> pa.Table | pa_ds.Dataset:
 
 
 def refresh_view(
-    spec: ViewSpec, *, delta: DeltaTableStore, parameters: ViewParameters
+    spec: ViewSpec,
+    *,
+    delta: DeltaTableStore,
+    parameters: ViewParameters,
+    disclosure: DisclosurePolicy | None = None,
 ) -> dict[str, Any]:
     """Recompute one view from the lake and overwrite ``reporting/views/<name>``.
+
+    A view counting people (recipients) is published under ``disclosure`` (the default
+    policy when None), and the table's properties record the rule and its columns.
 
     Returns:
         Counts for the asset's metadata.
@@ -66,8 +75,20 @@ def refresh_view(
     result = compute_view(spec, {name: _input(delta, name) for name in spec.reads}, parameters)
     target = view_key(spec.name).path
     refuse_identifiers(result, destination="/".join(target), values=False)
+    counted: dict[str, Any] = {}
+    if spec.people_counts:
+        policy = disclosure or DisclosurePolicy()
+        result = protect_counts(result, policy, spec.people_counts, spec.rates_of_people)
+        counted["disclosure_rule"] = policy.rule
     delta.overwrite(target, result)
-    return {"as_of_date": parameters.as_of_date.isoformat(), "rows_written": result.num_rows}
+    if spec.people_counts:
+        published = [policy.published_name(c) for c in spec.people_counts]
+        delta.set_properties(target, policy.properties(published))
+    return {
+        "as_of_date": parameters.as_of_date.isoformat(),
+        "rows_written": result.num_rows,
+        **counted,
+    }
 
 
 def view_parameters(reporting: ReportingSettings, config: AsOfConfig) -> ViewParameters:
@@ -83,6 +104,7 @@ def build_view_defs(*, spec: ViewSpec, settings: ReportingDomain) -> dg.Definiti
     """One pass-3 view asset, downstream of every table it reads."""
     key = view_key(spec.name)
     reporting = settings.reporting
+    disclosure = settings.governance.disclosure.policy()
 
     @dg.asset(
         key=key,
@@ -92,11 +114,20 @@ def build_view_defs(*, spec: ViewSpec, settings: ReportingDomain) -> dg.Definiti
         kinds={"sql", "delta"},
         owners=["team:reporting"],
         tags={"zone": "reporting", "pass": "3"},
+        check_specs=[disclosure_check_spec(key)] if spec.people_counts else None,
     )
     def _view(config: AsOfConfig, delta: DeltaTableStore) -> dg.MaterializeResult:
         """A view of the staging tables, recomputed in full (see the asset's description)."""
-        counts = refresh_view(spec, delta=delta, parameters=view_parameters(reporting, config))
-        return dg.MaterializeResult(metadata={**delta_table_metadata(delta, key.path), **counts})
+        counts = refresh_view(
+            spec,
+            delta=delta,
+            parameters=view_parameters(reporting, config),
+            disclosure=disclosure,
+        )
+        return dg.MaterializeResult(
+            metadata={**delta_table_metadata(delta, key.path), **counts},
+            check_results=[disclosure_check(delta, key.path)] if spec.people_counts else None,
+        )
 
     return dg.Definitions(assets=[_view])
 

@@ -53,15 +53,27 @@ class DeltaMaintenance:
             Whether the properties had to be changed.
         """
         interval = f"interval {days} days"
-        wanted = {
-            "delta.logRetentionDuration": interval,
-            "delta.deletedFileRetentionDuration": interval,
-        }
+        return self.set_properties(
+            table,
+            {
+                "delta.logRetentionDuration": interval,
+                "delta.deletedFileRetentionDuration": interval,
+            },
+        )
+
+    def set_properties(self, table: TablePath, properties: dict[str, str]) -> bool:
+        """Record table properties (e.g. the disclosure rule a published table obeys).
+
+        Properties survive overwrites; a commit is made only when one differs.
+
+        Returns:
+            Whether a property had to be changed.
+        """
         dt = self.table(table)
         configuration = dt.metadata().configuration
-        if all(configuration.get(k) == v for k, v in wanted.items()):
+        if all(configuration.get(k) == v for k, v in properties.items()):
             return False
-        dt.alter.set_table_properties(wanted, raise_if_not_exists=False)
+        dt.alter.set_table_properties(properties, raise_if_not_exists=False)
         return True
 
     def vacuum(self, table: TablePath, *, retention_hours: int) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from assets.governance.settings import GovernanceSettings
 from assets.metadata import column_type_name
 from assets.reporting import views
 from assets.reporting.settings import ReportingSettings
@@ -51,6 +52,7 @@ EXPECTED_ROWS = {
 @dataclass(frozen=True)
 class Domain:
     reporting: ReportingSettings
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
 
 
 def records() -> list[dict[str, Any]]:

@@ -37,6 +37,10 @@ ITEM_SUMMARY_BATCH = "request_item_status_summary_batch"
 PLAN_SUMMARY = "request_item_plan_completed_summary"
 PLAN_SUMMARY_BATCH = "request_item_plan_completed_summary_batch"
 
+PEOPLE_COUNT_COLUMNS = frozenset({"recipientcount", "totalmonthlyrecipients"})
+"""Columns of the views that count distinct recipients (people), not messages."""
+RATES_OF_PEOPLE = {"averagemessagesperecipient": "totalmonthlyrecipients"}
+
 AS_OF_DATE = "as_of_date"
 SMS_NUDGE_CLIENT_ID = "sms_nudge_client_id"
 EMAIL_FILTER_CLIENT_IDS = "email_filter_client_ids"
@@ -67,6 +71,17 @@ class ViewSpec:
 
     def sql(self) -> str:
         return load_view_sql(self.name)
+
+    @property
+    def people_counts(self) -> tuple[str, ...]:
+        """Columns counting people (recipients): published under disclosure control."""
+        return tuple(c.name for c in self.columns if c.name in PEOPLE_COUNT_COLUMNS)
+
+    @property
+    def rates_of_people(self) -> dict[str, str]:
+        """Rate columns -> the people count they divide by (suppressed with it)."""
+        names = {c.name for c in self.columns}
+        return {rate: count for rate, count in RATES_OF_PEOPLE.items() if rate in names}
 
 
 @cache
