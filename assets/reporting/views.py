@@ -113,7 +113,7 @@ def build_view_defs(*, spec: ViewSpec, settings: ReportingDomain) -> dg.Definiti
         group_name="reporting",
         kinds={"sql", "delta"},
         owners=["team:reporting"],
-        tags={"zone": "reporting", "pass": "3"},
+        tags={"zone": "reporting", "pass": "3"},  # nosec B105: a tag value, not a password
         check_specs=[disclosure_check_spec(key)] if spec.people_counts else None,
     )
     def _view(config: AsOfConfig, delta: DeltaTableStore) -> dg.MaterializeResult:
