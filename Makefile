@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(FLOWEHR_DATA_DIR)/dagster_home
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: install run dev test test-all lint format bench clean-data
+.PHONY: install run dev test test-all lint format bench clean-data sbom
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,18 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Supply chain: a CycloneDX SBOM of the installed (locked) environment and a licence
+# report, for a vulnerability scanner and a licence review elsewhere (docs/SUPPLY_CHAIN.md).
+SUPPLY_CHAIN_DIR ?= build/supply-chain
+sbom: install
+	mkdir -p $(SUPPLY_CHAIN_DIR)
+	$(BIN)/cyclonedx-py environment --pyproject pyproject.toml --of JSON --output-reproducible \
+		--validate -o $(SUPPLY_CHAIN_DIR)/sbom.cdx.json $(BIN)/python
+	$(BIN)/pip-licenses --python $(BIN)/python --format=csv --with-urls \
+		--output-file $(SUPPLY_CHAIN_DIR)/licences.csv
+	$(BIN)/pip-licenses --python $(BIN)/python --summary \
+		--output-file $(SUPPLY_CHAIN_DIR)/licences-summary.txt
 
 # Benchmarks are measurements, not tests: results go to docs/bench/ and docs/BENCHMARKS.md.
 # M takes tens of minutes and ~8 GB of disk; L does not fit (see docs/BENCHMARKS.md).
