@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -277,7 +278,7 @@ def _land_quarantine(
         delta.append(path, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
 
 
-def live_resources(delta: DeltaTableStore, source: str, kind: str) -> list[dict[str, object]]:
+def live_resources(delta: DeltaTableStore, source: str, kind: str) -> list[dict[str, Any]]:
     """The current, not deleted resources of one type, parsed (empty before any load)."""
     path = resource_table(source, kind)
     if not delta.exists(path):

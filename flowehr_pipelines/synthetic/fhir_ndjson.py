@@ -2,7 +2,9 @@
 
 The same seeded rows as the SQL demo database, read back from it, so a FHIR-fed and a
 SQL-fed run of the same hospital can be compared table for table. Codes come from
-``transforms.fhir.codes``, the module the mapping back reads. Names and MRNs are written
+``transforms.fhir.codes``, the module the mapping back reads. Vital-sign sets and lab
+results are both Observations, so their ids carry a prefix (``vs-1``, ``lab-1``): the
+source numbers each table from 1. Names and MRNs are written
 too (as a hospital's server would hold them); none of it leaves bronze.
 """
 
@@ -117,7 +119,7 @@ def vital_signs(row: sqlite3.Row, patient_id: int | None) -> Resource:
         )
     return {
         "resourceType": "Observation",
-        "id": str(row["observation_id"]),
+        "id": f"vs-{row['observation_id']}",
         "meta": _meta(row),
         "status": "final",
         "category": _category("vital-signs"),
@@ -134,7 +136,7 @@ def lab_result(row: sqlite3.Row, patient_id: int | None) -> Resource:
     value = row["value"]
     return {
         "resourceType": "Observation",
-        "id": str(row["lab_result_id"]),
+        "id": f"lab-{row['lab_result_id']}",
         "meta": _meta(row),
         "status": "registered" if value is None else "final",
         "category": _category("laboratory"),

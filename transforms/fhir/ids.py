@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 _MAX_NUMERIC_ID = 2**62
 _HASHED_ID_BASE = 2**62
+_PREFIXED_SEQUENCE = re.compile(r"[A-Za-z]+-([0-9]{1,18})")
 
 
 def row_id(logical_id: str | None) -> int | None:
     """The silver row id of a FHIR logical id.
 
     The clinical source's tables key rows by integers, and servers that mint ids from a
-    database sequence use digits: those are kept as they are, so a FHIR-fed and a
-    SQL-fed load of one hospital give one id per row. Any other id (a UUID) becomes a
-    stable number at or above 2**62 from its SHA-256, which no digit id reaches.
+    database sequence use digits, bare or behind a letters-and-hyphen prefix (``lab-17``,
+    used where two tables of one source share a resource type): the digits are kept, so
+    a FHIR-fed and a SQL-fed load of one hospital give one id per row. Any other id (a
+    UUID) becomes a stable number at or above 2**62 from its SHA-256, which no digit id
+    reaches. Two resources of one table that still meet on an id are both quarantined
+    by silver as a duplicate key, never merged.
 
     Args:
         logical_id: ``Resource.id``, or the id part of a reference.
@@ -25,8 +30,10 @@ def row_id(logical_id: str | None) -> int | None:
     """
     if not logical_id:
         return None
-    if logical_id.isascii() and logical_id.isdigit() and int(logical_id) < _MAX_NUMERIC_ID:
-        return int(logical_id)
+    prefixed = _PREFIXED_SEQUENCE.fullmatch(logical_id)
+    digits = prefixed.group(1) if prefixed else logical_id
+    if digits.isascii() and digits.isdigit() and int(digits) < _MAX_NUMERIC_ID:
+        return int(digits)
     digest = hashlib.sha256(logical_id.encode("utf-8")).digest()
     return _HASHED_ID_BASE + (int.from_bytes(digest[:8], "big") % _HASHED_ID_BASE)
 

@@ -13,7 +13,7 @@ global change number, and the feature store only needs the order of changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -253,7 +253,7 @@ def diagnosis_row(condition: Resource) -> dict[str, Any]:
     }
 
 
-def source_tables(resources: dict[str, Iterable[Resource]]) -> dict[str, pa.Table]:
+def source_tables(resources: Mapping[str, Iterable[Resource]]) -> dict[str, pa.Table]:
     """The clinical source's five tables from current FHIR resources by type.
 
     Args:

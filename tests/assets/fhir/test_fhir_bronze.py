@@ -81,7 +81,7 @@ def test_second_export_fetches_only_changes_and_applies_deletions(
     patient = dict(server.resources[("Patient", "3")][0])
     patient["birthDate"] = "1960-01-02"
     server.put(patient)
-    server.delete("Observation", "5")
+    server.delete("Observation", "vs-5")
     served_before = len(server.files_served())
     second = export(server, store)
     assert "_since=" in kickoffs(server)[-1]
@@ -90,7 +90,7 @@ def test_second_export_fetches_only_changes_and_applies_deletions(
     assert second.deleted["Observation"] == 1
     assert len(server.files_served()) - served_before == 2  # Patient file and deletions
     assert live(store, "Patient")["3"]["birthDate"] == "1960-01-02"
-    assert "5" not in live(store, "Observation")
+    assert "vs-5" not in live(store, "Observation")
     assert stored_watermark(store, "fhir", TYPES) == second.transaction_time
 
 
@@ -199,7 +199,7 @@ def test_bad_exports_fail_in_one_line_and_commit_nothing(
 ) -> None:
     first = export(server, store)
     before = versions(store)
-    server.put(dict(server.resources[("Observation", "1")][0]))
+    server.put(dict(server.resources[("Observation", "vs-1")][0]))
     server.put(dict(server.resources[("Encounter", "1")][0]))
     if knob == "truncate":
         server.knobs.truncate.add("Observation")

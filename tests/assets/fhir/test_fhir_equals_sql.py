@@ -1,0 +1,108 @@
+"""A FHIR-only hospital and a SQL-fed one with the same patients give equal feature tables."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from assets.features.tables import feature_key
+from assets.fhir.bronze import run_export
+from assets.fhir.clinical import build_clinical_mapping_defs
+from assets.keys import bronze_key, silver_key
+from resources.delta.store import DeltaTableStore
+from tests.assets.ehr.test_silver_assets import build_silver, load_bronze
+from tests.assets.features.feature_story import materialise
+from tests.assets.fhir.fhir_world import client, serve, source_settings, write_source
+from tests.fhir_server import BulkServer, bulk_server
+from tests.lakes import local_store
+from transforms.features.pipeline import FEATURE_TABLES
+
+SILVER = ("patients", "visits", "observations", "lab_results", "diagnoses")
+# Where the FHIR feed differs by design: its change number is lastUpdated in microseconds,
+# and silver's source_updated_at is the same instant.
+FHIR_ONLY = ("change_seq",)
+
+
+def digest(table: pa.Table, drop: tuple[str, ...] = ()) -> str:
+    table = table.drop_columns([c for c in drop if c in table.column_names])
+    table = table.select(sorted(table.column_names))
+    rows = sorted(repr(sorted(r.items())) for r in table.to_pylist())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def features(delta: DeltaTableStore) -> dict[str, str]:
+    return {name: digest(delta.read(feature_key(name).path)) for name in FEATURE_TABLES}
+
+
+def silver(delta: DeltaTableStore) -> dict[str, str]:
+    return {name: digest(delta.read(silver_key(name).path), FHIR_ONLY) for name in SILVER}
+
+
+def map_fhir(delta: DeltaTableStore) -> dict[str, Any]:
+    result = dg.materialize(
+        [build_clinical_mapping_defs(source=source_settings())],
+        resources={"delta": delta},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    return {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata["rows_deleted"].value
+        for e in result.get_asset_materialization_events()
+        if e.materialization is not None
+    }
+
+
+@dataclass
+class Hospital:
+    server: BulkServer
+    sql: DeltaTableStore
+    fhir: DeltaTableStore
+
+
+@pytest.fixture(scope="module")
+def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
+    root = tmp_path_factory.mktemp("hospital")
+    db = write_source(root, patients=14, seed=8)
+    sql, fhir = local_store(root / "sql"), local_store(root / "fhir")
+    load_bronze(db, sql)
+    build_silver(sql)
+    materialise(sql)
+    with bulk_server() as server:
+        serve(server, db)
+        run_export(source=source_settings(), client=client(server), delta=fhir)
+        map_fhir(fhir)
+        build_silver(fhir)
+        materialise(fhir)
+        yield Hospital(server, sql, fhir)
+
+
+def test_fhir_fed_silver_equals_sql_fed_silver(hospital: Hospital) -> None:
+    assert silver(hospital.fhir) == silver(hospital.sql)
+    assert all(hospital.fhir.read(silver_key(t).path).num_rows for t in SILVER)
+
+
+def test_fhir_fed_feature_tables_equal_sql_fed_ones(hospital: Hospital) -> None:
+    assert features(hospital.fhir) == features(hospital.sql)
+    assert all(hospital.fhir.read(feature_key(t).path).num_rows for t in FEATURE_TABLES)
+
+
+def test_a_deleted_fhir_resource_leaves_bronze_and_silver(hospital: Hospital) -> None:
+    server, fhir = hospital.server, hospital.fhir
+    visit = next(r for (k, _), (r, _) in sorted(server.resources.items()) if k == "Encounter")
+    visit_id = int(visit["id"])
+    assert visit_id in fhir.read(silver_key("visits").path)["visit_id"].to_pylist()
+    server.delete("Encounter", visit["id"])
+    landing = run_export(source=source_settings(), client=client(server), delta=fhir)
+    assert landing.deleted["Encounter"] == 1 and sum(landing.landed.values()) == 0
+    assert map_fhir(fhir)["visits"] == 1
+    assert visit_id not in fhir.read(bronze_key("visits").path)["visit_id"].to_pylist()
+    assert map_fhir(fhir)["visits"] == 0  # re-mapping is a no-op
+    silver_rows = build_silver(fhir)
+    assert silver_rows["visits"]["rows_deleted"] == 1
+    assert visit_id not in fhir.read(silver_key("visits").path)["visit_id"].to_pylist()
