@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
 from assets.ehr.settings import DataSourceConnection, EhrSettings
 from assets.features.settings import FeatureSettings
+from assets.fhir.settings import FhirSourceSettings, PdsSettings
 from assets.governance.settings import GovernanceSettings
+from assets.keys import CLINICAL_SOURCE
 from assets.reporting.settings import HousekeepingSettings, ReportingSettings
 from flowehr_pipelines.config_loading import (
     ConfigProblems,
@@ -33,6 +35,7 @@ from flowehr_pipelines.config_loading import (
     substitute_tokens,
     unresolved_problems,
 )
+from flowehr_pipelines.integrations import integration_secret_names
 from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
 from resources.settings import (
     ConfigError,
@@ -107,7 +110,9 @@ class Settings(StrictSettings):
     data_dir: Path
     dagster_home: Path
     lake: LakeSettings = LakeSettings()
-    data_source_connections: list[DataSourceConnection] = Field(min_length=1)
+    data_source_connections: list[DataSourceConnection] = Field(default_factory=list)
+    fhir_sources: list[FhirSourceSettings] = Field(default_factory=list)
+    pds: PdsSettings = PdsSettings()
     compute: Literal["local", "databricks"] = "local"
     spark: SparkSettings = SparkSettings()
     databricks: DatabricksSettings = DatabricksSettings()
@@ -121,6 +126,20 @@ class Settings(StrictSettings):
     governance: GovernanceSettings = GovernanceSettings()
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
     _local_key_file: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_clinical_source(self) -> Settings:
+        feeding = [s.name for s in self.fhir_sources if s.feeds_clinical_source]
+        if not self.data_source_connections and not self.fhir_sources:
+            raise ValueError("configure data_source_connections or fhir_sources (or both)")
+        if len(feeding) > 1:
+            raise ValueError(f"only one FHIR source may feed the clinical source: {feeding}")
+        if feeding and any(c.name == CLINICAL_SOURCE for c in self.data_source_connections):
+            raise ValueError(
+                f"FHIR source {feeding[0]} feeds the clinical source, but a SQL source is "
+                f"named '{CLINICAL_SOURCE}' too"
+            )
+        return self
 
     def secret(self, name: str | None) -> str | None:
         """The value of a secret the config names, as it was when the settings loaded."""
@@ -139,6 +158,7 @@ class Settings(StrictSettings):
         names += [c.password_env for c in self.data_source_connections]
         if self.compute == "databricks":
             names.append(self.databricks.token_env)
+        names += integration_secret_names(self)
         return [n for n in names if n]
 
     @property

@@ -11,6 +11,7 @@ from assets.ehr import bronze as ehr
 from assets.ehr import silver
 from assets.features import cohorts
 from assets.features import tables as features
+from assets.fhir import definitions as fhir
 from assets.reporting import staging as reporting
 from assets.reports import definitions as reports
 from flowehr_pipelines.automation import ehr as ehr_automation
@@ -28,6 +29,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     merged = dg.Definitions.merge(
         ehr.build_defs(settings),
         silver.build_defs(settings),
+        fhir.build_defs(settings),
         features.build_defs(settings),
         cohorts.build_defs(),
         reporting.build_defs(settings),

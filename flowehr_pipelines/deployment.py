@@ -16,6 +16,7 @@ from dagster_aws.s3 import S3Resource
 
 from assets.ehr.settings import DataSourceConnection
 from flowehr_pipelines.config import ReaderSettings, Settings
+from flowehr_pipelines.integrations import build_integration_resources
 from resources.databricks import ENTRYPOINT_RELATIVE_PATH, DatabricksPipesResource
 from resources.delta.storage import LocalStorage, S3Storage
 from resources.delta.store import DeltaTableStore
@@ -76,6 +77,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         resources["feature_jobs"] = build_feature_job_resource(settings)
     for connection in settings.data_source_connections:
         resources[connection.name] = build_sql_source(settings, connection)
+    resources.update(build_integration_resources(settings))
     return resources
 
 
