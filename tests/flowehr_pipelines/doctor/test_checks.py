@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import pytest
 
 from flowehr_pipelines.config import Settings, load_settings
 from flowehr_pipelines.doctor.clock import check_clock, check_timezone
 from flowehr_pipelines.doctor.findings import Finding, guarded, redact
 from flowehr_pipelines.doctor.network import check_spark
+from flowehr_pipelines.doctor.sources import check_source
 
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 
@@ -67,3 +70,18 @@ def test_guarded_turns_an_unexpected_error_into_one_failure_line() -> None:
         raise RuntimeError("boom\nsecond line")
 
     assert guarded("lake", explode) == [Finding("lake", "fail", "RuntimeError: boom")]
+
+
+def test_a_sql_server_source_without_its_driver_is_named_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if importlib.util.find_spec("pyodbc") is not None:
+        pytest.skip("pyodbc is installed here")
+    monkeypatch.setenv(
+        "FLOWEHR_EHR_URL", "mssql+pyodbc://reader@127.0.0.1:1433/ehr?driver=ODBC+Driver+18"
+    )
+    settings = load_settings()
+    findings = check_source(settings, settings.connection("ehr"), timeout=1, clock=[])
+    assert [f.status for f in findings] == ["fail"]
+    assert "missing driver" in findings[0].detail
+    assert "pyodbc" in findings[0].detail
