@@ -100,6 +100,14 @@ class AutomationPolicySettings(StrictSettings):
     sensor_interval_seconds: int = Field(
         default=30, gt=0, description="How often the automation condition sensor evaluates."
     )
+    heartbeat_cron: str = Field(
+        default="*/10 * * * *",
+        description="When platform_heartbeat_schedule runs its tiny job: a missing "
+        "success means the daemon, the run queue, the launcher or the code location is down.",
+    )
+    heartbeat_running: bool = Field(
+        default=False, description="Start the heartbeat schedule with the daemon."
+    )
 
 
 class Settings(StrictSettings):

@@ -8,6 +8,7 @@ schedules and sensors live beside their domain (``automation.ehr``,
 
 import dagster as dg
 
+from flowehr_pipelines.automation.heartbeat import build_heartbeat_defs
 from flowehr_pipelines.automation.reporting import separately_run
 from flowehr_pipelines.config import Settings
 
@@ -15,7 +16,7 @@ ALL_ASSETS_JOB = "all_assets_job"
 
 
 def build_job_defs(settings: Settings) -> dg.Definitions:
-    """The job that materialises everything, as ``flowehr run`` does."""
+    """The job that materialises everything, as ``flowehr run`` does, and the heartbeat."""
     all_assets = dg.define_asset_job(
         ALL_ASSETS_JOB,
         # Partitioned reports and watchdog checks run separately (flowehr run catches the
@@ -24,4 +25,4 @@ def build_job_defs(settings: Settings) -> dg.Definitions:
         description="Materialise the whole graph: EHR sources to features, CDC log to reports.",
         executor_def=dg.in_process_executor,
     )
-    return dg.Definitions(jobs=[all_assets])
+    return dg.Definitions.merge(dg.Definitions(jobs=[all_assets]), build_heartbeat_defs(settings))
