@@ -12,9 +12,11 @@ from assets.ehr import silver
 from assets.features import cohorts
 from assets.features import tables as features
 from assets.fhir import definitions as fhir
+from assets.governance import opt_out
 from assets.reporting import staging as reporting
 from assets.reports import definitions as reports
 from flowehr_pipelines.automation import ehr as ehr_automation
+from flowehr_pipelines.automation import governance as governance_automation
 from flowehr_pipelines.automation import reporting as reporting_automation
 from flowehr_pipelines.automation.jobs import build_job_defs
 from flowehr_pipelines.automation.policy import apply_automation_policy
@@ -28,8 +30,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Every domain's definitions for one deployment, with the catalogue and policy on."""
     merged = dg.Definitions.merge(
         ehr.build_defs(settings),
-        silver.build_defs(settings),
+        silver.build_defs(settings, pds_verified=settings.pds.enabled),
         fhir.build_defs(settings),
+        opt_out.build_defs(settings),
         features.build_defs(settings),
         cohorts.build_defs(),
         reporting.build_defs(settings),
@@ -37,6 +40,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         housekeeping.build_defs(settings),
         build_job_defs(settings),
         ehr_automation.build_defs(settings),
+        governance_automation.build_defs(settings),
         reporting_automation.build_defs(settings),
         # UI-launched materialisations run in process too: one JVM per run, not per step.
         dg.Definitions(

@@ -1,4 +1,5 @@
-"""The whole privacy scan of a configured lake: cells (``privacy_scan``) and names.
+"""The whole privacy scan of a configured lake: cells (``privacy_scan``), names, and the
+disclosure control of counts of people (``disclosure_scan``).
 
 ``scan_lake`` is what ``flowehr privacy-scan`` and the reliability suite run.
 
@@ -20,6 +21,7 @@ from urllib.parse import unquote
 
 from assets.reports.partitions import BATCH_PARTITIONS, CLIENT_PARTITIONS
 from flowehr_pipelines.config import Settings
+from flowehr_pipelines.disclosure_scan import scan_disclosure
 from flowehr_pipelines.privacy_scan import (
     PUBLISHED_PREFIXES,
     Finding,
@@ -131,6 +133,8 @@ def scan_lake(settings: Settings) -> tuple[KnownIdentifiers, ScanResult]:
 
     objects = build_object_store(settings)
     known = collect_source_identifiers(settings, objects)
-    result = scan_published(build_delta_store(settings), objects, known)
+    delta = build_delta_store(settings)
+    result = scan_published(delta, objects, known)
     result.findings += scan_names(objects, settings.dagster_home, result.tables, known)
+    result.findings += scan_disclosure(delta, result.tables)
     return known, result

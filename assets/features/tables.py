@@ -35,6 +35,7 @@ import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
 
 from assets.features.settings import FeatureDomain
+from assets.governance.opt_out import OPT_OUT_KEY, opted_out_keys
 from assets.keys import silver_key
 from assets.metadata import delta_table_metadata
 from assets.spark_io import read_spark, to_arrow
@@ -158,7 +159,10 @@ def compute_in_process(
     inputs = {name: read_spark(session, delta, silver_key(name).path) for name in spec.inputs}
     state = state_path(spec.name)
     previous = read_spark(session, delta, state) if delta.exists(state) else None
-    update = compute_feature_update(spec, inputs, previous, options, full_rebuild=full_rebuild)
+    opted_out = read_spark(session, delta, OPT_OUT_KEY.path) if opted_out_keys(delta) else None
+    update = compute_feature_update(
+        spec, inputs, previous, options, full_rebuild=full_rebuild, opted_out=opted_out
+    )
     return ComputedUpdate(
         rows=to_arrow(update.rows),
         changed_visits=pa.table({"visit_id": pa.array([], pa.int64())})
@@ -189,6 +193,9 @@ def compute_with_pipes(
         "full_rebuild": full_rebuild,
         "inputs": {name: jobs.input_location(delta, silver_key(name).path) for name in spec.inputs},
         "state": jobs.input_location(delta, state) if delta.exists(state) else None,
+        "opted_out": jobs.input_location(delta, OPT_OUT_KEY.path)
+        if opted_out_keys(delta)
+        else None,
         "output": output,
     }
     try:
@@ -357,7 +364,7 @@ def build_feature_table_defs(
 
     @dg.asset(
         key=key,
-        deps=[silver_key(name) for name in spec.inputs],
+        deps=[*(silver_key(name) for name in spec.inputs), OPT_OUT_KEY],
         description=spec.description,
         group_name="features",
         kinds={"spark", "delta", *(("databricks",) if on_databricks else ())},

@@ -22,7 +22,7 @@ from resources.delta.store import DeltaTableStore
 from resources.sql_source import SqlSourceResource
 
 EHR_JOB = "ehr_job"
-EHR_GROUPS = ("ehr", "features")
+EHR_GROUPS = ("ehr", "governance", "features")
 SOURCE_TAG = "flowehr/source"
 ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.QUEUED,

@@ -29,6 +29,7 @@ from transforms.features.labs import LAB_SUMMARIES
 from transforms.features.news2 import NEWS2
 from transforms.features.outcomes import OUTCOMES
 from transforms.features.vitals import VITAL_SIGNS
+from transforms.opt_out import exclude_opted_out
 
 FEATURE_TABLES: dict[str, FeatureTableSpec] = {
     spec.name: spec
@@ -87,8 +88,13 @@ def compute_feature_update(
     options: FeatureOptions,
     *,
     full_rebuild: bool = False,
+    opted_out: DataFrame | None = None,
 ) -> FeatureUpdate:
     """Feature rows for the visits whose inputs changed since ``previous_state``.
+
+    The opted-out patients' rows are dropped from the inputs first, so their visits
+    leave the state like deleted ones: the next update removes their rows, and a
+    patient who opts back in is recomputed like a new one.
 
     Args:
         spec: the feature table.
@@ -97,6 +103,7 @@ def compute_feature_update(
         previous_state: the fingerprints stored after the last commit, or None.
         options: version, SpO2 scale and horizon choice.
         full_rebuild: recompute every visit even when state exists.
+        opted_out: the National Data Opt-out pseudonyms (``person_key``), or None.
 
     Returns:
         The rows to write, the visits they replace and the new state. A full rebuild
@@ -108,7 +115,7 @@ def compute_feature_update(
     missing = [name for name in spec.inputs if name not in inputs]
     if missing:
         raise KeyError(f"{spec.name} needs silver tables {missing}")
-    needed = {name: inputs[name] for name in spec.inputs}
+    needed = exclude_opted_out({name: inputs[name] for name in spec.inputs}, opted_out)
     state = spec.fingerprint(needed).select(
         "visit_id",
         "source_rows",

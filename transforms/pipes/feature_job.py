@@ -8,7 +8,8 @@ Pipes extras (all JSON):
 
 * ``feature_table``: a name in ``FEATURE_TABLES``; ``options``: ``FeatureOptions``
   fields; ``full_rebuild``: bool.
-* ``inputs``: silver table name -> location; ``state``: the stored fingerprints'
+* ``inputs``: silver table name -> location; ``opted_out``: the National Data Opt-out
+  pseudonyms' location, or none; ``state``: the stored fingerprints'
   location or null. A location is ``{"format": "delta", "path": ...}`` (Databricks)
   or ``{"format": "parquet", "paths": [...], "schema": <Spark schema JSON>}``.
 * ``output``: ``rows``, ``changed_visits``, ``state`` -> Parquet directory URIs.
@@ -103,8 +104,15 @@ def run(pipes: PipesContext) -> dict[str, Any]:
     inputs = {name: read_location(spark, loc) for name, loc in dict(extras["inputs"]).items()}
     state_location = extras.get("state")
     previous = read_location(spark, state_location) if state_location else None
+    opt_out_location = extras.get("opted_out")
+    opted_out = read_location(spark, opt_out_location) if opt_out_location else None
     update = compute_feature_update(
-        spec, inputs, previous, options, full_rebuild=bool(extras.get("full_rebuild"))
+        spec,
+        inputs,
+        previous,
+        options,
+        full_rebuild=bool(extras.get("full_rebuild")),
+        opted_out=opted_out,
     )
     output = dict(extras["output"])
     # Written once and read back for counting: Spark would otherwise recompute them.
