@@ -28,6 +28,7 @@ from flowehr_pipelines.cli.docs import docs
 from flowehr_pipelines.cli.doctor import doctor
 from flowehr_pipelines.cli.etl import etl
 from flowehr_pipelines.cli.features import features
+from flowehr_pipelines.cli.governance import governance
 from flowehr_pipelines.cli.metrics import metrics
 from flowehr_pipelines.config import Settings
 
@@ -272,6 +273,7 @@ def privacy_scan() -> None:
 
 main.add_command(etl)
 main.add_command(features)
+main.add_command(governance)
 main.add_command(docs)
 main.add_command(doctor)
 main.add_command(metrics)

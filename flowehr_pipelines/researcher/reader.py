@@ -12,6 +12,7 @@ import pyarrow as pa
 from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
 from resources.local_links import escaping_link, shown
+from transforms.project_keys import PSEUDONYM_COLUMNS, rekey_table
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ class PublishedLake:
     table's zone makes the table unreadable here (``PermissionError``, one line).
     """
 
-    def __init__(self, delta: DeltaTableStore) -> None:
+    def __init__(self, delta: DeltaTableStore, project_key: bytes | None = None) -> None:
         self._delta = delta
+        self._project_key = project_key
 
     def exists(self, path: str | Sequence[str]) -> bool:
         parts = self._contained(path)
@@ -91,8 +93,20 @@ class PublishedLake:
         return dt
 
     def read(self, path: str | Sequence[str], **kwargs: Any) -> pa.Table:
+        """A published table; under a project, with the project's pseudonyms.
+
+        Raises:
+            ValueError: a filter on a pseudonym column under a project (the stored
+                values are not the project's, so it would silently match nothing).
+        """
         self.table(path, version=kwargs.get("version"))
-        return self._delta.read(published_path(path), **kwargs)
+        if self._project_key is None:
+            return self._delta.read(published_path(path), **kwargs)
+        if kwargs.get("filters") and any(c in str(kwargs["filters"]) for c in PSEUDONYM_COLUMNS):
+            raise ValueError(
+                "filters on person_key are not supported in a project: filter the rows read"
+            )
+        return rekey_table(self._project_key, self._delta.read(published_path(path), **kwargs))
 
     def _contained(self, path: str | Sequence[str]) -> tuple[str, ...]:
         """The path's segments, once its name and its place on disk are both published."""

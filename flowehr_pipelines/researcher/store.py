@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowehr_pipelines.config import ReaderSettings, Settings, load_settings
+from flowehr_pipelines.researcher.project import ProjectKey
 from flowehr_pipelines.researcher.reader import (
     FEATURE_ZONE,
     ColumnInfo,
@@ -76,15 +77,27 @@ def codelist_items(features: Sequence[str]) -> list[str]:
 class FeatureStore:
     """Read-only researcher API over the published zones of one lake."""
 
-    def __init__(self, delta: DeltaTableStore) -> None:
-        self._lake = PublishedLake(delta)
+    def __init__(self, delta: DeltaTableStore, project: ProjectKey | None = None) -> None:
+        self._lake = PublishedLake(delta, None if project is None else project.key)
+        self.project_id = None if project is None else project.project_id
 
     @classmethod
     def for_researcher(cls, env: Mapping[str, str] | None = None) -> FeatureStore:
-        """The researcher's reader: lake root and read credentials only (no config, no key)."""
+        """The researcher's reader: lake root and read credentials only (no config, no
+        master key); with ``FLOWEHR_PROJECT_ID`` and ``FLOWEHR_PROJECT_KEY``, the project's
+        pseudonyms in place of the published ones."""
         from flowehr_pipelines.deployment import build_reader_store
 
-        return cls(build_reader_store(ReaderSettings.from_env(env)))
+        return cls(build_reader_store(ReaderSettings.from_env(env)), ProjectKey.from_env(env))
+
+    @classmethod
+    def for_project(cls, project_id: str, settings: Settings | None = None) -> FeatureStore:
+        """A project's reader built by the pipeline identity: the project key is derived
+        from the master key here, and only the derived key goes into the reader."""
+        from flowehr_pipelines.deployment import build_delta_store
+
+        settings = settings or load_settings()
+        return cls(build_delta_store(settings), ProjectKey.derive(settings, project_id))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> FeatureStore:
