@@ -42,6 +42,11 @@ def test_image_workspace_and_helm_values_serve_the_same_module() -> None:
     assert deployment["dagsterApiGrpcArgs"] == ["-m", module]
     assert f'"-m", "{module}"' in dockerfile
     assert f'"-p", "{deployment["port"]}"' in dockerfile
+    grpc = yaml.safe_load((DEPLOY / "workspace.grpc.yaml").read_text(encoding="utf-8"))
+    server = grpc["load_from"][0]["grpc_server"]
+    assert server["port"] == deployment["port"]
+    assert server["location_name"] == workspace["load_from"][0]["python_module"]["location_name"]
+    assert f'"--location-name", "{server["location_name"]}"' in dockerfile
     assert values["postgresql"]["enabled"] is False
     assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
 
