@@ -19,3 +19,7 @@ def silver_key(table: str) -> dg.AssetKey:
 def bronze_key(table: str) -> dg.AssetKey:
     """The bronze (raw, as landed) table of the clinical source."""
     return dg.AssetKey(["bronze", CLINICAL_SOURCE, table])
+
+
+PDS_VERIFICATION = bronze_key("pds_verification")
+"""PDS's outcome per NHS number of the clinical source (written by ``assets.fhir.pds``)."""

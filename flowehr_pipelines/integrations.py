@@ -13,6 +13,7 @@ import dagster as dg
 from assets.fhir.bronze import fhir_resource_key
 from assets.fhir.settings import FhirDomain, FhirSourceSettings
 from resources.fhir_bulk import FhirBulkDataResource
+from resources.pds import PdsResource
 
 
 def _env(name: str | None) -> Any:
@@ -40,9 +41,31 @@ def build_fhir_client(source: FhirSourceSettings) -> FhirBulkDataResource:
     )
 
 
+def build_pds_client(settings: FhirDomain) -> PdsResource:
+    """The PDS client of the configured environment (the sandbox needs no secret)."""
+    pds = settings.pds
+    signed = pds.environment != "sandbox" or pds.token_url is not None
+    return PdsResource(
+        environment=pds.environment,
+        base_url=pds.base_url,
+        token_url=pds.token_url,
+        api_key=_env(pds.api_key_env) if signed else None,
+        private_key=_env(pds.private_key_env) if signed else None,
+        key_id=pds.key_id,
+        max_concurrency=pds.max_concurrency,
+        requests_per_second=pds.requests_per_second,
+        token_refresh_margin_seconds=pds.token_refresh_margin_seconds,
+    )
+
+
 def build_integration_resources(settings: FhirDomain) -> dict[str, Any]:
     """The FHIR clients (and the PDS client when enabled), keyed as the assets name them."""
-    return {fhir_resource_key(s): build_fhir_client(s) for s in settings.fhir_sources}
+    resources: dict[str, Any] = {
+        fhir_resource_key(s): build_fhir_client(s) for s in settings.fhir_sources
+    }
+    if settings.pds.enabled:
+        resources["pds"] = build_pds_client(settings)
+    return resources
 
 
 def integration_secret_names(settings: FhirDomain) -> list[str]:
@@ -50,6 +73,6 @@ def integration_secret_names(settings: FhirDomain) -> list[str]:
     names: list[str | None] = []
     for source in settings.fhir_sources:
         names += [source.bearer_token_env, source.private_key_env]
-    if settings.pds.enabled:
+    if settings.pds.enabled and settings.pds.environment != "sandbox":
         names += [settings.pds.api_key_env, settings.pds.private_key_env]
     return [n for n in names if n]

@@ -18,7 +18,7 @@ Rows that fail validation go to ``bronze/<source>/quarantine_<table>`` with a re
 and are counted in metadata by reason, rather than being dropped.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from assets.ehr import quality_checks
 from assets.ehr.settings import EhrDomain
-from assets.keys import CLINICAL_SOURCE, bronze_key, silver_key
+from assets.keys import CLINICAL_SOURCE, PDS_VERIFICATION, bronze_key, silver_key
 from assets.metadata import delta_table_metadata
 from assets.spark_io import read_bronze_current, read_spark, to_arrow
 from resources.delta.store import DeltaTableStore
@@ -47,6 +47,7 @@ from transforms.ehr_silver import (
     clean_visits,
 )
 from transforms.expectations import Bound
+from transforms.pds_silver import with_pds_outcomes
 
 SILVER_PATIENTS = silver_key("patients")
 SILVER_VISITS = silver_key("visits")
@@ -72,6 +73,12 @@ class SilverInputs:
 
     def silver(self, table: str) -> DataFrame:
         return read_spark(self.spark, self.delta, silver_key(table).path)
+
+    def patients(self) -> DataFrame:
+        """Bronze patients with PDS's outcomes applied, once PDS has verified any."""
+        pds = PDS_VERIFICATION.path
+        outcomes = read_spark(self.spark, self.delta, pds) if self.delta.exists(pds) else None
+        return with_pds_outcomes(self.bronze("patients"), outcomes)
 
     @property
     def key(self) -> bytes:
@@ -110,7 +117,7 @@ SILVER_TABLES: tuple[SilverTable, ...] = (
             "Patients with a keyed pseudonym for the NHS number, birth year and postcode "
             "district; invalid NHS numbers and impossible birth dates are quarantined."
         ),
-        clean=lambda i: clean_patients(i.bronze("patients"), key=i.key, as_of=i.as_of),
+        clean=lambda i: clean_patients(i.patients(), key=i.key, as_of=i.as_of),
         lineage={
             "person_key": ((bronze_key("patients"), "nhs_number"),),
             "birth_year": ((bronze_key("patients"), "date_of_birth"),),
@@ -233,12 +240,18 @@ def write_split(delta: DeltaTableStore, table: SilverTable, split: Split) -> dic
     }
 
 
-def build_silver_table_asset(*, table: SilverTable) -> dg.AssetsDefinition:
-    """The silver asset for one table spec."""
+def build_silver_table_asset(
+    *, table: SilverTable, extra_deps: Sequence[dg.AssetKey] = ()
+) -> dg.AssetsDefinition:
+    """The silver asset for one table spec (``extra_deps``: more inputs, such as PDS)."""
 
     @dg.asset(
         key=silver_key(table.name),
-        deps=[bronze_key(table.name), *(silver_key(parent) for parent in table.parents)],
+        deps=[
+            bronze_key(table.name),
+            *(silver_key(parent) for parent in table.parents),
+            *extra_deps,
+        ],
         description=table.description,
         group_name="ehr",
         kinds={"spark", "delta"},
@@ -279,11 +292,15 @@ def build_silver_checks(
     return checks
 
 
-def build_defs(settings: EhrDomain) -> dg.Definitions:
-    """Silver EHR tables and their data-quality checks."""
+def build_defs(settings: EhrDomain, *, pds_verified: bool = False) -> dg.Definitions:
+    """Silver EHR tables and their data-quality checks (patients after PDS when verified)."""
     max_age = timedelta(days=settings.ehr.freshness_max_age_days)
+    pds = {"patients": [PDS_VERIFICATION]} if pds_verified else {}
     return dg.Definitions(
-        assets=[build_silver_table_asset(table=table) for table in SILVER_TABLES],
+        assets=[
+            build_silver_table_asset(table=table, extra_deps=pds.get(table.name, ()))
+            for table in SILVER_TABLES
+        ],
         asset_checks=[
             check
             for table in SILVER_TABLES

@@ -78,6 +78,9 @@ class PdsSettings(StrictSettings):
     max_concurrency: int = Field(default=4, gt=0, le=32)
     requests_per_second: float = Field(default=5.0, gt=0)
     token_refresh_margin_seconds: float = Field(default=60.0, ge=0)
+    reverify_after_days: int = Field(
+        default=30, gt=0, description="Numbers checked longer ago than this are read again."
+    )
 
 
 class FhirDomain(Protocol):

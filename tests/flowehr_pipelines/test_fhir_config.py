@@ -11,6 +11,7 @@ import pytest
 from flowehr_pipelines.config import load_settings
 from flowehr_pipelines.definitions import build_definitions
 from resources.fhir_bulk import FhirBulkDataResource
+from resources.pds import PdsResource
 from resources.settings import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -79,3 +80,23 @@ def test_clinical_source_conflicts_are_configuration_errors(
     config_dir(tmp_path, local, monkeypatch)
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+def test_pds_is_off_unless_enabled_and_then_feeds_silver_patients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings()
+    assert not settings.pds.enabled
+    keys = build_definitions(settings).resolve_all_asset_keys()
+    assert dg.AssetKey(["bronze", "ehr", "pds_verification"]) not in keys
+    config_dir(
+        tmp_path, "pds: {enabled: true, environment: integration, key_id: k1}\n", monkeypatch
+    )
+    settings = load_settings()
+    assert {"PDS_API_KEY", "PDS_PRIVATE_KEY"} <= set(settings.secret_names())
+    defs = build_definitions(settings)
+    patients = defs.resolve_asset_graph().get(dg.AssetKey(["silver", "ehr", "patients"]))
+    assert dg.AssetKey(["bronze", "ehr", "pds_verification"]) in patients.parent_keys
+    client = (defs.resources or {})["pds"]
+    assert isinstance(client, PdsResource)
+    assert client.resolved_token_url == "https://int.api.service.nhs.uk/oauth2/token"
