@@ -1,8 +1,9 @@
 """Storage errors in words an operator can act on.
 
 With no S3 credentials anywhere, delta-rs ends its credential search at the instance
-metadata service and reports a "Generic S3 error" about ``169.254.169.254``, and
-botocore says "Unable to locate credentials": neither says what to set.
+metadata service and reports "Operation not supported" or a "Generic S3 error" about
+``169.254.169.254`` (the cause on later lines), and botocore says "Unable to locate
+credentials": none says what to set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ NO_S3_CREDENTIALS = (
 
 _NO_CREDENTIAL_MARKERS = (
     "169.254.169.254",  # the metadata service: the last place credentials are looked for
+    "IMDS session token",
+    "error occurred while loading credentials",
     "Unable to locate credentials",
     "NoCredentialsError",
 )

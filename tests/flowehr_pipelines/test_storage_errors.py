@@ -16,8 +16,16 @@ DELTA_RS_NO_CREDENTIALS = (
 )
 
 
-def test_delta_rs_metadata_service_error_becomes_the_credentials_message() -> None:
-    assert explain_storage_error(DELTA_RS_NO_CREDENTIALS) == NO_S3_CREDENTIALS
+# The same from a read (DeltaTable.is_deltatable): the cause is below the first line.
+DELTA_RS_READ_NO_CREDENTIALS = (
+    "Operation not supported\n  an error occurred while loading credentials\n"
+    "   failed to load IMDS session token\n    service error\n     request forbidden"
+)
+
+
+@pytest.mark.parametrize("message", [DELTA_RS_NO_CREDENTIALS, DELTA_RS_READ_NO_CREDENTIALS])
+def test_delta_rs_metadata_service_errors_become_the_credentials_message(message: str) -> None:
+    assert explain_storage_error(message) == NO_S3_CREDENTIALS
 
 
 def test_botocore_without_credentials_becomes_the_credentials_message(
