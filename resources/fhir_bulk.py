@@ -29,7 +29,13 @@ from pydantic import Field, PrivateAttr
 
 from resources.client_assertion import ClientAssertion, TokenCache, TokenError
 from resources.fhir_export_files import ExportFile, download_files, manifest_files
-from resources.http_retry import HttpFailure, RetryPolicy, retry_after_seconds, send
+from resources.http_retry import (
+    HttpFailure,
+    RetryPolicy,
+    display_url,
+    retry_after_seconds,
+    send,
+)
 
 NDJSON = "application/fhir+ndjson"
 
@@ -191,7 +197,7 @@ class FhirBulkDataResource(dg.ConfigurableResource):
         response = self._request("GET", url, params=params, extra={"Prefer": "respond-async"})
         if response.status_code != 202 or not response.headers.get("Content-Location"):
             raise FhirExportError(
-                f"kick-off at {url} answered HTTP {response.status_code}"
+                f"kick-off at {display_url(url)} answered HTTP {response.status_code}"
                 f"{_outcome(response)}, not 202 with a Content-Location"
             )
         status_url = urljoin(url, response.headers["Content-Location"])
@@ -218,13 +224,17 @@ class FhirBulkDataResource(dg.ConfigurableResource):
                 try:
                     manifest = response.json()
                 except ValueError:
-                    raise FhirExportError(f"the manifest at {status_url} is not JSON") from None
+                    raise FhirExportError(
+                        f"the manifest at {display_url(status_url)} is not JSON"
+                    ) from None
                 if not isinstance(manifest, dict):
-                    raise FhirExportError(f"the manifest at {status_url} is not a JSON object")
+                    raise FhirExportError(
+                        f"the manifest at {display_url(status_url)} is not a JSON object"
+                    )
                 return manifest
             if response.status_code != 202:
                 raise FhirExportError(
-                    f"export status {status_url} answered HTTP {response.status_code}"
+                    f"export status {display_url(status_url)} answered HTTP {response.status_code}"
                     f"{_outcome(response)}"
                 )
             log(f"export in progress: {response.headers.get('X-Progress', 'no progress given')}")
@@ -269,11 +279,13 @@ class FhirBulkDataResource(dg.ConfigurableResource):
         manifest = self.wait_for_manifest(status_url, log=log, sleep=sleep)
         transaction_time = manifest.get("transactionTime")
         if not isinstance(transaction_time, str) or not transaction_time:
-            raise FhirExportError(f"the manifest at {status_url} has no transactionTime")
+            raise FhirExportError(
+                f"the manifest at {display_url(status_url)} has no transactionTime"
+            )
         try:
             files = manifest_files(manifest, spool)
         except ValueError as exc:
-            raise FhirExportError(f"the manifest at {status_url}: {exc}") from None
+            raise FhirExportError(f"the manifest at {display_url(status_url)}: {exc}") from None
         for file in files:
             self._check_origin(file.url, "file URL")
         needs_token = bool(manifest.get("requiresAccessToken", False))

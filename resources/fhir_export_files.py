@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import requests
 
+from resources.http_retry import display_url
+
 FileKind = Literal["output", "deleted", "error"]
 _CHUNK = 1 << 20
 _DOWNLOAD_ATTEMPTS = 3
@@ -27,6 +29,11 @@ class ExportFile:
     resource_type: str | None
     url: str
     path: Path
+
+    @property
+    def name(self) -> str:
+        """The URL without its query (which may be a pre-signed credential)."""
+        return display_url(self.url)
 
 
 def manifest_files(manifest: dict[str, Any], spool: Path) -> list[ExportFile]:
@@ -97,4 +104,4 @@ def download_files(files: list[ExportFile], *, fetch: Callable[[str], requests.R
             if failure is None:
                 break
         if failure is not None:
-            raise ValueError(f"download of {file.url} failed: {failure}; nothing was committed")
+            raise ValueError(f"download of {file.name} failed: {failure}; nothing was committed")

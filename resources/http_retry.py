@@ -12,10 +12,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def display_url(url: str) -> str:
+    """A URL without its query and fragment, for messages and stored lineage.
+
+    File stores hand out pre-signed URLs whose query is a credential.
+    """
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 class HttpFailure(RuntimeError):
@@ -91,4 +101,4 @@ def send(
         if attempt < policy.attempts:
             sleep(min(wait, policy.max_wait_seconds))
             wait *= 2
-    raise HttpFailure(f"{method} {url} failed {policy.attempts} times ({failure})")
+    raise HttpFailure(f"{method} {display_url(url)} failed {policy.attempts} times ({failure})")

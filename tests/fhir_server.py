@@ -39,6 +39,8 @@ class Knobs:
     truncate: set[str] = field(default_factory=set)
     outside_host: bool = False
     token: str | None = None
+    file_query: str = ""
+    """Appended to file URLs, as a store's pre-signed query would be."""
 
 
 @dataclass
@@ -119,7 +121,7 @@ class BulkServer:
             "request": f"{self.base_url}/fhir/$export",
             "requiresAccessToken": self.knobs.token is not None,
             "output": [
-                {"type": kind, "url": f"{url}/{kind}.ndjson"}
+                {"type": kind, "url": f"{url}/{kind}.ndjson{self.knobs.file_query}"}
                 for kind, body in state["files"].items()
                 if body
             ],
@@ -176,7 +178,7 @@ def _handler(server: BulkServer) -> type[BaseHTTPRequestHandler]:
                 return self._kick_off(parse_qs(parts.query))
             if path.startswith("/fhir/status/"):
                 return self._status(path.rsplit("/", 1)[-1])
-            if path.startswith("/fhir/files/"):
+            if path.startswith("/fhir/files/"):  # the query (a signature) is not checked
                 _, _, _, job, name = path.split("/", 4)
                 return self._file(job, name.removesuffix(".ndjson"))
             self._send(404)

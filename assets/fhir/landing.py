@@ -111,12 +111,12 @@ def parse_export(files: Iterable[ExportFile], types: Iterable[str]) -> Parsed:
         if file.kind == "output":
             declared = file.resource_type
             parsed.extend(
-                parse_output(data, source_file=file.url, declared_type=declared, accepted=accepted)
+                parse_output(data, source_file=file.name, declared_type=declared, accepted=accepted)
             )
         elif file.kind == "deleted":
-            parsed.extend(parse_deleted(data, source_file=file.url, accepted=accepted))
+            parsed.extend(parse_deleted(data, source_file=file.name, accepted=accepted))
         else:
-            parsed.extend(parse_errors(data, source_file=file.url))
+            parsed.extend(parse_errors(data, source_file=file.name))
     return parsed
 
 

@@ -234,3 +234,19 @@ def test_files_requiring_a_token_get_the_bearer_token(
     assert landing.landed["Patient"] > 0
     files = [h for m, p, h in server.requests if "/files/" in p]
     assert files and all(h.get("Authorization") == "Bearer file-token-123" for h in files)
+
+
+def test_signed_file_urls_keep_their_signature_out_of_messages_and_tables(
+    server: BulkServer, store: DeltaTableStore
+) -> None:
+    server.knobs.file_query = "?X-Amz-Signature=s3cr3tsig"
+    server.knobs.extra_lines["Patient"] = [json.dumps({"resourceType": "Patient"})]
+    export(server, store)
+    assert "s3cr3tsig" not in str(store.read(resource_table("fhir", "Patient")).to_pylist())
+    assert "s3cr3tsig" not in str(store.read(quarantine_table("fhir")).to_pylist())
+    server.put(dict(server.resources[("Encounter", "1")][0]))
+    server.knobs.failing_files["Encounter"] = 100
+    with pytest.raises(dg.Failure) as failure:
+        export(server, store)
+    assert "Encounter.ndjson failed" in str(failure.value.description)
+    assert "s3cr3tsig" not in str(failure.value.description)
