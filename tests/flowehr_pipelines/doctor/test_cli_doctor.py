@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,22 @@ def test_doctor_checks_an_s3_lake_with_credentials_and_conditional_writes(
     assert lake == ["OK    lake: s3://lake-bucket/flowehr writable; conditional writes honoured"]
     assert "within 60s of S3 endpoint" in _lines(lines, "OK", "clock")[0]
     assert leftovers == 0
+
+
+def test_doctor_spark_starts_a_session_runs_a_job_and_stops(ehr_db: Path) -> None:
+    # In its own process: stopping a session here would stop the suite's shared one.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from flowehr_pipelines.cli import main; main()",
+            "doctor",
+            "--spark",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK    spark session: started and ran a job (3 rows), then stopped" in result.stdout
