@@ -34,7 +34,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         fhir.build_defs(settings),
         opt_out.build_defs(settings),
         features.build_defs(settings),
-        cohorts.build_defs(),
+        cohorts.build_defs(settings.governance.disclosure.policy()),
         reporting.build_defs(settings),
         reports.build_defs(settings),
         housekeeping.build_defs(settings),

@@ -71,6 +71,12 @@ class DisclosurePolicy:
             return None
         return (count + self.rounding_base // 2) // self.rounding_base * self.rounding_base
 
+    def shown(self, count: int) -> str:
+        """A count of people as text for a summary line or metadata: the published
+        value, or the range a suppressed count lies in."""
+        value = self.protect_value(count)
+        return f"1-{self.threshold}" if value is None else f"{value:,}"
+
     def protect(self, counts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         """A column of counts, protected (vectorised ``protect_value``)."""
         counts = counts.cast(pa.int64())

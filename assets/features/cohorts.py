@@ -19,6 +19,7 @@ from transforms.cohorts import (
     build_cohort,
     named_definitions,
 )
+from transforms.disclosure import DISCLOSURE_RULE_PROPERTY, DisclosurePolicy
 
 COHORT_ZONE: tuple[str, ...] = ("gold", "features", "cohorts")
 
@@ -27,8 +28,12 @@ def cohort_key(name: str) -> dg.AssetKey:
     return dg.AssetKey([*COHORT_ZONE, name])
 
 
-def build_cohort_defs(definition: CohortDefinition) -> dg.Definitions:
-    """The asset of one cohort definition."""
+def build_cohort_defs(
+    definition: CohortDefinition, disclosure: DisclosurePolicy | None = None
+) -> dg.Definitions:
+    """The asset of one cohort definition; its counts of people are shown under
+    ``disclosure`` (the default policy when None)."""
+    policy = disclosure or DisclosurePolicy()
     key = cohort_key(definition.name)
     codelists = definition.codelists()
 
@@ -66,16 +71,19 @@ def build_cohort_defs(definition: CohortDefinition) -> dg.Definitions:
         unchanged = delta.exists(path) and delta.read(path).equals(rows)
         if not unchanged:
             delta.overwrite(path, rows)
+        delta.set_properties(path, {DISCLOSURE_RULE_PROPERTY: policy.encode()})
         people = len(set(rows.column("person_key").to_pylist()))
+        visits, persons = policy.shown(rows.num_rows), policy.shown(people)
         context.log.info(
-            f"cohort {definition.name}: {rows.num_rows} visits of {people} people"
+            f"cohort {definition.name}: {visits} visits of {persons} people"
             + (" (unchanged, nothing committed)" if unchanged else "")
         )
         return dg.MaterializeResult(
             metadata={
                 **delta_table_metadata(delta, path),
-                "visits": rows.num_rows,
-                "people": people,
+                "visits": visits,
+                "people": persons,
+                "disclosure_rule": policy.rule,
                 "definition_sha256": definition.sha256,
                 "input_versions": dg.MetadataValue.json(versions),
                 "committed": not unchanged,
@@ -86,8 +94,8 @@ def build_cohort_defs(definition: CohortDefinition) -> dg.Definitions:
     return dg.Definitions(assets=[_cohort])
 
 
-def build_defs() -> dg.Definitions:
+def build_defs(disclosure: DisclosurePolicy | None = None) -> dg.Definitions:
     """Cohort assets, one per named definition."""
     return dg.Definitions.merge(
-        *[build_cohort_defs(definition) for definition in named_definitions().values()]
+        *[build_cohort_defs(definition, disclosure) for definition in named_definitions().values()]
     )

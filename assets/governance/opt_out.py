@@ -26,7 +26,6 @@ from assets.metadata import delta_table_metadata
 from resources.delta.store import DeltaTableStore
 from resources.pseudonymiser import Pseudonymiser
 from resources.sql_source import SqlSourceResource
-from transforms.disclosure import DisclosurePolicy
 from transforms.opt_out import file_entries, pseudonymise_opt_outs
 
 OPT_OUT_KEY = dg.AssetKey(["internal", "national_data_opt_out"])
@@ -148,21 +147,13 @@ def build_defs(settings: OptOutDomain) -> dg.Definitions:
             metadata={
                 **delta_table_metadata(delta, OPT_OUT_KEY.path),
                 **counts,
-                "opted_out_patients": protected_count(patients, policy),
+                "opted_out_patients": policy.shown(patients),
                 "disclosure_rule": policy.rule,
                 "source": origin,
             }
         )
 
     return dg.Definitions(assets=[national_data_opt_out])
-
-
-def protected_count(count: int, policy: DisclosurePolicy) -> str:
-    """A count of people for metadata, protected: the published number, or how it was
-    suppressed."""
-    value = policy.protect_value(count)
-    name = " (midpoint6)" if policy.method == "midpoint6" else ""
-    return f"suppressed (1-{policy.threshold})" if value is None else f"{value}{name}"
 
 
 def opted_out_keys(delta: DeltaTableStore) -> bool:

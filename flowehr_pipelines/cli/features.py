@@ -379,9 +379,15 @@ def cohort(definition: str, out_path: Path, as_of_date: datetime | None) -> None
         versions = store.versions_as_of(list(COHORT_INPUTS), moment)
         rows = store.cohort(chosen, versions=versions)
         _write_output(rows, out_path)
+        policy = store.disclosure_policy(
+            [f"gold/features/cohorts/{chosen.name}", *(f"gold/features/{t}" for t in versions)]
+        )
     people = len(set(rows.column("person_key").to_pylist()))
     lists = ", ".join(f"{r['name']}@{r['version']}" for r in _codelist_records([], chosen))
-    click.echo(f"{out_path}: cohort {chosen.name}, {rows.num_rows:,} visits of {people:,} people")
+    click.echo(
+        f"{out_path}: cohort {chosen.name}, {policy.shown(rows.num_rows)} visits of "
+        f"{policy.shown(people)} people (counts under disclosure control: {policy.rule})"
+    )
     click.echo(
         f"  code lists {lists or '-'}; read at "
         + ", ".join(f"{t} v{v}" for t, v in versions.items())

@@ -84,7 +84,7 @@ def test_the_asset_shows_only_a_protected_count(tmp_path: Path, store: DeltaTabl
     )
     (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
-    assert metadata["opted_out_patients"].value == "suppressed (1-7)"
+    assert metadata["opted_out_patients"].value == "1-7"
     assert TEST_KEY not in str(metadata) and "9434765919" not in str(metadata)
 
 
