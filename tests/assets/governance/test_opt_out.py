@@ -89,7 +89,11 @@ def test_the_asset_shows_only_a_protected_count(tmp_path: Path, store: DeltaTabl
 
 
 def build_features(delta: DeltaTableStore, *, full_rebuild: bool = False) -> None:
-    assets = [a for a in feature_defs(load_settings(), tables=TABLES).assets or []]
+    assets = [
+        a
+        for a in feature_defs(load_settings(), tables=TABLES).assets or []
+        if isinstance(a, dg.AssetsDefinition)
+    ]
     config = {
         "ops": {
             feature_key(name).to_python_identifier(): {"config": {"full_rebuild": full_rebuild}}
