@@ -37,6 +37,8 @@ class Knobs:
     failing_files: dict[str, int] = field(default_factory=dict)
     """resource type -> how many GETs of its file answer 500 (a large number: always)."""
     truncate: set[str] = field(default_factory=set)
+    broken: set[str] = field(default_factory=set)
+    """Files whose connection drops halfway through the promised Content-Length."""
     outside_host: bool = False
     token: str | None = None
     file_query: str = ""
@@ -215,6 +217,14 @@ def _handler(server: BulkServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(404)
             if name in server.knobs.truncate:
                 body = body[: len(body) - 40]
+            if name in server.knobs.broken:
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+                return None
             self._send(200, body, {"Content-Type": "application/fhir+ndjson"})
 
     return Handler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,23 @@ def test_signed_assertion_tokens_authorise_the_export(tmp_path: Path) -> None:
         sent.discard("")
         assert len(sent) == 1 and sent <= set(tokens.tokens)
         assert tokens.token_requests == 1
+
+
+def test_a_token_endpoint_that_is_down_fails_the_export_in_one_line(tmp_path: Path) -> None:
+    key, _ = new_private_key()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/token"
+    with bulk_server() as server:
+        fhir = client(
+            server,
+            auth="client_assertion",
+            token_url=closed,
+            client_id="c",
+            private_key=key,
+            key_id="k",
+        )
+        with pytest.raises(FhirExportError) as error:
+            fhir.export(since=None, spool=tmp_path)
+    assert str(error.value) == f"token endpoint {closed} unreachable (ConnectionError)"
+    assert server.requests == []

@@ -192,6 +192,7 @@ def test_an_export_that_outlasts_its_timeout_is_cancelled(
         ("truncate", r"Observation.ndjson line \d+ is not JSON .*cut short"),
         ("outside", r"file URL http://files.elsewhere.invalid is outside http://127.0.0.1"),
         ("fail", r"download of .*Encounter.ndjson failed: HTTP 500; nothing was committed"),
+        ("broken", r"download of .*Observation.ndjson failed: (the connection broke|\d+ of)"),
     ],
 )
 def test_bad_exports_fail_in_one_line_and_commit_nothing(
@@ -205,6 +206,8 @@ def test_bad_exports_fail_in_one_line_and_commit_nothing(
         server.knobs.truncate.add("Observation")
     elif knob == "outside":
         server.knobs.outside_host = True
+    elif knob == "broken":
+        server.knobs.broken.add("Observation")
     else:
         server.knobs.failing_files["Encounter"] = 100
     with pytest.raises(dg.Failure) as failure:

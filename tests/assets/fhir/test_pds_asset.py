@@ -93,7 +93,8 @@ def test_pds_outcomes_are_stored_without_demographics_and_used_by_silver(
     assert {rows[n]["outcome"] for n in numbers[4:]} == {"verified"}
     logged = " ".join(str(e) for e in result.all_events)
     stored = str(table.to_pylist())
-    for text in (*DEMOGRAPHICS, key[30:70]):
+    assert server.tokens  # a token was issued and used, and appears nowhere
+    for text in (*DEMOGRAPHICS, key[30:70], *server.tokens):
         assert text not in logged and text not in stored
     patients = store.read(silver_key("patients").path).to_pylist()
     keys = {p["person_key"] for p in patients}
