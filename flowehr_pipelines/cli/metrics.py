@@ -42,18 +42,20 @@ def serve(host: str, port: int, dagster_home: Path | None, lookback_hours: float
 
     home = _dagster_home(dagster_home)
     instance = _open_instance(home)
-    registry = build_registry(lambda: instance, lookback=timedelta(hours=lookback_hours))
     try:
-        server = make_metrics_server(registry, host=host, port=port)
-    except OSError as exc:
-        raise UserFacingError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    click.echo(f"serving http://{host}:{server.server_port}/metrics for {home}", err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        registry = build_registry(lambda: instance, lookback=timedelta(hours=lookback_hours))
+        try:
+            server = make_metrics_server(registry, host=host, port=port)
+        except OSError as exc:
+            raise UserFacingError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        click.echo(f"serving http://{host}:{server.server_port}/metrics for {home}", err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     finally:
-        server.server_close()
         instance.dispose()
 
 
