@@ -149,10 +149,13 @@ def run(selection: str | None, sequential: bool, no_wait: bool) -> None:
     refuses).
     """
     from flowehr_pipelines.definitions import defs
+    from flowehr_pipelines.doctor.lake import s3_credentials_problem
     from flowehr_pipelines.run.run_lock import RunLockHeldError, run_lock
     from flowehr_pipelines.run.runner import format_summary, run_assets
 
     settings = load_cli_settings()
+    if problem := s3_credentials_problem(settings):
+        raise UserFacingError(problem)
     with friendly_errors(), ExitStack() as stack:
         definitions = defs()
         _check_sources(settings, definitions, selection)

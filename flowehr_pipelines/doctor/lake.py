@@ -104,3 +104,15 @@ def _note_server_time(response: dict[str, Any], clock: list[tuple[str, datetime]
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if date:
         clock.append(("S3 endpoint", parsedate_to_datetime(date).astimezone(UTC)))
+
+
+def s3_credentials_problem(settings: Settings) -> str | None:
+    """What to set when an S3 lake has no credentials anywhere, else None.
+
+    Asked before a run starts, so a missing credential is one line rather than the
+    storage library's "Operation not supported" from inside the run's first step.
+    """
+    if not settings.lake_is_s3:
+        return None
+    _client, has_credentials = s3_client(settings, timeout=5)
+    return None if has_credentials else f"{settings.lake_root}: {NO_S3_CREDENTIALS}"

@@ -141,3 +141,19 @@ def test_doctor_spark_starts_a_session_runs_a_job_and_stops(ehr_db: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK    spark session: started and ran a job (3 rows), then stopped" in result.stdout
+
+
+def test_flowehr_run_on_an_s3_lake_without_credentials_says_what_to_set(
+    prod_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (prod_config / "config.local.yaml").write_text("compute: local\n", encoding="utf-8")
+    monkeypatch.setenv("FLOWEHR_PSEUDONYMISATION_KEY", TEST_KEY)
+    for name in ("EHR_DB_USER", "EHR_DB_HOST", "FLOWEHR_LAKE_BUCKET", "DATABRICKS_HOST"):
+        monkeypatch.setenv(name, "x")
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: s3://x/flowehr: no S3 credentials found: set lake.s3.access_key_id_env and "
+        "lake.s3.secret_access_key_env, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an AWS "
+        "profile or an instance role"
+    ]
