@@ -6,6 +6,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
+from assets.governance.settings import GovernanceDomain
 from resources.settings import StrictSettings
 
 
@@ -23,8 +24,9 @@ class FeatureSettings(StrictSettings):
     )
 
 
-class FeatureDomain(Protocol):
-    """What the feature store reads of a deployment's settings."""
+class FeatureDomain(GovernanceDomain, Protocol):
+    """What the feature store reads of a deployment's settings (governance: the k of the
+    k-anonymity check)."""
 
     @property
     def features(self) -> FeatureSettings: ...

@@ -35,6 +35,7 @@ import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
 
 from assets.features.settings import FeatureDomain
+from assets.governance.k_anonymity_check import k_anonymity_check, k_anonymity_check_spec
 from assets.governance.opt_out import OPT_OUT_KEY, opted_out_keys
 from assets.keys import silver_key
 from assets.metadata import delta_table_metadata
@@ -315,6 +316,7 @@ def materialise_feature_table(
     options: FeatureOptions,
     config: FeatureBuildConfig,
     compute: Compute,
+    k: int = 10,
 ) -> dg.MaterializeResult:
     """Compute, commit and describe one feature table."""
     delta: DeltaTableStore = context.resources.delta
@@ -339,10 +341,10 @@ def materialise_feature_table(
         "source_changelog_number": max(changelog.values(), default=0),
         **computed.compute_metadata,
     }
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[identifier_check(computed.rows.column_names), key_check(delta, spec)],
-    )
+    checks = [identifier_check(computed.rows.column_names), key_check(delta, spec)]
+    if spec.quasi_identifiers:
+        checks.append(k_anonymity_check(delta, table, spec.quasi_identifiers, k))
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def build_feature_table_defs(
@@ -358,6 +360,7 @@ def build_feature_table_defs(
     """
     key = feature_key(spec.name)
     options = feature_options(settings)
+    k = settings.governance.k_anonymity.k
     on_databricks = settings.compute == "databricks"
     run = compute or (compute_with_pipes if on_databricks else compute_in_process)
     resources = {"delta", "feature_jobs" if run is compute_with_pipes else "spark"}
@@ -392,13 +395,14 @@ def build_feature_table_defs(
                 blocking=True,
                 description=f"({', '.join(spec.keys)}) is unique and never null.",
             ),
+            *([k_anonymity_check_spec(key, k)] if spec.quasi_identifiers else []),
         ],
         op_tags={"dagster/concurrency_key": f"delta:{'/'.join(key.path)}"},
     )
     def _feature_table(
         context: dg.AssetExecutionContext, config: FeatureBuildConfig
     ) -> dg.MaterializeResult:
-        return materialise_feature_table(context, spec, options, config, run)
+        return materialise_feature_table(context, spec, options, config, run, k)
 
     return dg.Definitions(assets=[_feature_table])
 

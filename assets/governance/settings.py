@@ -78,10 +78,19 @@ class ResearchProject(StrictSettings):
         return value
 
 
+class KAnonymitySettings(StrictSettings):
+    """Re-identification risk of published tables with quasi-identifiers."""
+
+    k: int = Field(
+        default=10, ge=2, description="Each quasi-identifier combination holds >= k patients."
+    )
+
+
 class GovernanceSettings(StrictSettings):
     """Information-governance rules enforced where published tables are written."""
 
     disclosure: DisclosureSettings = DisclosureSettings()
+    k_anonymity: KAnonymitySettings = KAnonymitySettings()
     opt_out: OptOutSettings = OptOutSettings()
     projects: list[ResearchProject] = Field(default_factory=list)
 

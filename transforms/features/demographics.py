@@ -141,4 +141,5 @@ DEMOGRAPHICS = FeatureTableSpec(
     build=build_demographics_features,
     fingerprint=fingerprint_demographics,
     horizon="admission (one row per visit)",
+    quasi_identifiers=("age_at_admission", "sex", "postcode_district", "ethnicity"),
 )

@@ -88,6 +88,8 @@ class FeatureTableSpec:
         keys: the columns that make a row unique (checked after every write).
         kind: ``horizons`` (a row per horizon and revision, joined as of an event
             time) or ``events`` (a row per fact, read through code lists).
+        quasi_identifiers: columns that, combined, could single a patient out (age,
+            sex, area, ethnicity): measured for k-anonymity after every write.
     """
 
     name: str
@@ -101,6 +103,7 @@ class FeatureTableSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     keys: tuple[str, ...] = KEY_COLUMNS
     kind: Literal["horizons", "events"] = "horizons"
+    quasi_identifiers: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
