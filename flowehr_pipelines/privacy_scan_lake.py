@@ -31,6 +31,7 @@ from flowehr_pipelines.privacy_scan import (
     scan_published,
     scan_strings,
 )
+from flowehr_pipelines.privacy_scan_fhir import collect_fhir_identifiers
 from resources.object_store import ObjectStore
 
 DYNAMIC_PARTITION_SETS: tuple[str, ...] = tuple(
@@ -134,6 +135,7 @@ def scan_lake(settings: Settings) -> tuple[KnownIdentifiers, ScanResult]:
     objects = build_object_store(settings)
     known = collect_source_identifiers(settings, objects)
     delta = build_delta_store(settings)
+    collect_fhir_identifiers(settings, delta, known)
     result = scan_published(delta, objects, known)
     result.findings += scan_names(objects, settings.dagster_home, result.tables, known)
     result.findings += scan_disclosure(delta, result.tables)
