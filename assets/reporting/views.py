@@ -109,7 +109,13 @@ def build_view_defs(*, spec: ViewSpec, settings: ReportingDomain) -> dg.Definiti
     @dg.asset(
         key=key,
         deps=[input_key(name) for name in spec.reads],
-        description=spec.description,
+        description=spec.description
+        + (
+            f" Counts of people ({', '.join(spec.people_counts)}) are published under "
+            f"disclosure control: {disclosure.rule} (NULL = suppressed)."
+            if spec.people_counts
+            else ""
+        ),
         group_name="reporting",
         kinds={"sql", "delta"},
         owners=["team:reporting"],
