@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_a_scrape_shows_failed_queued_and_canceled_runs_assets_and_checks(
     assert samples[(finished, (("job", "ehr_job"), ("status", "CANCELED")))] == 1.0
     queued = ("flowehr_runs_in_progress", (("job", "reporting_job"), ("status", "QUEUED")))
     assert samples[queued] == 1.0
-    assert samples[("flowehr_oldest_queued_run_age_seconds", ())] >= 0.0
+    assert 0.0 < samples[("flowehr_oldest_queued_run_age_seconds", ())] < 600
+    failed_at = ("flowehr_run_last_finished_timestamp_seconds", (("job", "silver_job"),))
+    assert time.time() - samples[(failed_at[0], (*failed_at[1], ("status", "FAILURE")))] < 600
 
     asset = (("asset", "bronze/ehr/patients"),)
     assert 0.0 <= samples[("flowehr_asset_freshness_lag_seconds", asset)] < 600
