@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -60,11 +59,19 @@ def serve(host: str, port: int, dagster_home: Path | None, lookback_hours: float
 
 
 def _dagster_home(explicit: Path | None) -> Path:
+    """``--dagster-home``, else ``DAGSTER_HOME``, else the data directory's, as for runs.
+
+    Read from the environment, not the config files: the endpoint needs no pipeline
+    setting or secret, so a broken config never blinds monitoring.
+    """
+    from flowehr_pipelines.config_loading import environment
+
     if explicit is not None:
         return explicit.resolve()
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"]).resolve()
-    data_dir = Path(os.environ.get("FLOWEHR_DATA_DIR") or "./data")
+    env = environment()
+    if env.get("DAGSTER_HOME"):
+        return Path(env["DAGSTER_HOME"]).resolve()
+    data_dir = Path(env.get("FLOWEHR_DATA_DIR") or "./data")
     return (data_dir / "dagster_home").resolve()
 
 

@@ -7,13 +7,13 @@ session instead.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flowehr_pipelines.config import Settings
+from flowehr_pipelines.config_loading import environment
 from flowehr_pipelines.doctor.findings import Finding, fail, first_line, ok
 
 SPARK_CONNECT_PORT = 15002
@@ -57,7 +57,7 @@ def check_spark(settings: Settings, *, timeout: float) -> Finding:
 
 
 def _java() -> str | None:
-    home = os.environ.get("JAVA_HOME")
+    home = environment().get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").exists():
         return str(Path(home) / "bin" / "java")
     return shutil.which("java")
