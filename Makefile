@@ -59,7 +59,7 @@ format: install
 	$(BIN)/ruff format .
 
 # Supply chain: a CycloneDX SBOM of the installed (locked) environment and a licence
-# report, for a vulnerability scanner and a licence review elsewhere (docs/SUPPLY_CHAIN.md).
+# report, for a vulnerability scanner and a licence review elsewhere (docs/DEPLOYMENT.md).
 SUPPLY_CHAIN_DIR ?= build/supply-chain
 sbom: install
 	mkdir -p $(SUPPLY_CHAIN_DIR)
