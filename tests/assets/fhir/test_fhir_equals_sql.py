@@ -19,6 +19,7 @@ from resources.delta.store import DeltaTableStore
 from tests.assets.ehr.test_silver_assets import build_silver, load_bronze
 from tests.assets.features.feature_story import materialise
 from tests.assets.fhir.fhir_world import client, serve, source_settings, write_source
+from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.fhir_server import BulkServer, bulk_server
 from tests.lakes import local_store
 from transforms.features.pipeline import FEATURE_TABLES
@@ -70,10 +71,15 @@ def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
     root = tmp_path_factory.mktemp("hospital")
     db = write_source(root, patients=14, seed=8)
     sql, fhir = local_store(root / "sql"), local_store(root / "fhir")
-    load_bronze(db, sql)
-    build_silver(sql)
-    materialise(sql)
-    with bulk_server() as server:
+    # Module-scoped, so the autouse per-test environment is not there yet: set it here.
+    with pytest.MonkeyPatch.context() as env, bulk_server() as server:
+        env.setenv("FLOWEHR_CONFIG_DIR", str(REPO_ROOT))
+        env.setenv("FLOWEHR_ENV", "ci")
+        env.setenv("FLOWEHR_DATA_DIR", str(root / "data"))
+        env.setenv("FLOWEHR_PSEUDONYMISATION_KEY", TEST_KEY)
+        load_bronze(db, sql)
+        build_silver(sql)
+        materialise(sql)
         serve(server, db)
         run_export(source=source_settings(), client=client(server), delta=fhir)
         map_fhir(fhir)
