@@ -102,7 +102,11 @@ class PdsResource(dg.ConfigurableResource):
 
     def _session_(self) -> requests.Session:
         if self._session is None:
+            # One pooled connection per worker, so concurrent reads never queue for one.
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, self.max_concurrency))
             self._session = requests.Session()
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
         return self._session
 
     def tokens(self) -> TokenCache | None:
