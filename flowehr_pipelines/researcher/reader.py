@@ -12,6 +12,7 @@ import pyarrow as pa
 from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
 from resources.local_links import escaping_link, shown
+from transforms.disclosure import DISCLOSURE_RULE_PROPERTY, DisclosurePolicy
 from transforms.project_keys import PSEUDONYM_COLUMNS, rekey_table
 
 
@@ -107,6 +108,18 @@ class PublishedLake:
                 "filters on person_key are not supported in a project: filter the rows read"
             )
         return rekey_table(self._project_key, self._delta.read(published_path(path), **kwargs))
+
+    def disclosure_policy(self, paths: Sequence[str | Sequence[str]]) -> DisclosurePolicy:
+        """The disclosure rule the pipeline recorded on the first of ``paths`` that has
+        one (the default rule when none has): counts of people in a summary shown to a
+        researcher obey the same rule as the published aggregates."""
+        for path in paths:
+            if self.exists(path):
+                configuration = self.table(path).metadata().configuration
+                rule = configuration.get(DISCLOSURE_RULE_PROPERTY)
+                if rule:
+                    return DisclosurePolicy.decode(rule)
+        return DisclosurePolicy()
 
     def _contained(self, path: str | Sequence[str]) -> tuple[str, ...]:
         """The path's segments, once its name and its place on disk are both published."""

@@ -50,7 +50,7 @@ from flowehr_pipelines.researcher.sql_export import sql_row, sql_type, upsert_ro
 from resources.delta.store import DeltaTableStore
 from transforms.codelists import load_codelist, matches_sql
 from transforms.cohorts import COHORT_INPUTS, CohortDefinition
-from transforms.disclosure import DISCLOSURE_RULE_PROPERTY, DisclosurePolicy
+from transforms.disclosure import DisclosurePolicy
 from transforms.features.dictionary import FeatureTableSpec
 from transforms.features.pipeline import FEATURE_TABLES
 
@@ -110,18 +110,8 @@ class FeatureStore:
     # -- reading ---------------------------------------------------------------------
 
     def disclosure_policy(self, paths: Sequence[str | Sequence[str]] = ()) -> DisclosurePolicy:
-        """The disclosure rule the pipeline recorded on the first of ``paths`` that has
-        one (the default rule when none has): counts of people in a summary shown to a
-        researcher obey the same rule as the published aggregates."""
-        for path in paths:
-            parts = published_path(path)
-            if self._lake.exists(parts):
-                rule = (
-                    self._lake.table(parts).metadata().configuration.get(DISCLOSURE_RULE_PROPERTY)
-                )
-                if rule:
-                    return DisclosurePolicy.decode(rule)
-        return DisclosurePolicy()
+        """The disclosure rule recorded on the first of ``paths`` that has one."""
+        return self._lake.disclosure_policy(paths)
 
     def open_table(
         self,
