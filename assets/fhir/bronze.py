@@ -30,6 +30,7 @@ from resources.fhir_bulk import FhirBulkDataResource, FhirExportError
 from transforms.fhir.ndjson import NdjsonError
 
 EXPORT_ISSUES_CHECK = "no_export_errors"
+QUARANTINE_CHECK = "no_quarantined_lines"
 
 
 def fhir_resource_key(source: FhirSourceSettings) -> str:
@@ -116,11 +117,15 @@ def build_fhir_source_defs(*, source: FhirSourceSettings) -> dg.AssetsDefinition
     """One multi-asset exporting one FHIR server into its bronze tables."""
     resource_key = fhir_resource_key(source)
     errors_key = dg.AssetKey(list(errors_table(source.name)))
+    quarantine_key = dg.AssetKey(list(quarantine_table(source.name)))
 
     @dg.multi_asset(
         name=f"bronze_fhir_{source.name}",
         specs=export_specs(source),
-        check_specs=[dg.AssetCheckSpec(EXPORT_ISSUES_CHECK, asset=errors_key)],
+        check_specs=[
+            dg.AssetCheckSpec(EXPORT_ISSUES_CHECK, asset=errors_key),
+            dg.AssetCheckSpec(QUARANTINE_CHECK, asset=quarantine_key),
+        ],
         description=f"Export the `{source.name}` FHIR server (Bulk Data) into bronze.",
         required_resource_keys={resource_key, "delta"},
         op_tags={"dagster/concurrency_key": f"fhir_{source.name}"},
@@ -135,8 +140,18 @@ def build_fhir_source_defs(*, source: FhirSourceSettings) -> dg.AssetsDefinition
                 metadata=_metadata(landing, kind),
             )
         yield dg.MaterializeResult(
-            asset_key=dg.AssetKey(list(quarantine_table(source.name))),
+            asset_key=quarantine_key,
             metadata={"quarantined_lines": landing.quarantined},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=QUARANTINE_CHECK,
+                    asset_key=quarantine_key,
+                    passed=landing.quarantined == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"quarantined_lines": landing.quarantined},
+                    description="Every line of this export landed (none quarantined).",
+                )
+            ],
         )
         severities = dict(sorted(landing.issues_by_severity.items()))
         serious = sum(n for s, n in severities.items() if s in ("fatal", "error"))

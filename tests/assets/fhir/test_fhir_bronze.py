@@ -13,7 +13,12 @@ import dagster as dg
 import pytest
 
 from assets.ehr.bronze_view import read_current
-from assets.fhir.bronze import EXPORT_ISSUES_CHECK, build_fhir_source_defs, run_export
+from assets.fhir.bronze import (
+    EXPORT_ISSUES_CHECK,
+    QUARANTINE_CHECK,
+    build_fhir_source_defs,
+    run_export,
+)
 from assets.fhir.landing import (
     WATERMARK,
     errors_table,
@@ -141,7 +146,7 @@ def test_invalid_and_misplaced_resources_are_quarantined_with_reasons(
     assert store.read(quarantine_table("fhir")).num_rows == 3
 
 
-def test_export_errors_are_kept_with_severity_counts_and_warn(
+def test_export_errors_and_quarantined_lines_are_kept_and_warn(
     server: BulkServer, store: DeltaTableStore, lake: Path
 ) -> None:
     outcome = {
@@ -152,6 +157,7 @@ def test_export_errors_are_kept_with_severity_counts_and_warn(
         ],
     }
     server.knobs.errors = [outcome]
+    server.knobs.extra_lines["Condition"] = [json.dumps({"resourceType": "Condition"})]
     source = source_settings()
     result = dg.materialize(
         [build_fhir_source_defs(source=source)],
@@ -161,9 +167,12 @@ def test_export_errors_are_kept_with_severity_counts_and_warn(
     assert result.success
     errors = store.read(errors_table("fhir")).to_pylist()
     assert sorted(e["severity"] for e in errors) == ["error", "warning"]
-    (check,) = result.get_asset_check_evaluations()
-    assert check.check_name == EXPORT_ISSUES_CHECK and not check.passed
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    check = checks[EXPORT_ISSUES_CHECK]
+    assert not check.passed
     assert check.metadata["issues_by_severity"].value == {"error": 1, "warning": 1}
+    assert not checks[QUARANTINE_CHECK].passed
+    assert checks[QUARANTINE_CHECK].metadata["quarantined_lines"].value == 1
 
 
 def test_a_slow_export_is_polled_until_its_manifest_is_ready(
