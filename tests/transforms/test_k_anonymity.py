@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pyarrow as pa
 import pytest
 
 from transforms.k_anonymity import measure_k_anonymity
 
 
-def brute_force(rows: list[dict[str, object]], qis: list[str], k: int) -> tuple[int, int, int]:
+def brute_force(
+    rows: Sequence[Mapping[str, object]], qis: list[str], k: int
+) -> tuple[int, int, int]:
     classes: dict[tuple[object, ...], set[object]] = {}
     for row in rows:
         if row["person_key"] is not None:
