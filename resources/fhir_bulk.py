@@ -36,6 +36,7 @@ from resources.http_retry import (
     retry_after_seconds,
     send,
 )
+from transforms.fhir.ids import instant_micros
 
 NDJSON = "application/fhir+ndjson"
 
@@ -277,11 +278,14 @@ class FhirBulkDataResource(dg.ConfigurableResource):
         """
         status_url = self.kick_off(since)
         manifest = self.wait_for_manifest(status_url, log=log, sleep=sleep)
-        transaction_time = manifest.get("transactionTime")
-        if not isinstance(transaction_time, str) or not transaction_time:
+        transaction_time = str(manifest.get("transactionTime"))
+        try:
+            instant_micros(transaction_time)
+        except ValueError:
             raise FhirExportError(
-                f"the manifest at {display_url(status_url)} has no transactionTime"
-            )
+                f"the manifest at {display_url(status_url)} has no valid transactionTime "
+                "(an instant)"
+            ) from None
         try:
             files = manifest_files(manifest, spool)
         except ValueError as exc:

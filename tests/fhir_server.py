@@ -41,6 +41,10 @@ class Knobs:
     """Files whose connection drops halfway through the promised Content-Length."""
     outside_host: bool = False
     token: str | None = None
+    transaction_text: str | None = None
+    """Sent as the manifest's transactionTime instead of the real one."""
+    clock_offset: int = 0
+    """Microseconds added to the server's transaction times (a clock gone wrong)."""
     file_query: str = ""
     """Appended to file URLs, as a store's pre-signed query would be."""
 
@@ -84,7 +88,7 @@ class BulkServer:
 
     def start_job(self, types: list[str], since: int | None) -> str:
         job = f"job{len(self.jobs) + 1}"
-        transaction = now_micros()
+        transaction = now_micros() + self.knobs.clock_offset
         files: dict[str, str] = {}
         for kind in types:
             lines = [
@@ -119,7 +123,7 @@ class BulkServer:
         host = "http://files.elsewhere.invalid" if self.knobs.outside_host else self.base_url
         url = f"{host}/fhir/files/{job}"
         return {
-            "transactionTime": micros_instant(state["transaction"]),
+            "transactionTime": self.knobs.transaction_text or micros_instant(state["transaction"]),
             "request": f"{self.base_url}/fhir/$export",
             "requiresAccessToken": self.knobs.token is not None,
             "output": [

@@ -91,14 +91,20 @@ def run_export(
                 f"{since or 'none'}",
                 allow_retries=True,
             ) from None
-        landing = land_export(
-            delta,
-            source=source.name,
-            types=source.resource_types,
-            parsed=parsed,
-            since=since,
-            transaction_time=export.transaction_time,
-        )
+        try:
+            landing = land_export(
+                delta,
+                source=source.name,
+                types=source.resource_types,
+                parsed=parsed,
+                since=since,
+                transaction_time=export.transaction_time,
+            )
+        except ValueError as exc:
+            raise dg.Failure(
+                description=f"FHIR source {source.name}: {exc}; the watermark stays at "
+                f"{since or 'none'}"
+            ) from None
     client.cancel(export.status_url)  # the IG's "done": the server may delete the files
     return landing
 

@@ -226,9 +226,18 @@ def land_export(
     """Commit a parsed export: quarantine and issues first, then each type with its watermark.
 
     Raises:
-        ValueError: when ``transaction_time`` is not an instant (nothing is committed).
+        ValueError: when ``transaction_time`` is not an instant, or not after a stored
+            watermark (a server clock gone back would make the new rows look older than
+            the ones they replace); nothing is committed then.
     """
     load = instant_micros(transaction_time)
+    marks = [delta.applied_version(resource_table(source, kind), WATERMARK) for kind in types]
+    newest = max((mark for mark in marks if mark is not None), default=None)
+    if newest is not None and load <= newest:
+        raise ValueError(
+            f"the export's transactionTime {transaction_time} is not after the stored "
+            f"watermark {micros_instant(newest)}; nothing was committed"
+        )
     landing = Landing(since=since, transaction_time=transaction_time)
     now = datetime.now(UTC)
     _land_quarantine(delta, source, parsed, transaction_time, now, landing)

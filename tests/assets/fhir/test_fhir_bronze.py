@@ -202,6 +202,8 @@ def test_an_export_that_outlasts_its_timeout_is_cancelled(
         ("outside", r"file URL http://files.elsewhere.invalid is outside http://127.0.0.1"),
         ("fail", r"download of .*Encounter.ndjson failed: HTTP 500; nothing was committed"),
         ("broken", r"download of .*Observation.ndjson failed: (the connection broke|\d+ of)"),
+        ("clock", r"transactionTime \S+ is not after the stored watermark \S+; nothing was"),
+        ("time", r"the manifest at \S+ has no valid transactionTime \(an instant\)"),
     ],
 )
 def test_bad_exports_fail_in_one_line_and_commit_nothing(
@@ -217,6 +219,10 @@ def test_bad_exports_fail_in_one_line_and_commit_nothing(
         server.knobs.outside_host = True
     elif knob == "broken":
         server.knobs.broken.add("Observation")
+    elif knob == "clock":
+        server.knobs.clock_offset = -3_600_000_000
+    elif knob == "time":
+        server.knobs.transaction_text = "yesterday"
     else:
         server.knobs.failing_files["Encounter"] = 100
     with pytest.raises(dg.Failure) as failure:
