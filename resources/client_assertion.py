@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import jwt
@@ -78,12 +79,14 @@ class TokenCache:
         margin_seconds: float = 60.0,
         timeout_seconds: float = 30.0,
         scope: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._assertion = assertion
         self._session = session
         self._margin = margin_seconds
         self._timeout = timeout_seconds
         self._scope = scope
+        self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = threading.Lock()
@@ -92,9 +95,9 @@ class TokenCache:
     def token(self) -> str:
         """A valid bearer token, fetched when none is cached or it is about to expire."""
         with self._lock:
-            if self._token is None or time.monotonic() >= self._expires_at - self._margin:
+            if self._token is None or self._clock() >= self._expires_at - self._margin:
                 self._token, lifetime = self._fetch()
-                self._expires_at = time.monotonic() + lifetime
+                self._expires_at = self._clock() + lifetime
                 self.fetched += 1
             return self._token
 

@@ -104,7 +104,7 @@ def test_verify_reports_each_outcome_and_retries_throttled_reads(pds: Pds) -> No
     pds.server.add(hidden, restricted=True)
     pds.server.add(dead, deceased=True)
     pds.server.throttle[ok] = 2
-    pds.server.delay = 0.05
+    pds.server.delay = 0.1
     result = client(pds, max_concurrency=3).verify([ok, old, hidden, dead, unknown, "123"])
     assert result.failures == {}
     assert sorted(result.outcomes, key=lambda o: o.nhs_number) == sorted(
@@ -134,14 +134,22 @@ def test_a_revoked_token_is_replaced_once_on_401(pds: Pds) -> None:
 
 
 def test_tokens_are_refreshed_a_margin_before_they_expire(pds: Pds) -> None:
-    pds.server.token_lifetime = 60
+    pds.server.token_lifetime = 600
+    now = [1000.0]
     assertion = ClientAssertion(API_KEY, pds.key, KEY_ID, pds.server.token_url, "RS512")
-    cache = TokenCache(assertion, session=requests.Session(), margin_seconds=59.7)
+    cache = TokenCache(
+        assertion, session=requests.Session(), margin_seconds=60, clock=lambda: now[0]
+    )
     first = cache.token()
+    now[0] += 539  # a second before the margin
     assert cache.token() == first
-    time.sleep(0.4)
-    assert cache.token() != first
-    assert cache.fetched == 2
+    now[0] += 1  # 60 s before it expires: refreshed
+    second = cache.token()
+    assert second != first and cache.fetched == 2
+    cache.invalidate(first)  # an old token's 401 does not drop the new one
+    assert cache.token() == second
+    cache.invalidate(second)
+    assert cache.token() not in (first, second) and cache.fetched == 3
 
 
 class SignedLongAgo(ClientAssertion):
