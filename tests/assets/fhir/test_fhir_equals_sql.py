@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,10 @@ from assets.features.tables import feature_key
 from assets.fhir.bronze import run_export
 from assets.fhir.clinical import build_clinical_mapping_defs
 from assets.keys import bronze_key, silver_key
+from flowehr_pipelines.config import load_settings
+from flowehr_pipelines.definitions import build_definitions
+from flowehr_pipelines.deployment import build_delta_store
+from flowehr_pipelines.run.runner import RunSummary, run_assets
 from resources.delta.store import DeltaTableStore
 from resources.pseudonymiser import Pseudonymiser
 from resources.spark import SparkResource
@@ -67,16 +72,34 @@ class Hospital:
     server: BulkServer
     sql: DeltaTableStore
     fhir: DeltaTableStore
+    run: RunSummary
+
+
+FHIR_ONLY_CONFIG = """
+data_source_connections: []
+fhir_sources:
+  - name: fhir
+    base_url: {base_url}/fhir
+    feeds_clinical_source: true
+"""
+# What `flowehr run` materialises for the clinical data: export, mapping, silver, features.
+SELECTION = "group:ehr or group:features or group:governance"
 
 
 @pytest.fixture(scope="module")
 def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
+    """The SQL-fed reference built asset by asset; the FHIR-only hospital by ``run_assets``,
+    the engine of ``flowehr run``, from its own configuration."""
     root = tmp_path_factory.mktemp("hospital")
     db = write_source(root, patients=14, seed=8)
-    sql, fhir = local_store(root / "sql"), local_store(root / "fhir")
+    sql = local_store(root / "sql")
+    config = root / "config"
+    config.mkdir()
+    for name in ("config.yaml", "config.ci.yaml"):
+        shutil.copy(REPO_ROOT / name, config / name)
     # Module-scoped, so the autouse per-test environment is not there yet: set it here.
     with pytest.MonkeyPatch.context() as env, bulk_server() as server:
-        env.setenv("FLOWEHR_CONFIG_DIR", str(REPO_ROOT))
+        env.setenv("FLOWEHR_CONFIG_DIR", str(config))
         env.setenv("FLOWEHR_ENV", "ci")
         env.setenv("FLOWEHR_DATA_DIR", str(root / "data"))
         env.setenv("FLOWEHR_PSEUDONYMISATION_KEY", TEST_KEY)
@@ -84,11 +107,23 @@ def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
         build_silver(sql)
         materialise(sql)
         serve(server, db)
-        run_export(source=source_settings(), client=client(server), delta=fhir)
-        map_fhir(fhir)
-        build_silver(fhir)
-        materialise(fhir)
-        yield Hospital(server, sql, fhir)
+        (config / "config.local.yaml").write_text(FHIR_ONLY_CONFIG.format(base_url=server.base_url))
+        settings = load_settings()
+        summary = run_assets(
+            build_definitions(settings), dg.DagsterInstance.ephemeral(), selection=SELECTION
+        )
+        yield Hospital(server, sql, build_delta_store(settings), summary)
+
+
+def test_a_fhir_only_configuration_runs_with_every_blocking_check_passing(
+    hospital: Hospital,
+) -> None:
+    assert hospital.run.success
+    failed = [c for c in hospital.run.checks if not c.passed and c.severity == "ERROR"]
+    assert failed == []
+    assert {"bronze/fhir/fhir_patient", "bronze/ehr/patients", "gold/features/news2"} <= {
+        a.key for a in hospital.run.assets
+    }
 
 
 def test_fhir_fed_silver_equals_sql_fed_silver(hospital: Hospital) -> None:
