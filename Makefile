@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(FLOWEHR_DATA_DIR)/dagster_home
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: install run dev test test-all test-topology lint format bench clean-data sbom
+.PHONY: install run dev test test-all test-topology test-cluster lint format bench clean-data sbom
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: install
 # The production topology (code server, webserver, daemon, PostgreSQL): minutes, so apart.
 test-topology: install
 	$(BIN)/pytest -m topology
+
+# Spark scale-out targets started from the installed pyspark (Spark Connect), on 127.0.0.1.
+test-cluster: install
+	$(BIN)/pytest -m cluster
 
 lint: install
 	$(BIN)/ruff check .

@@ -70,7 +70,13 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "delta": build_delta_store(settings),
         "objects": build_object_store(settings),
-        "spark": SparkResource(master=settings.spark.master, conf=settings.spark.conf),
+        "spark": SparkResource(
+            master=settings.spark.master,
+            conf=settings.spark.conf,
+            remote=settings.spark.remote,
+            remote_token=_env_or_none(settings.spark.remote_token_env),
+            connect_timeout_seconds=settings.spark.connect_timeout_seconds,
+        ),
         "pseudonymiser": build_pseudonymiser(settings),
     }
     if settings.compute == "databricks":

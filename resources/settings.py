@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_MASTER = re.compile(r"^(local(\[(\d+|\*)\])?|spark://[^\s/]+:\d+(,[^\s/]+:\d+)*)$")
 
 
 class StrictSettings(BaseModel):
@@ -29,10 +32,42 @@ class LakeSettings(StrictSettings):
 
 
 class SparkSettings(StrictSettings):
-    """The local Spark session shared by every asset in a run process."""
+    """Where a run's Spark work goes: a session in the run process (``local[N]`` or a
+    standalone cluster's ``spark://host:port``), or a Spark Connect server (``remote``)."""
 
     master: str = "local[2]"
+    remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:port); when set, master is not used.",
+    )
+    remote_token_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the Spark Connect bearer token.",
+    )
+    connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long to wait for a Spark Connect server."
+    )
     conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("master")
+    @classmethod
+    def _master(cls, value: str) -> str:
+        if value.startswith("sc://"):
+            raise ValueError("a Spark Connect URL goes in spark.remote, not spark.master")
+        if not _MASTER.match(value):
+            raise ValueError("must be local, local[N], local[*] or spark://host:port")
+        return value
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("sc://") or ";token=" in value:
+            raise ValueError(
+                "must be sc://host:port (the token comes from remote_token_env, never config)"
+            )
+        return value
 
 
 class DatabricksSettings(StrictSettings):

@@ -21,11 +21,8 @@ SPARK_STANDALONE_PORT = 7077
 
 
 def spark_remote(settings: Settings) -> str | None:
-    """The Spark Connect URL, from ``spark.conf['spark.remote']`` or an ``sc://`` master."""
-    remote = settings.spark.conf.get("spark.remote")
-    if remote:
-        return remote
-    return settings.spark.master if settings.spark.master.startswith("sc://") else None
+    """The Spark Connect URL the runs would use (``spark.remote``)."""
+    return settings.spark.remote
 
 
 def tcp_reachable(host: str, port: int, *, timeout: float) -> str | None:
@@ -125,16 +122,20 @@ def check_webhook(settings: Settings, *, timeout: float) -> Finding:
 
 def check_spark_session(settings: Settings) -> Finding:
     """Start the session the runs would use and run one tiny job (``--spark`` only)."""
-    from pyspark.sql import SparkSession
-
-    from resources.spark import build_local_spark_session
+    from resources.spark import build_connect_session, build_local_spark_session
 
     check = "spark session"
     remote = spark_remote(settings)
     if remote:
-        session = SparkSession.builder.remote(remote).getOrCreate()
+        token_env = settings.spark.remote_token_env
+        session = build_connect_session(
+            remote,
+            settings.spark.conf,
+            token=environment().get(token_env) if token_env else None,
+            timeout=settings.spark.connect_timeout_seconds,
+        )
     else:
-        conf = {k: v for k, v in settings.spark.conf.items() if k != "spark.remote"}
+        conf = settings.spark.conf
         session = build_local_spark_session(settings.spark.master, "flowehr-doctor", conf)
     try:
         rows = session.range(3).count()

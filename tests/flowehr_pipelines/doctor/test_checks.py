@@ -56,7 +56,7 @@ def test_spark_connect_is_checked_over_grpc(closed_port: int) -> None:
 
 
 def _with_remote(settings: Settings, remote: str) -> Settings:
-    spark = settings.spark.model_copy(update={"conf": {"spark.remote": remote}})
+    spark = settings.spark.model_copy(update={"remote": remote})
     return settings.model_copy(update={"spark": spark})
 
 
