@@ -96,11 +96,12 @@ def test_every_asset_materialises_and_every_check_passes(pipeline: Pipeline) -> 
     for summary in (pipeline.first, pipeline.second):
         assert summary.success, summary.failures
         # Reporting adds its staging tables and housekeeping, the 23 views and the query
-        # table, the features their housekeeping and the diagnoses table and two cohorts;
-        # batch reports are written once, so the
+        # table, the features their housekeeping and the diagnoses table and two cohorts,
+        # governance the opt-out list; batch reports are written once, so the
         # batch report asset runs only when a batch is due (the first run).
         keys = {a.key for a in summary.assets} - {"reports/completed_batch_report"}
-        assert len(keys) == 19 + 6 + 23 + 1 + 1 + 3
+        assert "internal/national_data_opt_out" in keys
+        assert len(keys) == 19 + 6 + 23 + 1 + 1 + 3 + 1
         # WARN checks may fail by design (the demo source has invalid NHS numbers, which
         # silver quarantines); every ERROR check must pass.
         assert summary.checks and all(c.passed or c.severity == "WARN" for c in summary.checks)
