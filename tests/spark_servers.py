@@ -22,6 +22,17 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
 
+def spark_env(**extra: str) -> dict[str, str]:
+    """The environment of a Spark daemon: loopback only, executors on this interpreter."""
+    return {
+        **os.environ,
+        "SPARK_HOME": str(SPARK_HOME),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        **extra,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -32,13 +43,7 @@ def free_port() -> int:
 def connect_server(logs: Path, *, master: str = "local[2]") -> Iterator[str]:
     """Start a Connect server (its executors on this interpreter) and yield its URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(SPARK_HOME),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-        "SPARK_DAEMON_MEMORY": "1g",
-    }
+    env = spark_env(SPARK_DAEMON_MEMORY="1g")
     argv = [
         str(SPARK_HOME / "bin" / "spark-submit"),
         "--class",
@@ -91,34 +96,21 @@ class StandaloneCluster:
 def standalone_cluster(logs: Path, *, workers: int = 2) -> Iterator[StandaloneCluster]:
     """A standalone master and ``workers`` workers (one core, 1 GiB each) on 127.0.0.1."""
     port = free_port()
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(SPARK_HOME),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-        "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
-        "SPARK_DAEMON_MEMORY": "512m",
-    }
-    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    env = spark_env(
+        SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false", SPARK_DAEMON_MEMORY="512m"
+    )
     started: list[Server] = []
-    try:
-        master = start(
-            "spark-master",
-            [
-                spark_class,
-                MASTER_CLASS,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--webui-port",
-                str(free_port()),
-            ],
-            env=env,
-            cwd=logs,
-            logs=logs,
+
+    def daemon(name: str, main_class: str, *args: str) -> Server:
+        argv = [str(SPARK_HOME / "bin" / "spark-class"), main_class, "--host", "127.0.0.1"]
+        server = start(
+            name, [*argv, *args, "--webui-port", str(free_port())], env=env, cwd=logs, logs=logs
         )
-        started.append(master)
+        started.append(server)
+        return server
+
+    try:
+        master = daemon("spark-master", MASTER_CLASS, "--port", str(port))
         _wait_for(master, port, timeout=120)
         url = f"spark://127.0.0.1:{port}"
         work_dirs = []
@@ -126,28 +118,11 @@ def standalone_cluster(logs: Path, *, workers: int = 2) -> Iterator[StandaloneCl
             work = logs / f"worker-{n}"
             work.mkdir(parents=True, exist_ok=True)
             work_dirs.append(work)
-            started.append(
-                start(
-                    f"spark-worker-{n}",
-                    [
-                        spark_class,
-                        WORKER_CLASS,
-                        url,
-                        "--host",
-                        "127.0.0.1",
-                        "--cores",
-                        "1",
-                        "--memory",
-                        "1g",
-                        "--work-dir",
-                        str(work),
-                        "--webui-port",
-                        str(free_port()),
-                    ],
-                    env=env,
-                    cwd=logs,
-                    logs=logs,
-                )
+            daemon(
+                f"spark-worker-{n}",
+                WORKER_CLASS,
+                url,
+                *("--cores", "1", "--memory", "1g", "--work-dir", str(work)),
             )
         _wait_for_workers(started[1:], workers, timeout=120)
         yield StandaloneCluster(url, tuple(work_dirs))
