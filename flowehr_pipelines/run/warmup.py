@@ -37,6 +37,11 @@ def start_slow_dependencies(defs: dg.Definitions, job: dg.JobDefinition) -> set[
         assert isinstance(spark, SparkResource)
         spark.start_in_background()
     if "great_expectations" in needed:
+        # GX imports SQLAlchemy's ORM, and Dagster's run storage may import it on this thread
+        # during the first step (one that does not touch SQLAlchemy itself, such as a FHIR
+        # export): a module two threads initialise at once can be seen half-made.
+        import sqlalchemy.orm  # noqa: F401
+
         import_great_expectations_in_background()
     return needed
 

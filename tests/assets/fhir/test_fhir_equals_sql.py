@@ -12,6 +12,10 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from assets.ehr.quality_checks import (
+    import_great_expectations_in_background,
+    wait_for_great_expectations_import,
+)
 from assets.ehr.silver import SILVER_TABLES, build_silver_table_asset
 from assets.features.tables import feature_key
 from assets.fhir.bronze import run_export
@@ -109,6 +113,11 @@ def hospital(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
         serve(server, db)
         (config / "config.local.yaml").write_text(FHIR_ONLY_CONFIG.format(base_url=server.base_url))
         settings = load_settings()
+        # run_assets imports Great Expectations on a background thread while the first step
+        # runs; a first step that has not imported SQLAlchemy itself (the FHIR export) can
+        # then meet a half-imported sqlalchemy.orm. Import it up front.
+        import_great_expectations_in_background()
+        wait_for_great_expectations_import()
         summary = run_assets(
             build_definitions(settings), dg.DagsterInstance.ephemeral(), selection=SELECTION
         )
