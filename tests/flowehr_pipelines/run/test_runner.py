@@ -122,10 +122,12 @@ def test_spark_parts_and_the_rest_make_two_groups_and_only_when_both_are_selecte
     _, job = all_assets
     selected = set(job.asset_layer.selected_asset_keys)
     spark, rest = concurrent_groups(job, selected)
-    # The feature tables' housekeeping follows them into the Spark part.
+    # The feature tables' housekeeping follows them into the Spark part, and so does the
+    # opt-out list they read.
     assert {k.path[0] for k in spark} == {"bronze", "silver", "gold", "internal"}
     assert {k for k in spark if k.path[0] == "internal"} == {
-        dg.AssetKey(["internal", "feature_housekeeping"])
+        dg.AssetKey(["internal", "feature_housekeeping"]),
+        dg.AssetKey(["internal", "national_data_opt_out"]),
     }
     assert dg.AssetKey(["bronze", "transaction_history"]) in rest
     reporting = {k for k in selected if k.path[0] == "reporting"}  # 5 parts, no Spark
