@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(FLOWEHR_DATA_DIR)/dagster_home
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: install run dev test test-all test-topology test-cluster test-crash lint format bench clean-data sbom
+.PHONY: install run dev test test-all test-topology test-cluster test-long lint format bench clean-data sbom
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,10 @@ test-topology: install
 test-cluster: install
 	$(BIN)/pytest -m cluster
 
-# The crash trials: 20 seeded SIGKILLs of whole runs, each healed by a rerun (~4 minutes).
-test-crash: install
-	$(BIN)/pytest -m crash
+# The long reliability runs (~7 minutes): 20 seeded SIGKILLs of whole runs, each healed by
+# a rerun, and whole runs on a PostgreSQL instance, an S3 lake and a PostgreSQL source.
+test-long: install
+	$(BIN)/pytest -m long
 
 lint: install
 	$(BIN)/ruff check .

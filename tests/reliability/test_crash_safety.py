@@ -47,8 +47,8 @@ from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.reliability import lake
 
-# Four minutes of SIGKILL trials: run by `make test-crash` (and .ci/run), not `make test`.
-pytestmark = [pytest.mark.reliability, pytest.mark.crash]
+# Four minutes of SIGKILL trials: run by `make test-long` (and .ci/run), not `make test`.
+pytestmark = [pytest.mark.reliability, pytest.mark.long]
 
 SEED = 20261121
 ARTIFACT = REPO_ROOT / "test-artifacts" / "reliability" / "crash_trials.json"

@@ -56,7 +56,8 @@ from tests.integration.ehr_postgres import EHR_TABLES, copy_sqlite_to_postgres, 
 from tests.integration.postgres import find_pg_bin, postgres_server
 from tests.s3_server import moto_server
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+# Whole runs on real servers, minutes in all: run by `make test-long` (and .ci/run).
+pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.long]
 
 REGION = "eu-west-2"
 BUCKET = "flowehr-lake"
