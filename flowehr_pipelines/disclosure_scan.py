@@ -16,12 +16,7 @@ import pyarrow as pa
 
 from flowehr_pipelines.privacy_scan import Finding
 from resources.delta.store import DeltaTableStore
-from transforms.disclosure import (
-    DISCLOSURE_COLUMNS_PROPERTY,
-    DISCLOSURE_RULE_PROPERTY,
-    DisclosurePolicy,
-    unprotected_cells,
-)
+from transforms.disclosure import recorded_rule, unprotected_cells
 
 PEOPLE_COUNT_NAME = re.compile(
     r"(recipient|people|person|patient|individual)s?_?(count|total|number)"
@@ -45,18 +40,15 @@ def scan_disclosure(delta: DeltaTableStore, tables: Sequence[str]) -> list[Findi
     findings: list[Finding] = []
     for table in tables:
         path = tuple(table.split("/"))
-        configuration = delta.table(path).metadata().configuration
-        rule = configuration.get(DISCLOSURE_RULE_PROPERTY)
-        declared = [c for c in configuration.get(DISCLOSURE_COLUMNS_PROPERTY, "").split(",") if c]
+        policy, declared = recorded_rule(delta.table(path).metadata().configuration)
         data = delta.read(path)
         for column in people_count_columns(data.schema):
-            if column not in declared or rule is None:
+            if column not in declared or policy is None:
                 findings.append(
                     Finding(table, column, "a count of people under no disclosure rule", 1)
                 )
-        if rule is None:
+        if policy is None:
             continue
-        policy = DisclosurePolicy.decode(rule)
         for column in declared:
             bad = unprotected_cells(data, policy, [column])
             if bad:

@@ -124,6 +124,15 @@ class DisclosurePolicy:
         )
 
 
+def recorded_rule(
+    configuration: Mapping[str, str],
+) -> tuple[DisclosurePolicy | None, list[str]]:
+    """The rule and protected columns a table's properties record (None: no rule)."""
+    rule = configuration.get(DISCLOSURE_RULE_PROPERTY)
+    columns = [c for c in configuration.get(DISCLOSURE_COLUMNS_PROPERTY, "").split(",") if c]
+    return (None if not rule else DisclosurePolicy.decode(rule)), columns
+
+
 def protect_counts(
     table: pa.Table,
     policy: DisclosurePolicy,

@@ -6,12 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.delta.store import DeltaTableStore, TablePath
-from transforms.disclosure import (
-    DISCLOSURE_COLUMNS_PROPERTY,
-    DISCLOSURE_RULE_PROPERTY,
-    DisclosurePolicy,
-    unprotected_cells,
-)
+from transforms.disclosure import recorded_rule, unprotected_cells
 
 DISCLOSURE_CHECK = "disclosure_control"
 
@@ -29,16 +24,13 @@ def disclosure_check_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
 
 def disclosure_check(delta: DeltaTableStore, path: TablePath) -> dg.AssetCheckResult:
     """Read the published table back and count the cells that break its recorded rule."""
-    configuration = delta.table(path).metadata().configuration
-    rule = configuration.get(DISCLOSURE_RULE_PROPERTY)
-    columns = [c for c in configuration.get(DISCLOSURE_COLUMNS_PROPERTY, "").split(",") if c]
-    if rule is None or not columns:
+    policy, columns = recorded_rule(delta.table(path).metadata().configuration)
+    if policy is None or not columns:
         return dg.AssetCheckResult(
             check_name=DISCLOSURE_CHECK,
             passed=False,
             metadata={"problem": "no disclosure rule recorded on the table"},
         )
-    policy = DisclosurePolicy.decode(rule)
     data = delta.read(path)
     missing = [c for c in columns if c not in data.column_names]
     bad = unprotected_cells(data, policy, columns)

@@ -12,7 +12,7 @@ import pyarrow as pa
 from resources.delta.storage import LocalStorage
 from resources.delta.store import DeltaTableStore
 from resources.local_links import escaping_link, shown
-from transforms.disclosure import DISCLOSURE_RULE_PROPERTY, DisclosurePolicy
+from transforms.disclosure import DisclosurePolicy, recorded_rule
 from transforms.project_keys import PSEUDONYM_COLUMNS, rekey_table
 
 
@@ -115,10 +115,9 @@ class PublishedLake:
         researcher obey the same rule as the published aggregates."""
         for path in paths:
             if self.exists(path):
-                configuration = self.table(path).metadata().configuration
-                rule = configuration.get(DISCLOSURE_RULE_PROPERTY)
-                if rule:
-                    return DisclosurePolicy.decode(rule)
+                policy, _ = recorded_rule(self.table(path).metadata().configuration)
+                if policy is not None:
+                    return policy
         return DisclosurePolicy()
 
     def _contained(self, path: str | Sequence[str]) -> tuple[str, ...]:
