@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-CLINICAL_SOURCE = "ehr"
+from assets.ehr.settings import CLINICAL_SOURCE
+
+__all__ = ["CLINICAL_SOURCE", "PDS_VERIFICATION", "bronze_key", "silver_key"]
 
 
 def silver_key(table: str) -> dg.AssetKey:

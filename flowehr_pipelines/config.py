@@ -21,11 +21,10 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
-from assets.ehr.settings import DataSourceConnection, EhrSettings
+from assets.ehr.settings import CLINICAL_SOURCE, DataSourceConnection, EhrSettings
 from assets.features.settings import FeatureSettings
-from assets.fhir.settings import FhirSourceSettings, PdsSettings
+from assets.fhir.settings import FhirSourceSettings, PdsSettings, integration_secret_names
 from assets.governance.settings import GovernanceSettings
-from assets.keys import CLINICAL_SOURCE
 from assets.reporting.settings import HousekeepingSettings, ReportingSettings
 from flowehr_pipelines.config_loading import (
     ConfigProblems,
@@ -35,9 +34,8 @@ from flowehr_pipelines.config_loading import (
     substitute_tokens,
     unresolved_problems,
 )
-from flowehr_pipelines.integrations import integration_secret_names
-from resources.pseudonymiser import PSEUDONYMISATION_KEY_ENV
 from resources.settings import (
+    PSEUDONYMISATION_KEY_ENV,
     ConfigError,
     DatabricksSettings,
     LakeSettings,

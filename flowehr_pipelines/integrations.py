@@ -66,13 +66,3 @@ def build_integration_resources(settings: FhirDomain) -> dict[str, Any]:
     if settings.pds.enabled:
         resources["pds"] = build_pds_client(settings)
     return resources
-
-
-def integration_secret_names(settings: FhirDomain) -> list[str]:
-    """The environment variables the integrations' config names as secrets."""
-    names: list[str | None] = []
-    for source in settings.fhir_sources:
-        names += [source.bearer_token_env, source.private_key_env]
-    if settings.pds.enabled and settings.pds.environment != "sandbox":
-        names += [settings.pds.api_key_env, settings.pds.private_key_env]
-    return [n for n in names if n]

@@ -12,9 +12,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from resources.settings import PSEUDONYMISATION_KEY_ENV
 from transforms.identifiers import hmac_sha256_hex, nhs_number_problem
 
-PSEUDONYMISATION_KEY_ENV = "FLOWEHR_PSEUDONYMISATION_KEY"
+__all__ = ["PSEUDONYMISATION_KEY_ENV", "Pseudonymiser"]
 
 
 class Pseudonymiser(dg.ConfigurableResource):

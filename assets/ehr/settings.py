@@ -9,6 +9,9 @@ from pydantic import Field, field_validator
 
 from resources.settings import StrictSettings
 
+CLINICAL_SOURCE = "ehr"
+"""The data source connection whose tables feed silver and the features (see assets.keys)."""
+
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -91,3 +91,16 @@ class FhirDomain(Protocol):
 
     @property
     def pds(self) -> PdsSettings: ...
+
+
+def integration_secret_names(settings: FhirDomain) -> list[str]:
+    """The environment variables the integrations' config names as secrets.
+
+    Here, beside the settings, so listing them needs no Dagster import.
+    """
+    names: list[str | None] = []
+    for source in settings.fhir_sources:
+        names += [source.bearer_token_env, source.private_key_env]
+    if settings.pds.enabled and settings.pds.environment != "sandbox":
+        names += [settings.pds.api_key_env, settings.pds.private_key_env]
+    return [n for n in names if n]

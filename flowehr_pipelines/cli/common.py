@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
-from flowehr_pipelines.config import Settings, load_settings
-from resources.settings import ConfigError
+if TYPE_CHECKING:
+    from flowehr_pipelines.config import Settings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -23,6 +24,13 @@ class UserFacingError(click.ClickException):
 
 
 def load_cli_settings() -> Settings:
+    """The deployment's settings; a config problem becomes one line and exit 2.
+
+    Imported here, not at module level, so a command's ``--help`` never loads them.
+    """
+    from flowehr_pipelines.config import load_settings
+    from resources.settings import ConfigError
+
     try:
         return load_settings()
     except ConfigError as exc:
@@ -34,6 +42,7 @@ def friendly_errors() -> Iterator[None]:
     from deltalake.exceptions import DeltaError
 
     from flowehr_pipelines.storage_errors import explain_storage_error
+    from resources.settings import ConfigError
     from resources.sql_source import SourceUnavailableError
 
     try:

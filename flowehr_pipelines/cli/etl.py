@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,7 +13,9 @@ from flowehr_pipelines.cli.common import (
     friendly_errors,
     load_cli_settings,
 )
-from flowehr_pipelines.config import Settings
+
+if TYPE_CHECKING:
+    from flowehr_pipelines.config import Settings
 
 
 @click.group("etl")

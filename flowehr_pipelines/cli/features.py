@@ -19,8 +19,6 @@ from typing import Any
 
 import click
 
-from flowehr_pipelines.researcher.manifest import TrainingSetManifest, manifest_path, sha256_of
-
 EXIT_USAGE = 2
 # The --features example of the help text; a test resolves it against the dictionary.
 FEATURES_EXAMPLE = "news2,lab_summaries.lab_crp_*"
@@ -200,6 +198,11 @@ def training_set(
     moment = None
     if as_of_date is not None:
         moment = _end_of_day(as_of_date)
+    from flowehr_pipelines.researcher.manifest import (
+        TrainingSetManifest,
+        manifest_path,
+        sha256_of,
+    )
     from transforms.cohorts import COHORT_INPUTS
 
     with _store() as store:
@@ -304,6 +307,8 @@ def _rebuild(manifest_file: Path, out_path: Path | None) -> None:
     """Rebuild a manifest's training set beside its output and compare the bytes."""
     import os
     import tempfile
+
+    from flowehr_pipelines.researcher.manifest import TrainingSetManifest, sha256_of
 
     try:
         manifest = TrainingSetManifest.read(manifest_file)
