@@ -1,7 +1,8 @@
 """Reporting SQL: projections and aggregations, run on an embedded engine over Arrow.
 
 The SQL lives in ``.sql`` files beside this module, written in DuckDB's dialect and
-kept portable: ``transpile`` turns it into Spark SQL for Databricks with sqlglot.
+kept portable: ``transpile`` turns it into Spark SQL for Databricks with sqlglot (and
+the rewrites of ``spark_dialect``), and ``spark_sql`` runs it on a Spark session.
 Parameters are ``:name`` placeholders filled with validated literals (numbers and
 ISO dates only), because the same text must run on engines with different binding
 syntax.
@@ -19,6 +20,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pa_ds
 import sqlglot
+
+from transforms.reporting.spark_dialect import SPARK, to_spark
 
 SQL_DIR = Path(__file__).parent
 _PLACEHOLDER = re.compile(r":([a-z_][a-z0-9_]*)\b")
@@ -122,7 +125,9 @@ def _scan(data: pa.Table | pa_ds.Dataset, sql: str, name: str) -> pa.Table | pa.
     return scanner.to_reader() if words.count(name) == 1 else scanner.to_table()
 
 
-def transpile(name: str, dialect: str = "spark") -> str:
+def transpile(name: str, dialect: str = SPARK) -> str:
     """The named SQL in another engine's dialect (Spark SQL on Databricks)."""
+    if dialect == SPARK:
+        return to_spark(load_sql(name), pretty=True)
     statements = sqlglot.transpile(load_sql(name), read="duckdb", write=dialect, pretty=True)
     return ";\n".join(statements)
