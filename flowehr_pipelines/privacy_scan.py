@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.identifiers import nhs_number_problem
+from transforms.landing import LandingFileError, is_landing_file, landed_lines
 
 if TYPE_CHECKING:
     from flowehr_pipelines.config import Settings
@@ -358,9 +359,14 @@ def _collect_sql(settings: Settings, connection: Any, known: KnownIdentifiers) -
 
 
 def _landing_lines(objects: ObjectStore) -> Iterator[bytes]:
+    """Every line of the landed files, gzip ones decompressed.
+
+    A file that is gone or does not decompress was never ingested, so nothing of it can
+    have been published: it adds no identifiers to look for.
+    """
     for key in objects.list_keys("landing"):
-        if key.endswith((".jsonl", ".json")):
+        if is_landing_file(key) or key.endswith(".json"):
             try:
-                yield from objects.read_bytes(key).splitlines()
-            except FileNotFoundError:
+                yield from landed_lines(key, objects.read_bytes(key)).splitlines()
+            except (FileNotFoundError, LandingFileError):
                 continue

@@ -6,6 +6,12 @@ same atomic commit as its rows. A re-run, or the same bytes delivered again unde
 another name, finds the marker and adds nothing; two overlapping runs cannot both
 commit a file, because the markers are checked against the snapshot the commit is
 made on (Delta's concurrent-transaction check rejects the second).
+
+Landing files are ``*.jsonl`` or gzip-compressed ``*.jsonl.gz`` (``transforms.landing``):
+a compressed file's content hash is that of its decompressed lines, so the same lines
+landed plain and compressed are one delivery. A file that cannot be read whole
+(vanished, unreadable, a truncated or corrupt gzip) gets one quarantine row with the
+reason and is not marked, so it is ingested once a readable copy is there.
 """
 
 import hashlib
@@ -24,6 +30,7 @@ from resources.delta.store import DeltaTableStore, Marked
 from resources.object_store import ObjectStore
 from transforms.cdc import ParsedFile, with_landing_dates
 from transforms.cdc_fast import parse_landed_file
+from transforms.landing import LandingFileError, is_landing_file, landed_lines
 
 LANDING_PREFIX = "landing/transaction_history"
 TRANSACTION_HISTORY = dg.AssetKey(["bronze", "transaction_history"])
@@ -74,7 +81,7 @@ def pending_landing_keys(objects: ObjectStore, delta: DeltaTableStore) -> list[s
     return [
         key
         for key in objects.list_keys(LANDING_PREFIX)
-        if key.endswith(".jsonl") and not _applied(history, landing_marker(key))
+        if is_landing_file(key) and not _applied(history, landing_marker(key))
     ]
 
 
@@ -111,28 +118,24 @@ def ingest_landing_files(
         delta.table(TRANSACTION_HISTORY.path) if delta.exists(TRANSACTION_HISTORY.path) else None
     )
     for key in objects.list_keys(LANDING_PREFIX):
-        if not key.endswith(".jsonl"):
+        if not is_landing_file(key):
             continue
         stats.files_seen += 1
         if _applied(history, landing_marker(key)):
             stats.files_already_ingested += 1
             continue
         try:
-            data = objects.read_bytes(key)
+            data = landed_lines(key, objects.read_bytes(key))
         except OSError as exc:
-            # Gone (moved or expired by the sender) or unreadable (permissions): not
-            # marked, so it is ingested when it can be read; the rest go on meanwhile.
-            reason = unreadable_reason(exc)
-            log.warning(f"{key}: {reason}: quarantined, not marked; retried next run")
-            stats.quarantined += 1
-            stats.files_unreadable += 1
-            stats.quarantine_reasons[reason] += 1
-            if not _already_quarantined(delta, key, reason):
-                delta.append(QUARANTINE, unreadable_row(key, reason, now))
+            # Gone (moved or expired by the sender) or unreadable (permissions).
+            _quarantine_unreadable(delta, stats, key, unreadable_reason(exc), now, log)
+            continue
+        except LandingFileError as exc:
+            _quarantine_unreadable(delta, stats, key, str(exc), now, log)
             continue
         markers = _file_markers(key, hashlib.sha256(data).hexdigest())
         if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
-            log.warning(f"{key} repeats an ingested file byte for byte: recorded, not re-ingested")
+            log.warning(f"{key} repeats an ingested file's lines: recorded, not re-ingested")
             stats.duplicate_deliveries += 1
             batch.append((markers, ParsedFile()))
             continue
@@ -149,6 +152,27 @@ def ingest_landing_files(
     if batch:
         _commit_batch(delta, batch)
     return stats
+
+
+def _quarantine_unreadable(
+    delta: DeltaTableStore,
+    stats: IngestStats,
+    key: str,
+    reason: str,
+    now: datetime,
+    log: dg.DagsterLogManager,
+) -> None:
+    """One quarantine row for a file that cannot be read whole; the file is not marked.
+
+    So it is ingested when a readable copy is there, and the rest go on meanwhile; a
+    later run that finds it unreadable for the same reason adds no second row.
+    """
+    log.warning(f"{key}: {reason}: quarantined, not marked; retried next run")
+    stats.quarantined += 1
+    stats.files_unreadable += 1
+    stats.quarantine_reasons[reason] += 1
+    if not _already_quarantined(delta, key, reason):
+        delta.append(QUARANTINE, unreadable_row(key, reason, now))
 
 
 VANISHED = "file vanished before it was read"

@@ -22,6 +22,9 @@ from flowehr_pipelines.cli.common import UserFacingError, friendly_errors, load_
     help="First day (default: so that the period ends today).",
 )
 @click.option("--if-missing", is_flag=True, help="Do nothing when the source database exists.")
+@click.option(
+    "--compress", is_flag=True, help="Write the CDC landing files gzip-compressed (*.jsonl.gz)."
+)
 def demo_data(
     patients: int | None,
     days: int | None,
@@ -29,6 +32,7 @@ def demo_data(
     seed: int | None,
     start_date: datetime | None,
     if_missing: bool,
+    compress: bool,
 ) -> None:
     """Write the embedded EHR source database and CDC landing files."""
     from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
@@ -72,6 +76,7 @@ def demo_data(
             events_per_day=events_per_day or defaults.events_per_day,
             start_date=first,
             seed=the_seed,
+            compress=compress,
         )
         cdc_seconds = time.perf_counter() - started
     click.echo(

@@ -16,9 +16,10 @@ Design choices:
   and does not grow with ``days`` or ``events_per_day``.
 * **Deterministic.** One ``random.Random(seed)`` drives everything (ids are uuid-shaped
   values drawn from it), in a fixed order, and the clock is never read.
-* **Atomic files.** Each part file is written as ``*.jsonl.tmp`` then renamed. Existing
-  ``*.jsonl`` files under ``transaction_history`` are removed first, so a run never
-  mixes its files with a previous run's.
+* **Atomic files.** Each part file is written as ``*.tmp`` then renamed. Existing
+  ``*.jsonl`` and ``*.jsonl.gz`` files under ``transaction_history`` are removed first,
+  so a run never mixes its files with a previous run's. ``compress=True`` writes
+  gzip-compressed ``*.jsonl.gz`` files, as real change-capture exports often arrive.
 * **Warm-up.** Generation starts a couple of days before ``start_date`` and drops what
   would have been delivered before it, so the first day looks like any other day of a
   feed that was already running (including items whose first records came earlier).
@@ -101,6 +102,7 @@ class _Generator:
         lines_per_file: int,
         malformed_rate: float,
         duplicate_rate: float,
+        compress: bool = False,
     ) -> None:
         self.rng = Random(seed)  # nosec B311: synthetic demo data, not security
         self.seed = seed
@@ -112,6 +114,7 @@ class _Generator:
         self.lines_per_file = lines_per_file
         self.malformed_rate = malformed_rate
         self.duplicate_rate = duplicate_rate
+        self.compress = compress
         self.spill = Spill(spill_dir)
         self.writer: DayWriter | None = None
         self.records = 0
@@ -434,10 +437,12 @@ def write_cdc_landing(
     lines_per_file: int = 50_000,
     malformed_rate: float = 0.002,
     duplicate_rate: float = 0.01,
+    compress: bool = False,
 ) -> CdcGenerationStats:
     """Write ``days`` days of CDC landing files starting at ``start_date``.
 
-    Replaces every ``*.jsonl`` file under ``<landing_dir>/transaction_history``.
+    Replaces every ``*.jsonl`` and ``*.jsonl.gz`` file under
+    ``<landing_dir>/transaction_history``; ``compress`` writes the gzip kind.
     ``events_per_day`` is the approximate number of well-formed records per day.
     """
     if days <= 0 or events_per_day < 0 or lines_per_file <= 0:
@@ -457,6 +462,7 @@ def write_cdc_landing(
             lines_per_file=lines_per_file,
             malformed_rate=malformed_rate,
             duplicate_rate=duplicate_rate,
+            compress=compress,
         )
         try:
             gen.run()

@@ -4,6 +4,7 @@ spilled and renamed into place.
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import time
 import uuid
@@ -14,6 +15,10 @@ from random import Random
 from typing import IO, Protocol
 
 from flowehr_pipelines.synthetic.cdc_model import MALFORMED_KINDS, TRANSACTION_HISTORY
+from transforms.landing import GZIP_SUFFIX, PLAIN_SUFFIX
+
+# zlib's default level: most of level 9's size at a fraction of its time.
+GZIP_LEVEL = 6
 
 
 def iso_ms(epoch_ms: int) -> str:
@@ -54,7 +59,7 @@ def clear_previous_output(landing_dir: Path) -> None:
     root = landing_dir / TRANSACTION_HISTORY
     if not root.exists():
         return
-    for pattern in ("*.jsonl", "*.jsonl.tmp"):
+    for pattern in ("*.jsonl", "*.jsonl.gz", "*.tmp"):
         for path in root.rglob(pattern):
             path.unlink()
     for directory in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
@@ -107,6 +112,7 @@ class _Feed(Protocol):
     malformed: dict[str, int]
     spill: Spill
     files: list[Path]
+    compress: bool
 
     def malformed_line(self, kind: str, line: str) -> str: ...
 
@@ -161,10 +167,14 @@ class DayWriter:
             return
         self.gen.rng.shuffle(self.buffer)
         self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"part-{self.part:05d}.jsonl"
+        suffix = GZIP_SUFFIX if self.gen.compress else PLAIN_SUFFIX
+        final = self.directory / f"part-{self.part:05d}{suffix}"
         tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-            out.writelines(f"{line}\n" for line in self.buffer)
+        body = "".join(f"{line}\n" for line in self.buffer).encode("utf-8")
+        if self.gen.compress:
+            # mtime=0 and no file name in the header: same seed, same bytes.
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        tmp.write_bytes(body)
         tmp.replace(final)
         self.gen.files.append(final)
         self.part += 1

@@ -18,6 +18,7 @@ CDC cases share one landing-zone ingestion and EHR cases one bronze + silver run
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -283,6 +284,28 @@ CASES: list[Case] = [
         bytes(range(256)) * 4,
         "quarantine",
         r"not UTF-8|not valid JSON",
+    ),
+    # gzip-compressed landing files (*.jsonl.gz): their lines as plain ones, or refused whole.
+    Case(
+        "cdc_gzip_with_a_bad_line",
+        "cdc",
+        gzip.compress(cdc(GOOD[:40], line(requestitemid="zipped"))),
+        "quarantine",
+        r"not valid JSON",
+    ),
+    Case(
+        "cdc_gzip_truncated",
+        "cdc",
+        gzip.compress(cdc(line(requestitemid="cut")))[:-12],
+        "quarantine",
+        r"^gzip file is truncated",
+    ),
+    Case(
+        "cdc_gzip_named_but_plain",
+        "cdc",
+        cdc(line(requestitemid="plain")),
+        "quarantine",
+        r"^file named \.gz is not gzip-compressed$",
     ),
     # EHR source rows: load quarantine (wrong types) or silver quarantine, with a reason.
     Case(
@@ -590,7 +613,12 @@ class VanishingObjectStore(LocalObjectStore):
 def landing_key(case: Case) -> str:
     day = NOW.date()
     partition = f"__year={day:%Y}/__month={day:%m}/__day={day:%d}"
-    return f"landing/transaction_history/{partition}/{case.id}.jsonl"
+    suffix = ".jsonl.gz" if case.id.startswith("cdc_gzip") else ".jsonl"
+    return f"landing/transaction_history/{partition}/{case.id}{suffix}"
+
+
+# Files never parsed, each accounted for by one quarantine row of its own.
+WHOLE_FILE_QUARANTINED = ("cdc_vanished_file", "cdc_gzip_truncated", "cdc_gzip_named_but_plain")
 
 
 @dataclass
@@ -645,8 +673,10 @@ def test_bad_cdc_file_is_quarantined_with_a_reason_or_accepted_whole(
     quarantined = rows_for(ingested.quarantine, key)
     reasons = sorted({q["reason"] for q in quarantined})
     expected_lines = input_lines(case.input)
-    if case.id == "cdc_vanished_file":
-        expected_lines = 1  # the file: it was never read
+    if case.id in WHOLE_FILE_QUARANTINED:
+        expected_lines = 1  # the file: it was never read, or not read whole
+    elif landing_key(case).endswith(".gz"):
+        expected_lines = input_lines(gzip.decompress(case.input))
     balanced = len(accepted) + len(quarantined) == expected_lines
     if case.outcome == "quarantine":
         ok = balanced and bool(quarantined) and all(re.search(case.expect, r) for r in reasons)
@@ -679,9 +709,12 @@ def test_vanished_file_is_not_marked_so_it_is_ingested_when_it_returns(
     case = next(c for c in CASES if c.id == "cdc_vanished_file")
     assert not (ingested.lake / landing_key(case)).exists()
     objects = local_objects(ingested.lake)
-    assert pending_landing_keys(objects, ingested.delta) == []
+    # The gzip files refused whole are not marked either: a whole copy is ingested.
+    refused = [landing_key(c) for c in CASES if c.id in WHOLE_FILE_QUARANTINED[1:]]
+    assert sorted(pending_landing_keys(objects, ingested.delta)) == sorted(refused)
     (ingested.lake / landing_key(case)).write_bytes(case.input)
-    assert pending_landing_keys(objects, ingested.delta) == [landing_key(case)]
+    pending = pending_landing_keys(objects, ingested.delta)
+    assert sorted(pending) == sorted([*refused, landing_key(case)])
 
 
 # -- EHR source rows --------------------------------------------------------------------

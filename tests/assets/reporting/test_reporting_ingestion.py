@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from datetime import timedelta
@@ -207,3 +208,73 @@ def test_bronze_of_the_change_date_layout_is_laid_out_by_landing_day_once(lake: 
     days = sorted(history(lake)["landing_date"].to_pylist())
     assert days == ["2026-04-02"] * 3 + ["2026-04-05"] * 2
     assert pending_landing_keys(lake.objects, lake.delta) == []  # markers carried over
+
+
+# -- gzip-compressed landing files ------------------------------------------------------
+
+
+def land_gzip(lake: Lake, name: str, body: bytes, day: str = "2026/04/01") -> str:
+    """Write one ``.jsonl.gz`` landing file holding ``body`` compressed (or as given)."""
+    year, month, dom = day.split("/")
+    key = f"landing/transaction_history/__year={year}/__month={month}/__day={dom}/{name}.jsonl.gz"
+    lake.objects.write_bytes(key, body)
+    return key
+
+
+def text_of(records: list[str]) -> bytes:
+    return "".join(f"{line}\n" for line in records).encode()
+
+
+def test_a_gzip_file_is_ingested_as_its_plain_lines_would_be(lake: Lake):
+    body = [*some_records(3), MALFORMED["not json"], *some_records(2, "z")]
+    key = land_gzip(lake, "part-1", gzip.compress(text_of(body)))
+    assert pending_landing_keys(lake.objects, lake.delta) == [key]
+    stats = lake.ingest()
+    assert (stats.files_ingested, stats.records, stats.quarantined) == (1, 5, 1)
+    rows = history(lake)
+    assert set(rows["_source_file"].to_pylist()) == {key}
+    assert rows["_line_number"].to_pylist() == [1, 2, 3, 5, 6]
+    [bad] = lake.delta.read(QUARANTINE).to_pylist()
+    assert (bad["_source_file"], bad["_line_number"]) == (key, 4)
+    assert {p["landing_date"] for p in lake.delta.table(TRANSACTION_HISTORY.path).partitions()} == {
+        "2026-04-01"
+    }
+    assert lake.ingest().files_already_ingested == 1
+    assert pending_landing_keys(lake.objects, lake.delta) == []
+
+
+@pytest.mark.parametrize("first", ["plain", "gzip"])
+def test_the_same_lines_landed_plain_and_gzip_are_one_delivery(lake: Lake, first: str):
+    body = some_records(4)
+    if first == "plain":
+        lake.land("part-1", body)
+        lake.ingest()
+        land_gzip(lake, "part-1", gzip.compress(text_of(body), mtime=0))
+    else:
+        land_gzip(lake, "part-1", gzip.compress(text_of(body), mtime=0))
+        lake.ingest()
+        lake.land("part-1", body)
+    stats = lake.ingest()
+    assert (stats.duplicate_deliveries, stats.files_ingested, stats.records) == (1, 0, 0)
+    assert history(lake).num_rows == 4
+    assert pending_landing_keys(lake.objects, lake.delta) == []
+
+
+def test_a_truncated_gzip_file_is_quarantined_whole_once_and_ingested_when_resent(lake: Lake):
+    packed = gzip.compress(text_of(some_records(50)))
+    key = land_gzip(lake, "part-1", packed[: len(packed) // 2])
+    lake.land("part-2", some_records(2, "ok"))
+    stats = lake.ingest()
+    assert (stats.files_ingested, stats.files_unreadable, stats.records) == (1, 1, 2)
+    reason = "gzip file is truncated (the compressed stream ends early)"
+    assert stats.quarantine_reasons == {reason: 1}
+    [row] = lake.delta.read(QUARANTINE).to_pylist()
+    assert (row["_source_file"], row["_line_number"], row["reason"]) == (key, 0, reason)
+    assert pending_landing_keys(lake.objects, lake.delta) == [key], "not marked: retried"
+    assert lake.ingest().files_unreadable == 1
+    assert lake.delta.read(QUARANTINE).num_rows == 1, "recorded once, not once per run"
+    lake.objects.write_bytes(key, packed)  # the sender delivers the whole file again
+    resent = lake.ingest()
+    assert (resent.files_ingested, resent.records) == (1, 50)
+    assert history(lake).num_rows == 52
+    assert pending_landing_keys(lake.objects, lake.delta) == []

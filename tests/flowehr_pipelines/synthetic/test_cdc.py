@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import gzip
 import json
 import re
 from collections import Counter, defaultdict
@@ -259,3 +260,31 @@ def test_write_cdc_landing_rerun_leaves_no_stale_files(tmp_path: Path) -> None:
     assert sorted(tmp_path.rglob("*.jsonl")) == sorted(stats.files)
     assert all(path.parent == partition_dir(tmp_path, other_start) for path in stats.files)
     assert not [p for p in tmp_path.rglob("*") if p.is_dir() and not any(p.iterdir())]
+
+
+def test_write_cdc_landing_compressed_holds_the_same_lines_as_plain(tmp_path: Path) -> None:
+    plain = _write(tmp_path / "plain", days=2, events_per_day=400, lines_per_file=300)
+    packed = _write(
+        tmp_path / "packed", days=2, events_per_day=400, lines_per_file=300, compress=True
+    )
+    again = _write(
+        tmp_path / "again", days=2, events_per_day=400, lines_per_file=300, compress=True
+    )
+    assert [p.name for p in packed.files] == [f"{p.name}.gz" for p in plain.files]
+    for plain_file, packed_file, again_file in zip(
+        plain.files, packed.files, again.files, strict=True
+    ):
+        assert gzip.decompress(packed_file.read_bytes()) == plain_file.read_bytes()
+        assert packed_file.read_bytes() == again_file.read_bytes(), "same seed, same bytes"
+    assert (packed.records, packed.duplicates, packed.malformed) == (
+        plain.records,
+        plain.duplicates,
+        plain.malformed,
+    )
+
+
+def test_write_cdc_landing_replaces_compressed_files_with_plain_ones(tmp_path: Path) -> None:
+    _write(tmp_path, days=1, events_per_day=300, compress=True)
+    stats = _write(tmp_path, days=1, events_per_day=300)
+    assert not list(tmp_path.rglob("*.gz"))
+    assert sorted(tmp_path.rglob("*.jsonl")) == sorted(stats.files)
