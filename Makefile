@@ -27,7 +27,23 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $@
 
-install: $(VENV)/.installed
+# delta-spark and hadoop-aws for local Spark (deploy/spark-jars/pom.xml): copied into
+# $(SPARK_JARS), where resources/spark.py finds them. Maven's cache is in the venv, so
+# once it is filled a reinstall runs offline (-o); a missing artifact falls back to
+# Maven Central.
+MVN ?= mvn
+SPARK_JARS := $(VENV)/spark-jars
+$(SPARK_JARS)/.installed: $(BIN)/python deploy/spark-jars/pom.xml
+	rm -rf $(SPARK_JARS)
+	@command -v $(MVN) > /dev/null || { echo "make install needs Maven (mvn) for the Spark jars" >&2; exit 1; }
+	$(MVN) -o -q -B -f deploy/spark-jars/pom.xml -Dmaven.repo.local=$(abspath $(VENV))/maven \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(SPARK_JARS)) \
+		2> /dev/null > /dev/null \
+	|| $(MVN) -q -B -f deploy/spark-jars/pom.xml -Dmaven.repo.local=$(abspath $(VENV))/maven \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(SPARK_JARS))
+	touch $@
+
+install: $(VENV)/.installed $(SPARK_JARS)/.installed
 
 run: install
 	$(BIN)/flowehr demo-data --if-missing
