@@ -177,6 +177,26 @@ def _memory_section(scale: str, memory: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ingestion_section(scale: str, ingestion: dict[str, Any] | None) -> list[str]:
+    """CDC ingestion against its DuckDB peer (``bench/ingestion.py``)."""
+    if not ingestion:
+        return []
+    rows = ingestion["rows"]["product"]
+    agree = ingestion.get("valid_agree") and ingestion.get("quarantine_agree")
+    return [
+        "",
+        f"## CDC ingestion at {scale}: product vs DuckDB peer",
+        "",
+        f"All {ingestion['files']} landing files into a fresh lake: {rows['valid']:,} valid "
+        f"lines to bronze and {rows['quarantined']:,} to quarantine"
+        + (" (both sides agree, reasons included)." if agree else " (the sides DISAGREE)."),
+        "",
+        f"Product (parse, quarantine, two Delta commits): {_seconds(ingestion['product'])}; "
+        f"DuckDB peer (SQL over the lines into a DuckDB file): "
+        f"{_seconds(ingestion['duckdb_peer'])}; ratio {ingestion['ratio']} (target at most 1.0).",
+    ]
+
+
 def _scale_sections(result: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     scale = result["scale"]
@@ -218,6 +238,7 @@ def _scale_sections(result: dict[str, Any]) -> list[str]:
                 f"TABLE): {_seconds(reporting['duckdb_peer_views'])}; ratio "
                 f"{reporting['views_ratio']} (no target).",
             ]
+    lines += _ingestion_section(scale, result.get("ingestion"))
     features = result.get("features")
     if features:
         lines += [

@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.data import BIN, DATA_ROOT, RESULTS, ROOT, SCALES, fresh_copy, generate, run_env
 from bench.e2e import bench_changelog, bench_e2e, bench_floor
+from bench.ingestion import bench_ingestion
 from bench.measure import (
     run_command,
 )
@@ -78,6 +79,7 @@ BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {
     "floor": bench_floor,
     "features": bench_features,
     "training_set": bench_training_set,
+    "ingestion": bench_ingestion,
 }
 
 

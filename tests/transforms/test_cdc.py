@@ -426,3 +426,28 @@ def test_rows_of_the_earlier_layout_get_their_landing_day_from_the_key_or_change
         }
     )
     assert with_landing_dates(rows)["landing_date"].to_pylist() == ["2026-01-05", "2026-01-03"]
+
+
+def test_fast_path_learns_unknown_fields_once_instead_of_halving_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A field the schema lacks on every 50th line: learnt once, its lines go per-line."""
+    templates = {"templates": {"suppliers": {"mba": "t1"}}}
+    rows = [
+        line(record(requestitemid=f"i{i}", **(templates if i % 50 == 0 else {})))
+        for i in range(5_000)
+    ]
+    rows[777] = line(record(requestitemid="late", zeta=None))  # a second unknown, later on
+    reads = 0
+    read_json = cdc_fast.pa_json.read_json
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return read_json(*args, **kwargs)
+
+    monkeypatch.setattr(cdc_fast.pa_json, "read_json", counting)
+    parsed = assert_same_as_per_line(b"\n".join(rows) + b"\n")
+    assert parsed.record_count == 5_000
+    blocks = -(-5_000 // cdc_fast.BLOCK_LINES)
+    assert reads <= 3 * blocks, f"{reads} reads for {blocks} blocks: no halving cascade"
