@@ -43,6 +43,18 @@ def spark_text(text: str, params: Mapping[str, SqlParam]) -> str:
     return to_spark(render(text, dict(params)))
 
 
+def arrow_frame(spark: SparkSession, table: pa.Table) -> DataFrame:
+    """An Arrow table as a DataFrame, empty ones too.
+
+    pyspark cannot localise the timestamps of a column with no chunks (an empty
+    table's usual shape), so an empty table is given one empty chunk per column.
+    """
+    if table.num_rows == 0:
+        columns = [pa.array([], field.type) for field in table.schema]
+        table = pa.Table.from_arrays(columns, schema=table.schema)
+    return spark.createDataFrame(table)
+
+
 def run_spark_query(
     spark: SparkSession,
     text: str,
@@ -65,7 +77,7 @@ def run_spark_query(
         raise ValueError(f"reporting SQL needs a UTC Spark session, this one is in {zone}")
     sql = spark_text(text, params)
     for name, data in tables.items():
-        frame = data if isinstance(data, DataFrame) else spark.createDataFrame(data)
+        frame = data if isinstance(data, DataFrame) else arrow_frame(spark, data)
         frame.createOrReplaceTempView(name)
     try:
         return spark.sql(sql)
