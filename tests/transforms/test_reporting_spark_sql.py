@@ -144,10 +144,10 @@ def test_runner_refuses_a_session_outside_utc(spark: SparkSession) -> None:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
 
 
-def test_inputs_are_unregistered_and_the_result_still_reads(spark: SparkSession) -> None:
-    numbers = pa.table({"n": pa.array([3, 1, 2], pa.int64())})
-    result = run_spark_query(
-        spark, "SELECT n * :k AS m FROM numbers", {"numbers": numbers}, {"k": 2}
-    )
+def test_each_result_reads_its_own_inputs_and_registers_no_view(spark: SparkSession) -> None:
+    sql = "SELECT numbers.n * :k AS m, '{x}' AS braces FROM numbers WHERE n > 0"
+    first = run_spark_query(spark, sql, {"numbers": pa.table({"n": [3, 1, 2]})}, {"k": 2})
+    second = run_spark_query(spark, sql, {"numbers": pa.table({"n": [5]})}, {"k": 1})
     assert not spark.catalog.tableExists("numbers")
-    assert sorted(r["m"] for r in result.collect()) == [2, 4, 6]
+    assert sorted(r["m"] for r in first.collect()) == [2, 4, 6]
+    assert [tuple(r) for r in second.collect()] == [(5, "{x}")]

@@ -28,6 +28,7 @@ the ``.sql`` files stay DuckDB SQL and DuckDB's results do not move:
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import sqlglot
 from sqlglot import exp
@@ -49,14 +50,33 @@ _RENAMED = {"EPOCH_US": "UNIX_MICROS"}
 _PLAIN = re.compile(r"[-:./ ,]*")
 
 
-def to_spark(sql: str, *, pretty: bool = False) -> str:
-    """DuckDB-dialect reporting SQL (one or more statements) as Spark SQL."""
+def to_spark(sql: str, *, pretty: bool = False, references: Collection[str] = ()) -> str:
+    """DuckDB-dialect reporting SQL (one or more statements) as Spark SQL.
+
+    Args:
+        sql: the statements.
+        pretty: indent the output.
+        references: input tables to write as ``{name}`` fields for ``SparkSession.sql``'s
+            DataFrame arguments (the rest of the text's braces doubled), so the query
+            carries its inputs instead of reading session-wide temporary views.
+    """
     statements = [
-        _adjust(tree).sql(dialect=SPARK, pretty=pretty)
+        _adjust(tree, frozenset(references)).sql(dialect=SPARK, pretty=pretty)
         for tree in sqlglot.parse(sql, read="duckdb")
         if tree is not None
     ]
-    return ";\n".join(statements)
+    text = ";\n".join(statements)
+    if not references:
+        return text
+    text = text.replace("{", "{{").replace("}", "}}")
+    for name in references:
+        text = text.replace(_sentinel(name), f"{{{name}}}")
+    return text
+
+
+def _sentinel(name: str) -> str:
+    """A stand-in identifier for an input table, replaced by a ``{name}`` field."""
+    return f"flowehr_input_{name}_flowehr"
 
 
 def spark_pattern(strftime_format: str) -> str:
@@ -84,8 +104,15 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _adjust(tree: exp.Expr) -> exp.Expr:
+def _adjust(tree: exp.Expr, references: frozenset[str]) -> exp.Expr:
     tree = tree.transform(_rewrite_node)
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if name in references and name not in ctes and not table.args.get("db"):
+            if not table.alias:  # columns may be qualified by the table's own name
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+            table.set("this", exp.to_identifier(_sentinel(name)))
     for select in list(tree.find_all(exp.Select)):
         _zip_unnests(select)
     return tree

@@ -4,21 +4,24 @@ So that the reporting domain can run on Databricks as the feature transforms do,
 statement the DuckDB path runs (``run_query``, ``run_sql``, ``compute_view``) runs
 here too: its ``:name`` placeholders filled with the same literals (``render``), the
 text translated by ``spark_dialect.to_spark`` (sqlglot plus the rewrites listed there),
-and the inputs registered as temporary views under the names the SQL reads. The
-result is a DataFrame with the DuckDB result's rows; ``tests/transforms/
-test_reporting_spark_sql.py`` holds every statement to that on the same inputs.
+and the inputs handed to ``SparkSession.sql`` as DataFrame arguments in place of the
+tables the SQL names. The result is a DataFrame with the DuckDB result's rows;
+``tests/transforms/test_reporting_spark_sql.py`` holds every statement to that on the
+same inputs.
 
 The session must be in UTC, as the DuckDB connection is (``SET TimeZone = 'UTC'``):
 UTC days, months and hours, and ``timezone(...)``'s wall clock, are read in the
-session time zone. The temporary views are dropped once the statement is analysed
-(the DataFrame keeps their plans), so two statements may reuse a name, but one
-session must not run two of them at the same moment.
+session time zone. DataFrame arguments rather than temporary views under the SQL's
+names: pyspark gives each a private name (a classic session) or carries it in the
+plan (Spark Connect, where a query's views are only resolved when it runs), so
+statements over different inputs can share a session, and a returned DataFrame never
+reads another call's inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeAlias
+from collections.abc import Collection, Mapping
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -38,9 +41,10 @@ SparkInput: TypeAlias = DataFrame | pa.Table
 UTC_ZONES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00"})
 
 
-def spark_text(text: str, params: Mapping[str, SqlParam]) -> str:
-    """A DuckDB-dialect statement with its parameters filled, as Spark SQL."""
-    return to_spark(render(text, dict(params)))
+def spark_text(text: str, params: Mapping[str, SqlParam], references: Collection[str] = ()) -> str:
+    """A DuckDB-dialect statement with its parameters filled, as Spark SQL (see
+    ``spark_dialect.to_spark`` for ``references``)."""
+    return to_spark(render(text, dict(params)), references=references)
 
 
 def arrow_frame(spark: SparkSession, table: pa.Table) -> DataFrame:
@@ -66,7 +70,7 @@ def run_spark_query(
     Args:
         spark: a session whose time zone is UTC.
         text: the statement, with ``:name`` placeholders.
-        tables: DataFrames or Arrow tables, registered under these names.
+        tables: DataFrames or Arrow tables, by the names the SQL reads them under.
         params: values for the placeholders (numbers and dates, as ``render`` takes).
 
     Raises:
@@ -75,15 +79,11 @@ def run_spark_query(
     zone = spark.conf.get("spark.sql.session.timeZone")
     if zone not in UTC_ZONES:
         raise ValueError(f"reporting SQL needs a UTC Spark session, this one is in {zone}")
-    sql = spark_text(text, params)
-    for name, data in tables.items():
-        frame = data if isinstance(data, DataFrame) else arrow_frame(spark, data)
-        frame.createOrReplaceTempView(name)
-    try:
-        return spark.sql(sql)
-    finally:
-        for name in tables:
-            spark.catalog.dropTempView(name)
+    frames: dict[str, Any] = {
+        name: data if isinstance(data, DataFrame) else arrow_frame(spark, data)
+        for name, data in tables.items()
+    }
+    return spark.sql(spark_text(text, params, frames), **frames)
 
 
 def run_spark_sql(
