@@ -1,9 +1,9 @@
-"""Move tables between delta-rs and Spark.
+"""Read Delta tables into Spark, and collect small Spark results as Arrow.
 
-Local Spark cannot read the delta format itself (its JVM jars are not installable
-here), so Spark reads the Parquet files of the table's current snapshot, and writes go
-back through delta-rs as Arrow. On S3, where local Spark has no filesystem driver, the
-table is read through delta-rs as Arrow instead.
+Spark reads every Delta table natively with delta-spark (``spark.read.format("delta")``,
+``s3a://`` on S3), whichever engine wrote it: the executors read the files, the driver
+only the log. Feature tables are written from Spark too (``assets.features.spark_commit``);
+other tables' rows go back to delta-rs as Arrow.
 
 EHR bronze tables are appended to by changelog loads, so they hold superseded rows:
 ``read_bronze_current`` is how Spark reads one (``assets.ehr.bronze_view``
@@ -19,18 +19,13 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from assets.ehr.bronze_view import LOAD_COLUMN, current_mask
+from resources.delta import spark_tables
 from resources.delta.store import DeltaTableStore, TablePath
 
 
 def read_spark(spark: SparkSession, delta: DeltaTableStore, table: TablePath) -> DataFrame:
-    """A Delta table's current snapshot as a Spark DataFrame."""
-    dt = delta.table(table)
-    files = dt.file_uris()
-    partitioned = bool(dt.metadata().partition_columns)
-    if files and not partitioned and not delta.uri(table).startswith("s3://"):
-        return spark.read.parquet(*files)
-    data = delta.read(table)
-    return spark.createDataFrame(data) if data.num_rows else _empty(spark, data.schema)
+    """A Delta table's current snapshot as a Spark DataFrame, read by the executors."""
+    return spark_tables.read(spark, delta.storage, delta.uri(table))
 
 
 def read_bronze_current(
@@ -58,12 +53,6 @@ def read_bronze_current(
         .where(no_key | (load == F.col("_newest_load")))
         .drop("_newest_load", LOAD_COLUMN)
     )
-
-
-def _empty(spark: SparkSession, schema: pa.Schema) -> DataFrame:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return spark.createDataFrame([], from_arrow_schema(schema))
 
 
 def to_arrow(df: DataFrame) -> pa.Table:

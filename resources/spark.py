@@ -9,6 +9,8 @@ session then waits for that start instead of making its own. The Databricks seam
 ``compute`` setting: with ``databricks`` the feature transforms are submitted
 through Pipes instead of running on this session. With ``spark.remote`` the session is
 a Spark Connect client: no JVM in the run process, the work on the server's executors.
+A local session loads delta-spark (``resources.delta.spark_tables.session_conf``), so
+Delta tables are read and written by its executors; a Connect server brings its own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
+
+from resources.delta.spark_tables import DELTA_TABLE_DEFAULTS, session_conf
 
 _log = logging.getLogger(__name__)
 CONNECT_DEFAULT_PORT = 15002
@@ -132,8 +136,9 @@ def build_connect_session(
         ) from None
     url = f"{remote.rstrip('/')}/;token={token}" if token else remote
     builder = SparkSession.builder.remote(url)
-    for key, value in {"spark.sql.session.timeZone": "UTC", **conf}.items():
-        if key.startswith("spark.sql."):
+    settings = {"spark.sql.session.timeZone": "UTC", **DELTA_TABLE_DEFAULTS, **conf}
+    for key, value in settings.items():
+        if key.startswith(("spark.sql.", "spark.databricks.delta.")):
             builder = builder.config(key, value)
     try:
         return builder.getOrCreate()
@@ -146,7 +151,12 @@ def build_connect_session(
 
 
 def build_local_spark_session(master: str, app_name: str, conf: dict[str, str]) -> SparkSession:
-    """Start (or join) this process's SparkSession with workers on this interpreter."""
+    """Start (or join) this process's SparkSession with workers on this interpreter and
+    delta-spark loaded.
+
+    Raises:
+        DeltaJarsMissingError: when ``make install`` has not fetched the jars.
+    """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -158,7 +168,7 @@ def build_local_spark_session(master: str, app_name: str, conf: dict[str, str]) 
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.bindAddress", "127.0.0.1")
     )
-    for key, value in conf.items():
+    for key, value in {**session_conf(), **conf}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

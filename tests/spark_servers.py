@@ -1,5 +1,6 @@
 """Spark servers from the installed pyspark, on 127.0.0.1, each stopped by its id: a Spark
-Connect server, and a standalone master with workers."""
+Connect server with delta-spark loaded, and a standalone master with workers (whose
+executors get the delta-spark jars from the driver, through ``spark.jars``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pyspark
 
+from resources.delta.spark_tables import session_conf
 from tests.integration.processes import Server, start, stop
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -44,6 +46,8 @@ def connect_server(logs: Path, *, master: str = "local[2]") -> Iterator[str]:
     """Start a Connect server (its executors on this interpreter) and yield its URL."""
     port = free_port()
     env = spark_env(SPARK_DAEMON_MEMORY="1g")
+    delta = session_conf()
+    jars = delta.pop("spark.jars")
     argv = [
         str(SPARK_HOME / "bin" / "spark-submit"),
         "--class",
@@ -52,6 +56,9 @@ def connect_server(logs: Path, *, master: str = "local[2]") -> Iterator[str]:
         master,
         "--driver-memory",
         "1g",
+        "--jars",
+        jars,
+        *(arg for key, value in delta.items() for arg in ("--conf", f"{key}={value}")),
         "--conf",
         "spark.connect.grpc.binding.address=127.0.0.1",
         "--conf",

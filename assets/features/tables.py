@@ -14,9 +14,11 @@ How a materialisation works:
 2. The pure transforms compute rows for those visits only: on the run's shared
    SparkSession (``compute: local``), or as a Databricks job through Pipes
    (``compute: databricks``), which stages its rows as Parquet.
-3. delta-rs commits them in one MERGE that replaces exactly those visits' rows (or one
-   overwrite for a full rebuild), then the new fingerprints are stored. A crash in
-   between recomputes the same visits next time; it never skips one.
+3. One MERGE replaces exactly those visits' rows (or one overwrite for a full rebuild),
+   then the new fingerprints are stored. Rows computed on Spark are committed by
+   delta-spark from the executors (``assets.features.spark_commit``); rows staged by a
+   Pipes job, or bound for an S3 lake, are committed by delta-rs. A crash in between
+   recomputes the same visits next time; it never skips one.
 
 The result equals a full rebuild (tested). Every row carries ``feature_version``; the
 Delta history gives time travel to any earlier state. Metadata shows the row count,
@@ -33,14 +35,17 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
+from pyspark.sql import DataFrame
 
 from assets.features.settings import FeatureDomain
+from assets.features.spark_commit import commit_rows
 from assets.governance.k_anonymity_check import k_anonymity_check, k_anonymity_check_spec
 from assets.governance.opt_out import OPT_OUT_KEY, opted_out_keys
 from assets.keys import silver_key
 from assets.metadata import delta_table_metadata
 from assets.spark_io import read_spark, to_arrow
 from resources.databricks import FeatureJobResource
+from resources.delta.spark_tables import spark_writes
 from resources.delta.store import DeltaTableStore, TablePath
 from transforms.features.dictionary import FeatureOptions, FeatureTableSpec
 from transforms.features.incremental import STATE_COLUMNS
@@ -93,6 +98,7 @@ def feature_options(settings: FeatureDomain) -> FeatureOptions:
         version=settings.features.version,
         spo2_scale=settings.features.spo2_scale,
         horizon_grid_hours=settings.features.horizon_grid_hours,
+        k_anonymity=settings.governance.k_anonymity.k,
     )
 
 
@@ -133,9 +139,11 @@ class FeatureBuildConfig(dg.Config):
 
 @dataclasses.dataclass
 class ComputedUpdate:
-    """A feature table's update as Arrow, wherever it was computed."""
+    """A feature table's update: its rows as a Spark DataFrame (computed on this run's
+    session, committed by delta-spark) or as Arrow (staged by a Pipes job); the visits
+    and fingerprints as Arrow."""
 
-    rows: pa.Table
+    rows: pa.Table | DataFrame
     changed_visits: pa.Table
     state: pa.Table
     full_rebuild: bool
@@ -165,7 +173,7 @@ def compute_in_process(
         spec, inputs, previous, options, full_rebuild=full_rebuild, opted_out=opted_out
     )
     return ComputedUpdate(
-        rows=to_arrow(update.rows),
+        rows=update.rows,
         changed_visits=pa.table({"visit_id": pa.array([], pa.int64())})
         if update.full_rebuild
         else to_arrow(update.changed_visits),
@@ -262,10 +270,26 @@ def commit_update(
             nothing is written then.
     """
     table = feature_key(spec.name).path
-    rows = computed.rows.select(arrow_schema(spec).names).cast(arrow_schema(spec))
+    state = computed.state.select(STATE_SCHEMA.names).cast(STATE_SCHEMA)
+    visits = computed.changed_visits.column("visit_id").to_pylist()
+    if isinstance(computed.rows, DataFrame) and spark_writes(delta.uri(table)):
+        counts = commit_rows(
+            delta,
+            spec,
+            table,
+            computed.rows,
+            full_rebuild=computed.full_rebuild,
+            visits=visits,
+        )
+        counts["visits_recomputed"] = state.num_rows if computed.full_rebuild else len(visits)
+        if not computed.full_rebuild and not visits:
+            return counts  # nothing changed: no new version of either table
+        delta.overwrite(state_path(spec.name), state)
+        return counts
+    rows_in = to_arrow(computed.rows) if isinstance(computed.rows, DataFrame) else computed.rows
+    rows = rows_in.select(arrow_schema(spec).names).cast(arrow_schema(spec))
     # Before the commit: the blocking check after it would find the column already published.
     refuse_identifiers(rows, destination="/".join(table))
-    state = computed.state.select(STATE_SCHEMA.names).cast(STATE_SCHEMA)
     if computed.full_rebuild:
         previous = delta.table(table).count() if delta.exists(table) else 0
         delta.overwrite(table, rows)
@@ -276,7 +300,6 @@ def commit_update(
             "visits_recomputed": state.num_rows,
         }
     else:
-        visits = computed.changed_visits.column("visit_id").to_pylist()
         metrics = delta.sync(table, rows, keys=spec.keys, group_column="visit_id", groups=visits)
         counts = {
             "rows_inserted": metrics.inserted,
@@ -341,7 +364,12 @@ def materialise_feature_table(
         "source_changelog_number": max(changelog.values(), default=0),
         **computed.compute_metadata,
     }
-    checks = [identifier_check(computed.rows.column_names), key_check(delta, spec)]
+    columns = (
+        computed.rows.columns
+        if isinstance(computed.rows, DataFrame)
+        else computed.rows.column_names
+    )
+    checks = [identifier_check(columns), key_check(delta, spec)]
     if spec.quasi_identifiers:
         checks.append(k_anonymity_check(delta, table, spec.quasi_identifiers, k))
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
