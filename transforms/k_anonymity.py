@@ -3,13 +3,14 @@
 Patients, not rows, are counted: a patient with several visits is one member of each
 equivalence class (combination of quasi-identifier values) their rows fall in, so a
 longitudinal table is not made to look safer by repeat visits. A missing value is a
-value of its own (NULL groups with NULL). The report gives the smallest class and the
-share of patients in a class smaller than ``k``.
+value of its own (NULL groups with NULL), except that a row with every
+quasi-identifier withheld matches anyone and so is no class at all (the top level of
+``transforms.features.generalise``). The report gives the smallest class and the share
+of patients in a class smaller than ``k``.
 
 Hand-rolled: the measure is one grouped count. The PyPI packages that compute it
 (``pycanon``, ``anjana``) take a pandas frame in memory and would add a dependency for
-that query; generalisation hierarchies (age bands, postcode areas) are the part that
-needs domain knowledge, and live beside the feature tables.
+that query. Generalising a table until it passes is ``transforms.features.generalise``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class KAnonymityReport:
     classes: int
     smallest_class: int
     people_below_k: int
+    people_withheld: int = 0
 
     @property
     def share_below_k(self) -> float:
@@ -55,25 +57,29 @@ def measure_k_anonymity(
         raise ValueError("no quasi-identifiers to measure")
     columns = ", ".join(_quoted(c) for c in qis)
     person = _quoted(person_column)
+    withheld = " AND ".join(f"{_quoted(c)} IS NULL" for c in qis)
     connection = duckdb.connect()
     try:
         connection.register("t", table.select([person_column, *qis]))
         # Column names are quoted identifiers; the only value (k) is bound.
-        people, classes, smallest, below = connection.execute(
+        people, classes, smallest, below, hidden = connection.execute(
             f"""
             WITH sized AS (
-                SELECT {person} AS person,
+                SELECT {person} AS person, ({withheld}) AS withheld,
                        COUNT(DISTINCT {person}) OVER (PARTITION BY {columns}) AS size,
                        DENSE_RANK() OVER (ORDER BY {columns}) AS class
                 FROM t
                 WHERE {person} IS NOT NULL
             )
-            SELECT COUNT(DISTINCT person), COUNT(DISTINCT class), MIN(size),
-                   COUNT(DISTINCT person) FILTER (WHERE size < ?)
+            SELECT COUNT(DISTINCT person),
+                   COUNT(DISTINCT class) FILTER (WHERE NOT withheld),
+                   MIN(size) FILTER (WHERE NOT withheld),
+                   COUNT(DISTINCT person) FILTER (WHERE size < ? AND NOT withheld),
+                   COUNT(DISTINCT person) FILTER (WHERE withheld)
             FROM sized
             """,  # nosec B608: identifiers quoted, values bound
             [k],
-        ).fetchone() or (0, 0, None, 0)
+        ).fetchone() or (0, 0, None, 0, 0)
     finally:
         connection.close()
     return KAnonymityReport(
@@ -83,6 +89,7 @@ def measure_k_anonymity(
         classes=int(classes or 0),
         smallest_class=int(smallest or 0),
         people_below_k=int(below or 0),
+        people_withheld=int(hidden or 0),
     )
 
 

@@ -98,6 +98,7 @@ def feature_options(settings: FeatureDomain) -> FeatureOptions:
         version=settings.features.version,
         spo2_scale=settings.features.spo2_scale,
         horizon_grid_hours=settings.features.horizon_grid_hours,
+        k_anonymity=settings.governance.k_anonymity.k,
     )
 
 

@@ -72,9 +72,23 @@ def tables() -> dict[str, pa.Table]:
     return {"patient_demographics": demographics, "diagnoses": diagnoses, "outcomes": outcomes}
 
 
-def cohort(**fields: Any) -> list[int]:
+def cohort(generalised: tuple[int, ...] = (), **fields: Any) -> list[int]:
+    """The cohort's visits; ``generalised`` visits publish their age as the band only."""
     definition = parse_cohort({"name": "test", "include": ["sepsis"], **fields})
-    return build_cohort(definition, definition.codelists(), tables()).column("visit_id").to_pylist()
+    published = tables()
+    demographics = published["patient_demographics"]
+    ages = [
+        None if visit in generalised else age
+        for visit, age in zip(
+            demographics.column("visit_id").to_pylist(),
+            demographics.column("age_at_admission").to_pylist(),
+            strict=True,
+        )
+    ]
+    published["patient_demographics"] = demographics.set_column(
+        3, "age_at_admission", pa.array(ages, pa.int32())
+    )
+    return build_cohort(definition, definition.codelists(), published).column("visit_id").to_pylist()
 
 
 def test_inclusion_by_code_list_then_age_and_admission_type() -> None:
@@ -83,6 +97,18 @@ def test_inclusion_by_code_list_then_age_and_admission_type() -> None:
     assert cohort(age={"min": 18, "max": 69}, admission_types=["emergency"]) == [6]
     assert cohort(admitted={"from": "2026-03-02", "to": "2026-03-25"}) == [2, 3, 4, 7]
     assert cohort(age_bands=["60-79", "80+"]) == [1, 4, 7]
+
+
+def test_an_age_published_as_its_band_counts_when_the_whole_band_is_in_range() -> None:
+    every = (1, 2, 3, 4, 5, 6, 7)
+    # 18 starts a band: the adult cohort is the same from bands alone.
+    assert cohort(generalised=every, age={"min": 18}) == cohort(age={"min": 18})
+    # 60-79 straddles 69: a generalised 70-year-old cannot be shown to be under 70 ...
+    assert cohort(generalised=(1, 7), age={"max": 69}) == [2, 3, 6]
+    # ... nor over 65, while 80+ lies wholly above it; 80+ has no top, so any max
+    # leaves it out, while 60-79 lies inside 18-100.
+    assert cohort(generalised=(1, 4, 7), age={"min": 65}) == [4]
+    assert cohort(generalised=(1, 4, 7), age={"min": 18, "max": 100}) == [1, 3, 7, 6]
 
 
 def test_exclusion_and_the_time_codes_must_be_known_by() -> None:

@@ -11,8 +11,10 @@ over the published feature tables (``patient_demographics``, ``diagnoses``,
 ``codes_known_by`` says which codes count: ``any`` (every code recorded so far, the
 usual retrospective definition), ``discharge`` (recorded by the visit's discharge) or
 ``index`` (recorded by the index time, for a cohort a model could have selected at the
-time). Pure DuckDB over Arrow, so the pipeline's asset and a researcher's laptop
-produce the same rows.
+time). Where ``patient_demographics`` publishes a patient's age as its band only
+(generalised to k-anonymity), an age range takes the visit when the whole band lies
+inside it: ``age: {min: 18}`` loses no one, as 18 starts a band. Pure DuckDB over Arrow, so the
+pipeline's asset and a researcher's laptop produce the same rows.
 """
 
 from __future__ import annotations
@@ -252,9 +254,12 @@ def build_cohort(
         raise KeyError(f"a cohort needs the feature tables {', '.join(missing)}")
     filters = ["i.event_time IS NOT NULL"]
     if definition.min_age is not None:
-        filters.append(f"i.age_at_admission >= {definition.min_age}")
+        filters.append(f"COALESCE(i.age_at_admission, i.band_low) >= {definition.min_age}")
     if definition.max_age is not None:
-        filters.append(f"i.age_at_admission <= {definition.max_age}")
+        filters.append(
+            f"(CASE WHEN i.age_at_admission IS NULL THEN i.band_high "
+            f"ELSE i.age_at_admission END) <= {definition.max_age}"
+        )
     if definition.age_bands:
         listed_bands = ", ".join(f"'{band}'" for band in definition.age_bands)
         filters.append(f"i.age_band IN ({listed_bands})")
@@ -275,7 +280,9 @@ def build_cohort(
         WITH i AS (
             SELECT d.visit_id, d.person_key, {index} AS event_time,
                    d.horizon_datetime AS admission_datetime, o.discharge_datetime,
-                   d.age_at_admission, d.age_band, d.admission_type
+                   d.age_at_admission, d.age_band, d.admission_type,
+                   TRY_CAST(regexp_extract(d.age_band, '^([0-9]+)', 1) AS INTEGER) AS band_low,
+                   TRY_CAST(regexp_extract(d.age_band, '-([0-9]+)$', 1) AS INTEGER) AS band_high
             FROM demographics d LEFT JOIN outcomes o ON o.visit_id = d.visit_id
         )
         SELECT {", ".join(f"i.{c}" for c in COHORT_COLUMNS)} FROM i

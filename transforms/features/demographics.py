@@ -4,6 +4,11 @@ Only generalised attributes leave silver: an age band beside the age in whole ye
 (from the birth year), sex, the postcode district and ethnicity. When two patient
 records share a pseudonym (a merged record), the most recently changed one is used,
 so a visit never gets two rows.
+
+Those attributes together can single a patient out, so the published table is
+generalised to k-anonymity (``FeatureOptions.k_anonymity``, from
+``governance.k_anonymity.k``) by :data:`DEMOGRAPHICS_LADDER`, patient by patient,
+over the whole population: the table's scope is ``population``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from transforms.features.dictionary import (
     FeatureTableSpec,
     Inputs,
     key_columns,
+)
+from transforms.features.generalise import (
+    LEVEL_COLUMN,
+    GeneralisationStep,
+    generalise_to_k,
+    withhold,
 )
 from transforms.features.incremental import visit_fingerprints
 
@@ -86,9 +97,37 @@ def _one_row_per_person(patients: DataFrame) -> DataFrame:
     )
 
 
+QUASI_IDENTIFIERS = ("age_at_admission", "age_band", "sex", "postcode_district", "ethnicity")
+
+DEMOGRAPHICS_LADDER: tuple[GeneralisationStep, ...] = (
+    GeneralisationStep("age as its band only", {"age_at_admission": withhold}),
+    GeneralisationStep(
+        "postcode area (the district's leading letters, e.g. NW)",
+        {"postcode_district": lambda c: F.nullif(F.regexp_extract(c, r"^[A-Z]+", 0), F.lit(""))},
+    ),
+    GeneralisationStep(
+        "broad ethnic group (e.g. Asian or Asian British)",
+        {"ethnicity": lambda c: F.substring_index(c, " - ", 1)},
+    ),
+    GeneralisationStep(
+        "area and ethnicity withheld", {"postcode_district": withhold, "ethnicity": withhold}
+    ),
+    GeneralisationStep(
+        "every quasi-identifier withheld", {name: withhold for name in QUASI_IDENTIFIERS}
+    ),
+)
+"""Levels 1-5 of ``generalisation_level``; each adds its step to the ones before."""
+
+
 def build_demographics_features(inputs: Inputs, options: FeatureOptions) -> DataFrame:
-    """:func:`build_demographics` over the named silver inputs."""
-    return build_demographics(inputs["visits"], inputs["patients"])
+    """:func:`build_demographics` over the named silver inputs, generalised to k."""
+    rows = build_demographics(inputs["visits"], inputs["patients"])
+    return generalise_to_k(
+        rows,
+        k=options.k_anonymity,
+        quasi_identifiers=QUASI_IDENTIFIERS,
+        ladder=DEMOGRAPHICS_LADDER,
+    )
 
 
 def fingerprint_demographics(inputs: Inputs) -> DataFrame:
@@ -106,7 +145,8 @@ DEMOGRAPHICS_COLUMNS: tuple[FeatureColumn, ...] = (
     FeatureColumn(
         "age_at_admission",
         "int",
-        "Age in whole years at admission, from the birth year (may be one year high).",
+        "Age in whole years at admission, from the birth year (may be one year high); "
+        "empty where generalised to the band.",
         sources=((_P, "birth_year"), ("visits", "admission_datetime")),
     ),
     FeatureColumn(
@@ -119,15 +159,29 @@ DEMOGRAPHICS_COLUMNS: tuple[FeatureColumn, ...] = (
     FeatureColumn(
         "postcode_district",
         "string",
-        "Outward code of the home postcode (e.g. NW1); never the full postcode.",
+        "Outward code of the home postcode (e.g. NW1), or its area (NW) where generalised; "
+        "never the full postcode.",
         sources=((_P, "postcode_district"),),
     ),
-    FeatureColumn("ethnicity", "string", "Recorded ethnic group.", sources=((_P, "ethnicity"),)),
+    FeatureColumn(
+        "ethnicity",
+        "string",
+        "Recorded ethnic group, or its broad group where generalised.",
+        sources=((_P, "ethnicity"),),
+    ),
     FeatureColumn(
         "admission_type",
         "string",
         "How the patient was admitted (e.g. emergency, elective).",
         sources=(("visits", "admission_type"),),
+    ),
+    FeatureColumn(
+        LEVEL_COLUMN,
+        "int",
+        "How far this patient's age, sex, area and ethnicity were generalised to keep "
+        "every combination shared by k patients: 0 as recorded; "
+        + "; ".join(f"{n} {step.description}" for n, step in enumerate(DEMOGRAPHICS_LADDER, 1))
+        + " (each level includes the ones before).",
     ),
     VERSION_COLUMN,
 )
@@ -141,5 +195,6 @@ DEMOGRAPHICS = FeatureTableSpec(
     build=build_demographics_features,
     fingerprint=fingerprint_demographics,
     horizon="admission (one row per visit)",
-    quasi_identifiers=("age_at_admission", "sex", "postcode_district", "ethnicity"),
+    scope="population",
+    quasi_identifiers=QUASI_IDENTIFIERS,
 )

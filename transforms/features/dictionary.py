@@ -47,23 +47,31 @@ class FeatureOptions:
             failure, target 88-92%, on clinical decision).
         horizon_grid_hours: ``None`` = a horizon at every charted event (observation
             set or lab collection); N = a regular N-hour grid through the stay.
+        k_anonymity: every combination of a table's quasi-identifiers holds at least
+            this many patients once published (1 = publish as recorded).
     """
 
     version: str = "v1"
     spo2_scale: int = 1
     horizon_grid_hours: int | None = None
+    k_anonymity: int = 1
 
     def __post_init__(self) -> None:
         if self.spo2_scale not in (1, 2):
             raise ValueError(f"spo2_scale must be 1 or 2, not {self.spo2_scale}")
         if self.horizon_grid_hours is not None and self.horizon_grid_hours <= 0:
             raise ValueError("horizon_grid_hours must be positive")
+        if self.k_anonymity < 1:
+            raise ValueError("k_anonymity must be at least 1")
 
     @property
     def signature(self) -> str:
         """What a stored table was built with; a different signature means rebuild all."""
         grid = "event" if self.horizon_grid_hours is None else f"{self.horizon_grid_hours}h"
-        return f"version={self.version};spo2_scale={self.spo2_scale};horizons={grid}"
+        return (
+            f"version={self.version};spo2_scale={self.spo2_scale};horizons={grid}"
+            f";k={self.k_anonymity}"
+        )
 
 
 Inputs = Mapping[str, DataFrame]
@@ -83,13 +91,16 @@ class FeatureTableSpec:
         fingerprint: inputs to one row per visit: ``visit_id``, ``change_seq`` pairs
             whose count, max and sum identify the visit's input rows.
         scope: ``person`` when a visit's features depend on the patient's other
-            visits (readmission), so a change recomputes every visit of that person.
+            visits (readmission), so a change recomputes every visit of that person;
+            ``population`` when its published values depend on every patient
+            (generalised to k-anonymity), so any change recomputes the whole table.
         horizon: how ``horizon_datetime`` is chosen, for the dictionary.
         keys: the columns that make a row unique (checked after every write).
         kind: ``horizons`` (a row per horizon and revision, joined as of an event
             time) or ``events`` (a row per fact, read through code lists).
         quasi_identifiers: columns that, combined, could single a patient out (age,
-            sex, area, ethnicity): measured for k-anonymity after every write.
+            sex, area, ethnicity): generalised by ``build`` and measured for
+            k-anonymity after every write.
     """
 
     name: str
@@ -98,7 +109,7 @@ class FeatureTableSpec:
     columns: tuple[FeatureColumn, ...]
     build: Callable[[Inputs, FeatureOptions], DataFrame]
     fingerprint: Callable[[Inputs], DataFrame]
-    scope: Literal["visit", "person"] = "visit"
+    scope: Literal["visit", "person", "population"] = "visit"
     horizon: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
     keys: tuple[str, ...] = KEY_COLUMNS

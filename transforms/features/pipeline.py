@@ -10,7 +10,8 @@ produces for those visits, and every other visit's rows are untouched, so
 "replace the rows of ``changed_visits`` with ``rows``" gives exactly a full rebuild.
 That holds because every feature of a visit depends only on that visit's inputs
 (or, for ``scope="person"``, on the inputs of that patient's visits, which are then
-recomputed together).
+recomputed together). A ``scope="population"`` table is generalised over every patient
+(k-anonymity), so any changed visit rebuilds it whole, and none rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -128,7 +129,12 @@ def compute_feature_update(
         or previous_state is None
         or stored_signature(previous_state) != {options.signature}
     )
-    if full:
+    changed = None
+    if not full:
+        assert previous_state is not None
+        changed = changed_visit_ids(state, previous_state)
+        full = spec.scope == "population" and not changed.isEmpty()
+    if full or changed is None:
         rows = finalise(spec, spec.build(needed, options), options)
         return FeatureUpdate(
             rows=rows,
@@ -136,8 +142,6 @@ def compute_feature_update(
             state=state.select(*STATE_COLUMNS),
             full_rebuild=True,
         )
-    assert previous_state is not None
-    changed = changed_visit_ids(state, previous_state)
     rows = finalise(spec, spec.build(restrict_to_visits(needed, changed), options), options)
     return FeatureUpdate(
         rows=rows,

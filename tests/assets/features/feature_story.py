@@ -52,10 +52,12 @@ def materialise(delta: DeltaTableStore, *, full_rebuild: bool = False) -> dict[s
     assert result.success
     checks = [e for e in result.get_asset_check_evaluations()]
     assert {c.check_name for c in checks} == {KEY_CHECK, NO_IDENTIFIERS_CHECK, K_ANONYMITY_CHECK}
-    # Six patients cannot reach k = 10: the k-anonymity check warns, the others pass.
-    assert all(c.passed for c in checks if c.check_name != K_ANONYMITY_CHECK)
+    # Six patients cannot share a class of k = 10: demographics withholds all their
+    # quasi-identifiers, so the blocking k-anonymity check passes with the others.
+    assert all(c.passed for c in checks)
     (k_check,) = [c for c in checks if c.check_name == K_ANONYMITY_CHECK]
-    assert not k_check.passed and k_check.severity == dg.AssetCheckSeverity.WARN
+    assert k_check.severity == dg.AssetCheckSeverity.ERROR
+    assert k_check.metadata["patients_withheld"].value == k_check.metadata["patients"].value
     materializations = [e.materialization for e in result.get_asset_materialization_events()]
     return {
         m.asset_key.path[-1]: {k: getattr(v, "value", v) for k, v in m.metadata.items()}

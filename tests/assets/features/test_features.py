@@ -28,7 +28,13 @@ def test_features_first_build_is_full_and_covers_every_visit(story: Story) -> No
 
 def test_features_incremental_load_equals_a_full_rebuild(story: Story) -> None:
     assert story.incremental_contents == story.full_contents
-    assert all(m["update_mode"] == "incremental" for m in story.incremental.values())
+    # A table generalised over the whole population is rebuilt whole on any change.
+    population = {n for n, spec in FEATURE_TABLES.items() if spec.scope == "population"}
+    assert population == {"patient_demographics"}
+    assert all(
+        m["update_mode"] == ("full" if name in population else "incremental")
+        for name, m in story.incremental.items()
+    )
     assert all(m["update_mode"] == "full" for m in story.full.values())
 
 
@@ -57,11 +63,15 @@ def test_features_incremental_load_recomputes_only_touched_visits(story: Story) 
         "vital_signs": {c.observation_updated, c.observation_deleted, c.visit_deleted, c.new_visit},
         "news2": {c.observation_updated, c.observation_deleted, c.visit_deleted, c.new_visit},
         "lab_summaries": {c.lab_added, c.visit_deleted, c.new_visit},
-        "patient_demographics": patient_visits | {c.visit_deleted, c.new_visit},
         "outcomes": readmitted_visits | deleted_person_visits,
     }
     for name, visits in expected.items():
         assert story.incremental[name]["visits_recomputed"] == len(visits), name
+    # Generalised over every patient: each current visit is recomputed, the
+    # changed patient's included.
+    current = {v["visit_id"] for v in story.world.tables["visits"]}
+    assert patient_visits <= current
+    assert story.incremental["patient_demographics"]["visits_recomputed"] == len(current)
 
 
 def test_features_incremental_load_counts_inserts_updates_and_deletes(story: Story) -> None:
