@@ -229,15 +229,8 @@ def _merge_sql(
     changed = " OR ".join(f"NOT (t.{_quote(c)} <=> s.{_quote(c)})" for c in values) or "FALSE"
     in_groups = f"t.{_quote(column)} IN ({', '.join(_literal(g) for g in groups)})"
     return (
-        f"MERGE INTO delta.{_quote(path)} AS t USING {_quote(view)} AS s ON {on} "
+        f"MERGE INTO delta.{_quote(path)} AS t USING {_quote(view)} AS s ON {on} "  # nosec B608: identifiers quoted, group values escaped literals from the pipeline
         f"WHEN MATCHED AND ({changed}) THEN UPDATE SET * "
         "WHEN NOT MATCHED THEN INSERT * "
         f"WHEN NOT MATCHED BY SOURCE AND {in_groups} THEN DELETE"
     )
-
-
-def history_operation(spark: SparkSession, storage: LocalStorage | S3Storage, uri: str) -> str:
-    """The operation of a table's newest commit (what the tests and docs compare)."""
-    path, _ = location(storage, uri)
-    row = spark.sql(f"DESCRIBE HISTORY delta.{_quote(path)} LIMIT 1").first()
-    return str(row["operation"]) if row else ""

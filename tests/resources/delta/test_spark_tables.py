@@ -121,7 +121,7 @@ def test_a_spark_sync_commits_only_changes(spark: SparkSession, lake: Path) -> N
     assert [(r[1], r[2]) for r in both_read(spark, store)] == [(1, 9.0), (4, 1.0), (3, 1.0)]
     history = store.table(TABLE).history(1)[0]
     assert history["operation"] == "MERGE"
-    assert history["operationMetrics"]["numTargetRowsUpdated"] == 1
+    assert int(history["operationMetrics"]["numTargetRowsUpdated"]) == 1
     assert store.table(TABLE).version() == version + 1
 
 
