@@ -120,8 +120,11 @@ class Progress:
             self.batches += batches
         self._maybe_log()
 
-    def stage(self, phase: str, *, total: int | None = None, unit: str | None = None) -> None:
-        """Start a new phase of the step; with ``total``, its own count of done from 0."""
+    def stage(
+        self, phase: str | None, *, total: int | None = None, unit: str | None = None
+    ) -> None:
+        """Name what the step does now (None: nothing special); with ``total``, a new count
+        of done from 0."""
         with self._counters:
             self.phase = phase
             if total is not None:

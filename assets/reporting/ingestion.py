@@ -28,6 +28,7 @@ from deltalake import DeltaTable
 from assets.metadata import delta_table_metadata
 from resources.delta.store import DeltaTableStore, Marked
 from resources.object_store import ObjectStore
+from resources.progress import Progress
 from transforms.cdc import ParsedFile, with_landing_dates
 from transforms.cdc_fast import parse_landed_file
 from transforms.landing import LandingFileError, is_landing_file, landed_lines
@@ -117,40 +118,52 @@ def ingest_landing_files(
     history = (
         delta.table(TRANSACTION_HISTORY.path) if delta.exists(TRANSACTION_HISTORY.path) else None
     )
-    for key in objects.list_keys(LANDING_PREFIX):
-        if not is_landing_file(key):
-            continue
-        stats.files_seen += 1
-        if _applied(history, landing_marker(key)):
-            stats.files_already_ingested += 1
-            continue
-        try:
-            data = landed_lines(key, objects.read_bytes(key))
-        except OSError as exc:
-            # Gone (moved or expired by the sender) or unreadable (permissions).
-            _quarantine_unreadable(delta, stats, key, unreadable_reason(exc), now, log)
-            continue
-        except LandingFileError as exc:
-            _quarantine_unreadable(delta, stats, key, str(exc), now, log)
-            continue
-        markers = _file_markers(key, hashlib.sha256(data).hexdigest())
-        if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
-            log.warning(f"{key} repeats an ingested file's lines: recorded, not re-ingested")
-            stats.duplicate_deliveries += 1
-            batch.append((markers, ParsedFile()))
-            continue
-        parsed = parse_landed_file(data, source_file=key, now=now, quarantined_at=now)
-        stats.files_ingested += 1
-        stats.records += parsed.record_count
-        stats.quarantined += len(parsed.quarantined)
-        stats.quarantine_reasons.update(q["reason"].split(" (")[0] for q in parsed.quarantined)
-        batch.append((markers, parsed))
-        pending += parsed.record_count
-        if pending >= FLUSH_RECORDS:
+    keys = [key for key in objects.list_keys(LANDING_PREFIX) if is_landing_file(key)]
+    to_ingest = [key for key in keys if not _applied(history, landing_marker(key))]
+    stats.files_seen = len(keys)
+    stats.files_already_ingested = len(keys) - len(to_ingest)
+    with Progress(
+        TRANSACTION_HISTORY.to_user_string(),
+        log.info,
+        unit="files",
+        total=len(to_ingest),
+        rows_unit="lines",
+    ) as progress:
+        for key in to_ingest:
+            try:
+                data = landed_lines(key, objects.read_bytes(key))
+            except OSError as exc:
+                # Gone (moved or expired by the sender) or unreadable (permissions).
+                _quarantine_unreadable(delta, stats, key, unreadable_reason(exc), now, log)
+                progress.advance()
+                continue
+            except LandingFileError as exc:
+                _quarantine_unreadable(delta, stats, key, str(exc), now, log)
+                progress.advance()
+                continue
+            markers = _file_markers(key, hashlib.sha256(data).hexdigest())
+            if _applied(history, markers[1]) or any(markers[1] in m for m, _ in batch):
+                log.warning(f"{key} repeats an ingested file's lines: recorded, not re-ingested")
+                stats.duplicate_deliveries += 1
+                batch.append((markers, ParsedFile()))
+                progress.advance()
+                continue
+            parsed = parse_landed_file(data, source_file=key, now=now, quarantined_at=now)
+            stats.files_ingested += 1
+            stats.records += parsed.record_count
+            stats.quarantined += len(parsed.quarantined)
+            stats.quarantine_reasons.update(q["reason"].split(" (")[0] for q in parsed.quarantined)
+            batch.append((markers, parsed))
+            pending += parsed.record_count
+            if pending >= FLUSH_RECORDS:
+                progress.stage(f"committing {len(batch)} files")
+                _commit_batch(delta, batch)
+                progress.stage(None)
+                batch, pending = [], 0
+            progress.advance(rows=parsed.record_count + len(parsed.quarantined))
+        if batch:
+            progress.stage(f"committing {len(batch)} files")
             _commit_batch(delta, batch)
-            batch, pending = [], 0
-    if batch:
-        _commit_batch(delta, batch)
     return stats
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -19,7 +20,9 @@ from assets.reporting.ingestion import (
     landing_marker,
     pending_landing_keys,
     quarantine_check,
+    transaction_history,
 )
+from resources import progress
 from resources.delta.store import DeltaTableStore, Marked
 from tests.assets.reporting_world import NOW, Lake, client, item, lines, plan
 from transforms.cdc import ParsedFile
@@ -278,3 +281,24 @@ def test_a_truncated_gzip_file_is_quarantined_whole_once_and_ingested_when_resen
     assert (resent.files_ingested, resent.records) == (1, 50)
     assert history(lake).num_rows == 52
     assert pending_landing_keys(lake.objects, lake.delta) == []
+
+
+def test_ingestion_logs_files_done_of_total_as_dagster_log_events(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(progress, "DEFAULT_INTERVAL_SECONDS", 0.0)  # a line per file
+    for n in range(3):
+        lake.land(f"part-{n}", some_records(2, f"p{n}"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [transaction_history],
+        resources={"objects": lake.objects, "delta": lake.delta},
+        instance=instance,
+    )
+    assert result.success
+    messages = [
+        e.user_message for e in instance.all_logs(result.run_id) if e.is_dagster_event is False
+    ]
+    lines = [m for m in messages if m.startswith("progress bronze/transaction_history: ")]
+    assert any("of 3 files done" in line for line in lines)
+    assert any("3 of 3 files done (100%)" in line and "6 lines" in line for line in lines)
