@@ -144,7 +144,7 @@ class Progress:
             elif self.done:
                 parts.append(f"{self.done:,} {self.unit} done")
             if self.batches:
-                parts.append(f"{self.batches:,} batches")
+                parts.append(f"{self.batches:,} batch{'es' if self.batches != 1 else ''}")
             if self.rows:
                 parts.append(f"{self.rows:,} {self.rows_unit}")
                 if elapsed > 0:

@@ -40,6 +40,7 @@ from assets.ehr.bronze_loader import (
 from assets.ehr.etl_lock import EtlLockStore, LockOwner
 from assets.ehr.settings import DataSourceConnection, EhrDomain, EhrSettings, SourceTable
 from resources.delta.store import DeltaTableStore
+from resources.progress import Progress
 from resources.sql_source import SqlSourceResource
 
 
@@ -85,28 +86,38 @@ def build_source_defs(*, connection: DataSourceConnection, ehr: EhrSettings) -> 
         with locks.hold(
             connection.name, owner, log=context.log, heartbeat_every=heartbeat_every
         ) as beat:
-            for table in connection.tables:
-                key = bronze_key(connection, table)
-                if key not in context.selected_asset_keys:
-                    continue
-                try:
-                    result = load_source_table(
-                        source_name=connection.name,
-                        table=table,
-                        source=source,
-                        delta=delta,
-                        log=context.log,
-                        heartbeat=beat,
-                        dropped_columns=ehr.dropped_source_columns,
+            tables = [
+                table
+                for table in connection.tables
+                if bronze_key(connection, table) in context.selected_asset_keys
+            ]
+            with Progress(
+                f"bronze/{connection.name}", context.log.info, unit="tables", total=len(tables)
+            ) as progress:
+                for table in tables:
+                    key = bronze_key(connection, table)
+                    progress.stage(f"loading {table.name}")
+                    try:
+                        result = load_source_table(
+                            source_name=connection.name,
+                            table=table,
+                            source=source,
+                            delta=delta,
+                            log=context.log,
+                            heartbeat=beat,
+                            dropped_columns=ehr.dropped_source_columns,
+                            on_batch=lambda rows: progress.advance(0, rows=rows, batches=1),
+                        )
+                    except SchemaDriftError as drift:
+                        # The other tables still load; this one keeps its changelog number.
+                        context.log.error(str(drift))
+                        drifted.append(str(drift))
+                        progress.advance()
+                        continue
+                    progress.advance()
+                    yield dg.MaterializeResult(
+                        asset_key=key, metadata=load_metadata(delta, key, result, source)
                     )
-                except SchemaDriftError as drift:
-                    # The other tables still load; this one keeps its changelog number.
-                    context.log.error(str(drift))
-                    drifted.append(str(drift))
-                    continue
-                yield dg.MaterializeResult(
-                    asset_key=key, metadata=load_metadata(delta, key, result, source)
-                )
         if drifted:
             raise dg.Failure(description=drifted[0] if len(drifted) == 1 else "; ".join(drifted))
 

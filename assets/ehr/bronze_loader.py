@@ -144,11 +144,13 @@ def load_source_table(
     log: dg.DagsterLogManager | None = None,
     heartbeat: Callable[[], None] | None = None,
     dropped_columns: DroppedColumnPolicy = "fail",
+    on_batch: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Copy new and changed rows of one source table into bronze.
 
     The caller holds the source's lock; ``heartbeat`` is called after every batch so a
-    long load keeps its lock fresh (and stops if the lock was broken). Every source
+    long load keeps its lock fresh (and stops if the lock was broken), and ``on_batch``
+    with the batch's row count, for the step's progress lines. Every source
     query of the load runs on one connection. Source rows whose change number no load
     can read (missing, text, a fraction) are set aside in the table's load quarantine.
 
@@ -166,6 +168,7 @@ def load_source_table(
             log=log,
             heartbeat=heartbeat,
             dropped_columns=dropped_columns,
+            on_batch=on_batch,
         )
 
 
@@ -179,6 +182,7 @@ def _load_source_table(
     log: dg.DagsterLogManager | None,
     heartbeat: Callable[[], None] | None,
     dropped_columns: DroppedColumnPolicy,
+    on_batch: Callable[[int], None] | None = None,
 ) -> LoadResult:
     bronze = ("bronze", source_name, table.name)
     name = "/".join(bronze)
@@ -281,6 +285,8 @@ def _load_source_table(
             log.info(f"{name}: batch {batches}, {rows_read} rows, changelog {after}")
         if heartbeat is not None:
             heartbeat()
+        if on_batch is not None:
+            on_batch(batch.num_rows)
     if unusable.num_rows:
         quarantine(delta, source_name, table.name, unusable)
         if log:

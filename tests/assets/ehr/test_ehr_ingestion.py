@@ -21,6 +21,7 @@ from assets.ehr.settings import DataSourceConnection, EhrSettings, SourceTable
 from flowehr_pipelines.synthetic import write_ehr_source
 from flowehr_pipelines.synthetic.ehr_changes import apply_source_changes
 from flowehr_pipelines.synthetic.ehr_schema import CDC_COLUMNS, TABLES
+from resources import progress
 from resources.delta.store import DeltaTableStore
 from resources.sql_source import SqlSourceResource
 from tests.lakes import local_store
@@ -298,6 +299,19 @@ def test_bronze_asset_subset_loads_only_the_selected_tables(db: Path, tmp_path: 
     result = materialize(db, delta, selection="bronze/ehr/visits")
     assert set(metadata_by_table(result)) == {"visits"}
     assert not delta.exists(("bronze", "ehr", "patients"))
+
+
+def test_bronze_load_logs_tables_and_batches_done_with_rows(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "DEFAULT_INTERVAL_SECONDS", 0.0)  # a line per batch
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(db, lake(tmp_path / "lake"), instance)
+    messages = [e.user_message for e in instance.all_logs(result.run_id) if not e.is_dagster_event]
+    lines = [m for m in messages if m.startswith("progress bronze/ehr: ")]
+    assert any(f"loading patients, 0 of {len(TABLES)} tables done" in line for line in lines)
+    assert any(f"{len(TABLES)} of {len(TABLES)} tables done (100%)" in line for line in lines)
+    assert all(" rows/s" in line for line in lines if " batches" in line)
 
 
 def test_second_load_of_a_source_refuses_while_the_lock_is_held(db: Path, tmp_path: Path) -> None:
