@@ -36,6 +36,7 @@ from resources.http_retry import (
     retry_after_seconds,
     send,
 )
+from resources.progress import Progress
 from transforms.fhir.ids import instant_micros
 
 NDJSON = "application/fhir+ndjson"
@@ -264,6 +265,7 @@ class FhirBulkDataResource(dg.ConfigurableResource):
         spool: Path,
         log: Callable[[str], None] = lambda _: None,
         sleep: Callable[[float], None] = time.sleep,
+        progress: Progress | None = None,
     ) -> ExportManifest:
         """Run an export to completion and download every file it lists into ``spool``.
 
@@ -272,6 +274,7 @@ class FhirBulkDataResource(dg.ConfigurableResource):
             spool: an empty directory for the downloaded files.
             log: progress lines (never secrets).
             sleep: how to wait between polls.
+            progress: counts the files downloaded, for the step's progress lines.
 
         Raises:
             FhirExportError: on any failure; nothing has been committed then.
@@ -293,12 +296,15 @@ class FhirBulkDataResource(dg.ConfigurableResource):
         for file in files:
             self._check_origin(file.url, "file URL")
         needs_token = bool(manifest.get("requiresAccessToken", False))
+        if progress is not None:
+            progress.stage("downloading", total=len(files), unit="files")
         try:
             download_files(
                 files,
                 fetch=lambda url: self._request(
                     "GET", url, accept=NDJSON, stream=True, authorised=needs_token
                 ),
+                on_file=progress.advance if progress is not None else None,
             )
         except ValueError as exc:
             raise FhirExportError(str(exc)) from None

@@ -86,13 +86,19 @@ def _save(response: requests.Response, path: Path) -> str | None:
     return None
 
 
-def download_files(files: list[ExportFile], *, fetch: Callable[[str], requests.Response]) -> None:
+def download_files(
+    files: list[ExportFile],
+    *,
+    fetch: Callable[[str], requests.Response],
+    on_file: Callable[[], object] | None = None,
+) -> None:
     """Download every file whole, each tried up to three times.
 
     Args:
         files: the manifest's files.
         fetch: sends the GET for a URL (with retries on transient statuses and the token
             when the manifest requires one) and returns the streamed response.
+        on_file: called as each file is complete, for the step's progress lines.
 
     Raises:
         ValueError: naming the file and the last failure once a file cannot be fetched.
@@ -105,3 +111,5 @@ def download_files(files: list[ExportFile], *, fetch: Callable[[str], requests.R
                 break
         if failure is not None:
             raise ValueError(f"download of {file.name} failed: {failure}; nothing was committed")
+        if on_file is not None:
+            on_file()

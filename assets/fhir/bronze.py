@@ -27,6 +27,7 @@ from assets.fhir.landing import (
 from assets.fhir.settings import FhirSourceSettings
 from resources.delta.store import DeltaTableStore
 from resources.fhir_bulk import FhirBulkDataResource, FhirExportError
+from resources.progress import Progress
 from transforms.fhir.ndjson import NdjsonError
 
 EXPORT_ISSUES_CHECK = "no_export_errors"
@@ -81,16 +82,24 @@ def run_export(
     since = stored_watermark(delta, source.name, source.resource_types)
     info = log.info if log is not None else (lambda _: None)
     info(f"exporting {', '.join(source.resource_types)} since {since or 'the beginning'}")
-    with tempfile.TemporaryDirectory(prefix=f"fhir-{source.name}-") as spool:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"fhir-{source.name}-") as spool,
+        Progress(f"bronze/{source.name}/fhir", info, rows_unit="resources") as progress,
+    ):
         try:
-            export = client.export(since=since, spool=Path(spool), log=info)
-            parsed = parse_export(export.files, source.resource_types)
+            progress.stage("export running on the server")
+            export = client.export(since=since, spool=Path(spool), log=info, progress=progress)
+            progress.stage("parsing", total=len(export.files), unit="files")
+            parsed = parse_export(
+                export.files, source.resource_types, on_file=lambda n: progress.advance(rows=n)
+            )
         except (FhirExportError, NdjsonError) as exc:
             raise dg.Failure(
                 description=f"FHIR source {source.name}: {exc}; the watermark stays at "
                 f"{since or 'none'}",
                 allow_retries=True,
             ) from None
+        progress.stage("landing", total=len(source.resource_types), unit="resource types")
         try:
             landing = land_export(
                 delta,
@@ -99,6 +108,7 @@ def run_export(
                 parsed=parsed,
                 since=since,
                 transaction_time=export.transaction_time,
+                on_type=progress.advance,
             )
         except ValueError as exc:
             raise dg.Failure(

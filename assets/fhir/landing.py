@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -102,21 +102,29 @@ def stored_watermark(delta: DeltaTableStore, source: str, types: Iterable[str]) 
     return micros_instant(min(mark for mark in marks if mark is not None))
 
 
-def parse_export(files: Iterable[ExportFile], types: Iterable[str]) -> Parsed:
-    """Parse every downloaded file (``NdjsonError`` on a damaged one: land nothing)."""
+def parse_export(
+    files: Iterable[ExportFile],
+    types: Iterable[str],
+    on_file: Callable[[int], object] | None = None,
+) -> Parsed:
+    """Parse every downloaded file (``NdjsonError`` on a damaged one: land nothing);
+    ``on_file`` gets each file's count of lines read, for the step's progress lines."""
     accepted = frozenset(types)
     parsed = Parsed()
     for file in files:
         data = file.path.read_bytes()
         if file.kind == "output":
             declared = file.resource_type
-            parsed.extend(
-                parse_output(data, source_file=file.name, declared_type=declared, accepted=accepted)
+            one = parse_output(
+                data, source_file=file.name, declared_type=declared, accepted=accepted
             )
         elif file.kind == "deleted":
-            parsed.extend(parse_deleted(data, source_file=file.name, accepted=accepted))
+            one = parse_deleted(data, source_file=file.name, accepted=accepted)
         else:
-            parsed.extend(parse_errors(data, source_file=file.name))
+            one = parse_errors(data, source_file=file.name)
+        parsed.extend(one)
+        if on_file is not None:
+            on_file(len(one.landed) + len(one.rejected) + len(one.tombstones) + len(one.issues))
     return parsed
 
 
@@ -222,8 +230,10 @@ def land_export(
     parsed: Parsed,
     since: str | None,
     transaction_time: str,
+    on_type: Callable[[], object] | None = None,
 ) -> Landing:
-    """Commit a parsed export: quarantine and issues first, then each type with its watermark.
+    """Commit a parsed export: quarantine and issues first, then each type with its watermark
+    (``on_type`` is called as each type is committed, for the step's progress lines).
 
     Raises:
         ValueError: when ``transaction_time`` is not an instant, or not after a stored
@@ -259,6 +269,8 @@ def land_export(
         flags = changed["is_deleted"].to_pylist()
         landing.landed[kind] = sum(1 for f in flags if not f)
         landing.deleted[kind] = sum(1 for f in flags if f)
+        if on_type is not None:
+            on_type()
     return landing
 
 

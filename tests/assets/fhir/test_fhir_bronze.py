@@ -7,6 +7,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
@@ -26,6 +27,7 @@ from assets.fhir.landing import (
     resource_table,
     stored_watermark,
 )
+from resources import progress
 from resources.delta.store import DeltaTableStore
 from tests.assets.fhir.fhir_world import TYPES, client, serve, source_settings, write_source
 from tests.fhir_server import BulkServer, bulk_server
@@ -77,6 +79,21 @@ def test_full_export_lands_every_resource_and_stores_the_transaction_time(
     )
     assert "_since" not in kickoffs(server)[0]
     assert any(method == "DELETE" for method, _, _ in server.requests)  # job cleaned up
+
+
+def test_an_export_logs_files_downloaded_and_parsed_and_types_landed(
+    server: BulkServer, store: DeltaTableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "DEFAULT_INTERVAL_SECONDS", 0.0)  # a line per file
+    messages: list[str] = []
+    log = SimpleNamespace(info=messages.append)
+    run_export(source=source_settings(), client=client(server), delta=store, log=log)  # type: ignore[arg-type]
+    lines = [m for m in messages if m.startswith("progress bronze/fhir/fhir: ")]
+    assert any(re.search(r"downloading, \d+ of \d+ files done", line) for line in lines)
+    assert any("parsing, " in line and " resources/s" in line for line in lines)
+    assert any(
+        f"landing, {len(TYPES)} of {len(TYPES)} resource types done" in line for line in lines
+    )
 
 
 def test_second_export_fetches_only_changes_and_applies_deletions(
