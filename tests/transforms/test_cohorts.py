@@ -88,7 +88,9 @@ def cohort(generalised: tuple[int, ...] = (), **fields: Any) -> list[int]:
     published["patient_demographics"] = demographics.set_column(
         3, "age_at_admission", pa.array(ages, pa.int32())
     )
-    return build_cohort(definition, definition.codelists(), published).column("visit_id").to_pylist()
+    return (
+        build_cohort(definition, definition.codelists(), published).column("visit_id").to_pylist()
+    )
 
 
 def test_inclusion_by_code_list_then_age_and_admission_type() -> None:
