@@ -124,13 +124,14 @@ class Progress:
         self, phase: str | None, *, total: int | None = None, unit: str | None = None
     ) -> None:
         """Name what the step does now (None: nothing special); with ``total``, a new count
-        of done from 0."""
+        of done from 0. Logs a line here when the interval has passed."""
         with self._counters:
             self.phase = phase
             if total is not None:
                 self.total, self.done = total, 0
             if unit is not None:
                 self.unit = unit
+        self._maybe_log()
 
     def line(self) -> str:
         """The progress line as it stands now."""

@@ -31,6 +31,7 @@ from assets.ehr import quality_checks
 from assets.ehr.settings import EhrDomain
 from assets.keys import CLINICAL_SOURCE, PDS_VERIFICATION, bronze_key, silver_key
 from assets.metadata import delta_table_metadata
+from assets.progress import spark_step_progress
 from assets.spark_io import read_bronze_current, read_spark, to_arrow
 from resources.delta.store import DeltaTableStore
 from resources.pseudonymiser import Pseudonymiser
@@ -216,12 +217,24 @@ def reason_counts(quarantine: pa.Table) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_split(delta: DeltaTableStore, table: SilverTable, split: Split) -> dict[str, Any]:
-    """Sync the clean rows into silver and the rest into quarantine; return metadata."""
+def write_split(
+    delta: DeltaTableStore,
+    table: SilverTable,
+    split: Split,
+    stage: Callable[[str], object] = lambda _: None,
+) -> dict[str, Any]:
+    """Sync the clean rows into silver and the rest into quarantine; return metadata.
+
+    ``stage`` names each phase as it starts, for the step's progress lines.
+    """
     key = silver_key(table.name)
+    stage("computing clean rows on Spark")
     clean = to_arrow(split.clean)
+    stage("computing quarantined rows on Spark")
     quarantine = to_arrow(split.quarantine)
+    stage("merging into silver")
     metrics = delta.sync(key.path, clean, keys=[table.key])
+    stage("syncing quarantine")
     # A source can repeat a key (all copies are quarantined), so the change number is
     # part of a quarantine row's identity.
     delta.sync(
@@ -259,10 +272,17 @@ def build_silver_table_asset(
         tags={"zone": "silver", "source": CLINICAL_SOURCE},
     )
     def _silver(
-        spark: SparkResource, delta: DeltaTableStore, pseudonymiser: Pseudonymiser
+        context: dg.AssetExecutionContext,
+        spark: SparkResource,
+        delta: DeltaTableStore,
+        pseudonymiser: Pseudonymiser,
     ) -> dg.MaterializeResult:
         inputs = SilverInputs(spark.session, delta, pseudonymiser, datetime.now(UTC).date())
-        return dg.MaterializeResult(metadata=write_split(delta, table, table.clean(inputs)))
+        with spark_step_progress(context) as progress:
+            progress.stage("reading bronze")
+            split = table.clean(inputs)
+            metadata = write_split(delta, table, split, stage=progress.stage)
+        return dg.MaterializeResult(metadata=metadata)
 
     return _silver
 

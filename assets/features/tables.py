@@ -43,6 +43,7 @@ from assets.governance.k_anonymity_check import k_anonymity_check, k_anonymity_c
 from assets.governance.opt_out import OPT_OUT_KEY, opted_out_keys
 from assets.keys import silver_key
 from assets.metadata import delta_table_metadata
+from assets.progress import spark_step_progress
 from assets.spark_io import read_spark, to_arrow
 from resources.databricks import FeatureJobResource
 from resources.delta.spark_tables import spark_writes
@@ -344,8 +345,11 @@ def materialise_feature_table(
     """Compute, commit and describe one feature table."""
     delta: DeltaTableStore = context.resources.delta
     full = config.full_rebuild or needs_full_rebuild(delta, spec)
-    computed = compute(context, spec, options, full)
-    counts = commit_update(delta, spec, computed)
+    with spark_step_progress(context) as progress:
+        progress.stage("computing the update")
+        computed = compute(context, spec, options, full)
+        progress.stage("committing")
+        counts = commit_update(delta, spec, computed)
     context.log.info(
         f"{spec.name}: {'full rebuild' if computed.full_rebuild else 'incremental'}, "
         f"{counts['visits_recomputed']} visits recomputed"

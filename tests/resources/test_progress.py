@@ -111,10 +111,12 @@ def test_stages_reset_the_count_and_batches_show() -> None:
         progress.stage("land", total=2, unit="resource types")
         clock.now += 3600
         progress.advance()
-    assert lines[0].startswith("progress fhir: parse, 1 of 3 files done (33%), 2 batches")
-    assert "1 min 15 s elapsed, ETA 2 min 30 s" in lines[0]
-    assert "land, 1 of 2 resource types done (50%)" in lines[1]
-    assert "1 h 01 min elapsed" in lines[1]
+    assert lines[0] == "progress fhir: parse, 0 of 3 files done (0%), 0 s elapsed"
+    assert lines[1].startswith("progress fhir: parse, 1 of 3 files done (33%), 2 batches")
+    assert "1 min 15 s elapsed, ETA 2 min 30 s" in lines[1]
+    assert lines[2].startswith("progress fhir: land, 0 of 2 resource types done (0%)")
+    assert "land, 1 of 2 resource types done (50%)" in lines[3]
+    assert "1 h 01 min elapsed" in lines[3]
 
 
 def test_a_failing_status_or_log_does_not_fail_the_step() -> None:
