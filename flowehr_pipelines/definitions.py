@@ -6,7 +6,7 @@ so a changed environment takes effect on the next code-location reload.
 
 import dagster as dg
 
-from assets import housekeeping
+from assets import housekeeping, sources
 from assets.ehr import bronze as ehr
 from assets.ehr import silver
 from assets.features import cohorts
@@ -38,6 +38,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         reporting.build_defs(settings),
         reports.build_defs(settings),
         housekeeping.build_defs(settings),
+        sources.build_defs(settings),
         build_job_defs(settings),
         ehr_automation.build_defs(settings),
         governance_automation.build_defs(settings),
@@ -49,6 +50,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             loggers={"console": one_line_console_logger},
         ),
     )
+    # The ingestion assets depend on the observable sources of what they read.
+    merged = sources.with_source_dependencies(merged, settings)
     return apply_automation_policy(attach_column_schemas(merged), settings)
 
 

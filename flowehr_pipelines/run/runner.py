@@ -29,7 +29,12 @@ from flowehr_pipelines.run.parts import (
     report_inputs,
     subset,
 )
-from flowehr_pipelines.run.warmup import start_slow_dependencies, wait_for_slow_dependencies
+from flowehr_pipelines.run.skipping import RunPlan, plan_run, save_cursor, skipped_lines
+from flowehr_pipelines.run.warmup import (
+    fixed_costs,
+    start_slow_dependencies,
+    wait_for_slow_dependencies,
+)
 
 
 @dataclass
@@ -68,6 +73,10 @@ class RunSummary:
     report_count: int = 0
     failures: list[str] = field(default_factory=list)
     extra_run_ids: list[str] = field(default_factory=list)  # report partition runs
+    skipped: list[str] = field(default_factory=list)  # one line per reason
+    # One-off costs outside any step (seconds): Dagster import and definitions load,
+    # observing the sources, the Spark JVM start, the Great Expectations import.
+    fixed_costs: dict[str, float] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:
@@ -93,6 +102,7 @@ def run_assets(
     run_config: Mapping[str, Any] | None = None,
     concurrent: bool = True,
     code: str = DEFAULT_CODE,
+    skip_unchanged: bool = False,
 ) -> RunSummary:
     """Execute the all-assets job (or a selection of it), its parts at the same time.
 
@@ -104,11 +114,19 @@ def run_assets(
     partitioned report assets the job leaves out run: the report partitions due now,
     exactly as the report schedules would request them (one run per partition range),
     as soon as the part they read has succeeded.
+
+    With ``skip_unchanged`` (``flowehr run`` without ``--all``) and no selection, only the
+    assets whose inputs changed, whose code changed, that are due or missing run
+    (``run.skipping``); the rest are listed as skipped with the reason.
     """
     keys = resolve_selection(defs, selection)
     job = defs.resolve_job_def(ALL_ASSETS_JOB)
     in_job = set(job.asset_layer.selected_asset_keys)
     main_keys = in_job if keys is None else {k for k in keys if k in in_job}
+    plan: RunPlan | None = None
+    if skip_unchanged and keys is None:
+        plan = _plan(defs, instance, in_job)
+        main_keys = plan.run
     if not main_keys:
         parts: list[set[dg.AssetKey]] = []
     elif concurrent and not instance.is_ephemeral:
@@ -160,7 +178,27 @@ def run_assets(
     if report_part is None and summary.success:
         for run_id in execute_due_reports(defs, instance, keys):
             _collect(summary, run_id, instance)
+    summary.fixed_costs.update(fixed_costs())
+    if plan is not None:
+        summary.fixed_costs["observe sources, decide what runs"] = plan.seconds
+        summary.skipped = skipped_lines(plan.skipped)
+        if summary.success and plan.cursor is not None:
+            save_cursor(instance, plan.cursor)
     return summary
+
+
+def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> RunPlan:
+    from flowehr_pipelines.config import load_settings
+
+    settings = load_settings()
+    opt_out = settings.governance.opt_out
+    return plan_run(
+        defs,
+        instance,
+        keys,
+        timezone=settings.reporting.timezone,
+        opt_out_cron=opt_out.refresh_cron if opt_out.source else None,
+    )
 
 
 def step_spans(entries: Iterable[EventLogEntry]) -> list[tuple[str, float, float]]:
@@ -256,7 +294,8 @@ def root_cause(error: Any) -> str:
 def format_summary(summary: RunSummary) -> str:
     """A plain-text summary: tables and rows, checks, report files, failures."""
     more = f" (+{len(summary.extra_run_ids)} more run(s))" if summary.extra_run_ids else ""
-    lines = [f"run {summary.run_id}{more}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
+    run = summary.run_id or "(nothing to run)"
+    lines = [f"run {run}{more}: {'SUCCESS' if summary.success else 'FAILED'}", ""]
     width = max((len(a.key) for a in summary.assets), default=5)
     # A multi-asset step (one source's bronze tables) reports its time on every asset.
     lines.append(f"{'asset'.ljust(width)}  {'rows':>10}  {'step s':>7}  {'rows/s':>9}")
@@ -279,6 +318,14 @@ def format_summary(summary: RunSummary) -> str:
         lines.extend(f"  {path}" for path in summary.report_paths)
         if total > len(summary.report_paths):
             lines.append(f"  ... and {total - len(summary.report_paths):,} more")
+    if summary.skipped:
+        lines.append("")
+        lines.extend(summary.skipped)
+    if summary.fixed_costs:
+        lines.append("")
+        lines.append("fixed costs (outside any step):")
+        costs = summary.fixed_costs.items()
+        lines.extend(f"  {name:<40} {seconds:>6.1f} s" for name, seconds in costs)
     if summary.failures:
         lines.append("")
         lines.append("failures:")

@@ -40,7 +40,7 @@ EXPECTED_ASSET_KEYS = {
     "silver/ehr/patients",
     "silver/ehr/visits",
 }
-DOMAIN_GROUPS = {"ehr", "governance", "features", "reporting", "reports", "housekeeping"}
+DOMAIN_GROUPS = {"ehr", "governance", "features", "reporting", "reports", "housekeeping", "sources"}
 
 
 @pytest.fixture
