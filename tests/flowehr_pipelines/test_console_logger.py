@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import dagster as dg
 import pytest
 
 from flowehr_pipelines.console_logger import one_line, one_line_console_logger
+from resources.progress import Progress
 
 STEP_FAILURE = """Execution of step "bronze_ehr" failed.
 
@@ -57,3 +60,29 @@ def test_a_failing_job_prints_one_line_on_the_console(capsys: pytest.CaptureFixt
     failure = next(line for line in errors if "STEP_FAILURE" in line)
     assert failure.endswith("RuntimeError: the source is down")
     assert not any("Stack Trace" in line for line in errors)
+
+
+def test_progress_lines_from_the_reporting_thread_reach_the_console(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logged = threading.Event()
+
+    @dg.op
+    def slow(context) -> None:  # type: ignore[no-untyped-def]  # a string annotation Dagster refuses
+        def log(line: str) -> None:
+            context.log.info(line)
+            logged.set()
+
+        with Progress("bronze/x", log, unit="files", total=2, interval=0.05):
+            logged.wait(20)  # bounded: the line comes from the progress thread
+
+    @dg.job(logger_defs={"console": one_line_console_logger})
+    def job() -> None:
+        slow()
+
+    console = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # as flowehr run
+    assert job.execute_in_process(run_config=console).success
+    infos = [line for line in capsys.readouterr().err.splitlines() if " - INFO - " in line]
+    assert any(
+        line.endswith("progress bronze/x: 0 of 2 files done (0%), 0 s elapsed") for line in infos
+    )
