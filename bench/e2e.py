@@ -22,12 +22,11 @@ from bench.measure import (
 def step_timings(dagster_home: Path) -> dict[str, float]:
     """Per-step seconds summed over every run in this Dagster home, from the event log."""
     import dagster as dg
-    from dagster._core.instance.ref import InstanceRef
 
     from flowehr_pipelines.run.runner import step_seconds
 
     totals: dict[str, float] = {}
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for run in instance.get_runs():
             for step, seconds in step_seconds(instance, run.run_id).items():
                 totals[step] = round(totals.get(step, 0.0) + seconds, 3)
@@ -37,12 +36,11 @@ def step_timings(dagster_home: Path) -> dict[str, float]:
 def step_spans(dagster_home: Path) -> dict[str, list[tuple[float, float]]]:
     """Wall-clock (start, end) of every step of every run in this Dagster home."""
     import dagster as dg
-    from dagster._core.instance.ref import InstanceRef
 
     from flowehr_pipelines.run.runner import step_spans as run_step_spans
 
     spans: dict[str, list[tuple[float, float]]] = {}
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for run in instance.get_runs():
             for step, start, end in run_step_spans(instance.all_logs(run.run_id)):
                 spans.setdefault(step, []).append((start, end))

@@ -24,11 +24,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
-from dagster._core.instance.ref import InstanceRef
-from dagster._core.utils import make_new_run_id
 
 from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
 from flowehr_pipelines.run.warmup import uses_spark
@@ -117,7 +115,6 @@ def execute_part(
         run_config={**QUIET_CONSOLE, **(run_config or {})},
         raise_on_error=False,
         tags={"flowehr/launched_by": "flowehr run"},
-        run_id=make_new_run_id(),
     )
     run_ids = [result.run_id]
     if with_reports and result.success:
@@ -249,7 +246,8 @@ def main() -> None:
     keys = {dg.AssetKey.from_user_string(k) for k in request["keys"]}
     selected = request["selected"]
     with dg.DagsterInstance.from_ref(
-        dg.deserialize_value(request["instance_ref"], InstanceRef)
+        # The ref's type is Dagster's; the public deserialiser rebuilds it by its record name.
+        cast(Any, dg.deserialize_value(request["instance_ref"]))
     ) as instance:
         start_slow_dependencies(defs, subset(defs.resolve_job_def(ALL_ASSETS_JOB), keys))
         try:

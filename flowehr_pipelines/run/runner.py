@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.events.log import EventLogEntry
 
 from flowehr_pipelines.automation.jobs import ALL_ASSETS_JOB
 from flowehr_pipelines.run.parts import (
@@ -201,7 +200,7 @@ def _plan(defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.Asset
     )
 
 
-def step_spans(entries: Iterable[EventLogEntry]) -> list[tuple[str, float, float]]:
+def step_spans(entries: Iterable[dg.EventLogEntry]) -> list[tuple[str, float, float]]:
     """(step, start, end) wall-clock times of each finished step in a run's event log."""
     started: dict[str, float] = {}
     spans: list[tuple[str, float, float]] = []
@@ -218,7 +217,7 @@ def step_spans(entries: Iterable[EventLogEntry]) -> list[tuple[str, float, float
 
 
 def step_seconds(
-    instance: dg.DagsterInstance, run_id: str, entries: Sequence[EventLogEntry] | None = None
+    instance: dg.DagsterInstance, run_id: str, entries: Sequence[dg.EventLogEntry] | None = None
 ) -> dict[str, float]:
     """Seconds each step of a run took, from its event log (or entries already read)."""
     logged = instance.all_logs(run_id) if entries is None else entries
