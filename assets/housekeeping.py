@@ -52,6 +52,7 @@ from assets.reporting.views import QUERY_KEYS, VIEW_KEYS
 from assets.reporting.watchdogs import WATCHDOG_METRICS
 from resources.delta.log_health import BrokenTableError
 from resources.delta.store import DeltaTableStore, Marked, TablePath
+from resources.progress import Progress
 from transforms.features.pipeline import FEATURE_TABLES
 
 HOUSEKEEPING_LOG = dg.AssetKey(["internal", "reporting_housekeeping"])
@@ -201,24 +202,33 @@ def build_defs(settings: HousekeepingDomain) -> dg.Definitions:
         by_table: dict[str, dict[str, int]] = {}
         skipped: list[str] = []
         broken: dict[str, str] = {}
-        for table in housekept_tables():
-            name = "/".join(table)
-            if not delta.exists(table):
-                skipped.append(name)
-                continue
-            tidy = compact_coordination_table if table in COORDINATION_TABLES else tidy_table
-            try:
-                counts = by_table[name] = tidy(delta, table, retention_hours=retention)
-            except BrokenTableError as exc:  # the others are still housekept
-                broken[name] = str(exc)
-                context.log.error(str(exc))
-                continue
-            rows.append(_log_row(context.run.run_id, name, retention, counts))
-            if dg.AssetKey(list(table)) in PUBLISHED_REPORTING_KEYS:
-                context.log_event(
-                    dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
-                )
-        folded = compact_bronze(delta, settings, broken)
+        tables = housekept_tables()
+        with Progress(
+            HOUSEKEEPING_LOG.to_user_string(), context.log.info, unit="tables", total=len(tables)
+        ) as progress:
+            for table in tables:
+                name = "/".join(table)
+                progress.stage(f"OPTIMIZE and VACUUM of {name}")
+                if not delta.exists(table):
+                    skipped.append(name)
+                    progress.advance()
+                    continue
+                tidy = compact_coordination_table if table in COORDINATION_TABLES else tidy_table
+                try:
+                    counts = by_table[name] = tidy(delta, table, retention_hours=retention)
+                except BrokenTableError as exc:  # the others are still housekept
+                    broken[name] = str(exc)
+                    context.log.error(str(exc))
+                    progress.advance()
+                    continue
+                rows.append(_log_row(context.run.run_id, name, retention, counts))
+                if dg.AssetKey(list(table)) in PUBLISHED_REPORTING_KEYS:
+                    context.log_event(
+                        dg.AssetObservation(asset_key=dg.AssetKey(list(table)), metadata=counts)
+                    )
+                progress.advance()
+            progress.stage("folding superseded bronze rows")
+            folded = compact_bronze(delta, settings, broken)
         log = pa.Table.from_pylist(rows, schema=HOUSEKEEPING_LOG_SCHEMA)
         marked = Marked([f"housekeeping:{context.run.run_id}"], log)
         delta.append(HOUSEKEEPING_LOG.path, [marked], once=True)

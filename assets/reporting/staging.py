@@ -28,6 +28,7 @@ from assets.reporting.as_of import AsOfConfig
 from assets.reporting.ingestion import TRANSACTION_HISTORY, transaction_history
 from assets.reporting.settings import ReportingDomain, ReportingSettings
 from resources.delta.store import DeltaTableStore, Matched, TablePath
+from resources.progress import Progress
 from resources.pseudonymiser import Pseudonymiser
 from transforms.cdc import TRANSACTION_HISTORY_SCHEMA, months_before, window_start
 from transforms.identifiers import nhs_notify_hash
@@ -378,19 +379,24 @@ def build_projection_defs(*, spec: ProjectionSpec, settings: ReportingDomain) ->
         ],
     )
     def _projection(
-        config: AsOfConfig, delta: DeltaTableStore, pseudonymiser: Pseudonymiser
+        context: dg.AssetExecutionContext,
+        config: AsOfConfig,
+        delta: DeltaTableStore,
+        pseudonymiser: Pseudonymiser,
     ) -> dg.MaterializeResult:
         """A pass-1 projection of the CDC log (see the asset's description)."""
-        counts = refresh_projection(
-            spec,
-            delta=delta,
-            pseudonymise=pseudonymiser.hash_value,
-            as_of=config.as_of_datetime(),
-            window_days=reporting.projection_window_days,
-            tz=reporting.timezone,
-            initial_window_days=reporting.initial_window_days,
-            hash_identifier=identifier_hash(reporting, pseudonymiser),
-        )
+        with Progress(key.to_user_string(), context.log.info) as progress:
+            progress.stage("projecting the CDC history window and merging")
+            counts = refresh_projection(
+                spec,
+                delta=delta,
+                pseudonymise=pseudonymiser.hash_value,
+                as_of=config.as_of_datetime(),
+                window_days=reporting.projection_window_days,
+                tz=reporting.timezone,
+                initial_window_days=reporting.initial_window_days,
+                hash_identifier=identifier_hash(reporting, pseudonymiser),
+            )
         stored = delta.read(key.path, columns=[spec.key])
         return dg.MaterializeResult(
             metadata={**delta_table_metadata(delta, key.path), **counts},

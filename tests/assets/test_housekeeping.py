@@ -27,6 +27,7 @@ from assets.housekeeping import (
 )
 from assets.reporting.staging import STAGING_KEYS, staging_key
 from flowehr_pipelines.config import load_settings
+from resources import progress
 from tests.assets.reporting_world import NOW, Lake, item, lines
 from tests.flowehr_pipelines.researcher.test_store import feature_rows, news2_row
 from tests.lakes import local_store
@@ -120,6 +121,23 @@ def test_housekeeping_asset_covers_every_staging_table_and_logs_once_per_run(tmp
     again = dg.materialize([asset], instance=instance, resources={"delta": lake.delta})
     assert lake.delta.read(HOUSEKEEPING_LOG.path).num_rows == 2 * len(STAGING_KEYS)
     assert values(again)["active_files_before"] == non_empty
+
+
+def test_housekeeping_logs_tables_done_of_total(tmp_path: Path, monkeypatch: Any):
+    monkeypatch.setattr(progress, "DEFAULT_INTERVAL_SECONDS", 0.0)  # a line per table
+    lake = fragmented(tmp_path)
+    asset = housekeeping_asset(load_settings(), HOUSEKEEPING_LOG)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([asset], instance=instance, resources={"delta": lake.delta})
+    assert result.success
+    lines = [
+        e.user_message
+        for e in instance.all_logs(result.run_id)
+        if not e.is_dagster_event and e.user_message.startswith("progress internal/")
+    ]
+    total = len(housekept_tables())
+    assert any(f"{total} of {total} tables done (100%)" in line for line in lines)
+    assert any("OPTIMIZE and VACUUM of reporting/" in line for line in lines)
 
 
 def test_housekept_tables_are_the_reporting_tables_views_and_the_watchdog_series():
