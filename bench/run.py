@@ -27,6 +27,7 @@ from bench.measure import (
     run_command,
 )
 from bench.reporting_cycle import bench_reporting, bench_windows
+from bench.rerun import bench_rerun
 
 
 def _built_lake(scale: str) -> Any:
@@ -80,6 +81,7 @@ BENCHES: dict[str, Callable[[str, int], dict[str, Any]]] = {
     "features": bench_features,
     "training_set": bench_training_set,
     "ingestion": bench_ingestion,
+    "rerun": bench_rerun,
 }
 
 
