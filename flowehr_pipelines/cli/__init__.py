@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "docs": f"{_CLI}.docs:docs",
     "doctor": f"{_CLI}.doctor:doctor",
     "metrics": f"{_CLI}.metrics:metrics",
+    "spark-server": f"{_CLI}.spark_server:spark_server",
 }
 
 
