@@ -61,12 +61,15 @@ test: install
 test-topology: install
 	$(BIN)/pytest -m topology
 
-# Spark scale-out targets started from the installed pyspark (Spark Connect), on 127.0.0.1.
+# Spark scale-out targets started from the installed pyspark (Spark Connect, a standalone
+# cluster, the machine's Connect service) on 127.0.0.1, the reporting SQL on Spark against
+# DuckDB, and delta-spark/delta-rs interop.
 test-cluster: install
 	$(BIN)/pytest -m cluster
 
-# The long reliability runs (~7 minutes): 20 seeded SIGKILLs of whole runs, each healed by
-# a rerun, and whole runs on a PostgreSQL instance, an S3 lake and a PostgreSQL source.
+# The long reliability runs (~10 minutes): 20 seeded SIGKILLs of whole runs, each healed by
+# a rerun, whole runs on a PostgreSQL instance, an S3 lake and a PostgreSQL source, and the
+# skip-unchanged reruns (no new Delta version, no JVM).
 test-long: install
 	$(BIN)/pytest -m long
 

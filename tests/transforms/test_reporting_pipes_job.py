@@ -17,6 +17,9 @@ from transforms.reporting.staging import REQUEST_ITEM_STATUS_SUMMARY
 from transforms.reporting.views import VIEWS_BY_NAME, ViewParameters
 from transforms.reporting.views.compute import compute_view
 
+# Runs with the reporting SQL's Spark comparison (make test-cluster).
+pytestmark = pytest.mark.cluster
+
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 
 

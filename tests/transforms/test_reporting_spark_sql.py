@@ -31,6 +31,10 @@ from transforms.reporting.staging import AGGREGATIONS
 from transforms.reporting.views import QUERIES, VIEWS, ViewSpec, load_view_sql
 from transforms.reporting.views.compute import compute_view
 
+# Spark portability of the reporting SQL: a minute and a half of Spark queries, so it runs
+# with the other Spark-target tests (make test-cluster), not in make test.
+pytestmark = pytest.mark.cluster
+
 # What each .sql file reads (the assets' inputs); a new file must be added here.
 SQL_INPUTS: dict[str, tuple[str, ...]] = {
     "request_item_status": ("transaction_history",),

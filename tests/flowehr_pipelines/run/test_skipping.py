@@ -20,7 +20,8 @@ from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
 from resources.spark import SparkResource
 from tests.conftest import TEST_KEY
 
-pytestmark = pytest.mark.e2e
+# A whole first run and two reruns (~1 min): with the other whole-run trials in make test-long.
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 DIAGNOSES = dg.AssetKey(["bronze", "ehr", "diagnoses"])
 

@@ -16,6 +16,9 @@ from resources.delta.store import DeltaTableStore, Matched
 from resources.spark import build_local_spark_session
 from tests.lakes import local_store
 
+# Engine interoperability on real Spark, over a minute: make test-cluster runs it.
+pytestmark = pytest.mark.cluster
+
 TABLE = ("gold", "features", "compat")
 
 
