@@ -18,14 +18,20 @@ from bench.measure import run_command
 
 
 def change_one_patient(database: str) -> None:
-    """One EHR edit: the first patient's ethnicity, with the next change number."""
+    """One EHR edit: the first patient's ethnicity, with the source's next change number."""
     connection = sqlite3.connect(database)
     try:
-        (head,) = connection.execute("SELECT MAX(change_seq) FROM patients").fetchone()
+        (last,) = connection.execute(
+            "SELECT value FROM source_metadata WHERE key = 'last_change_seq'"
+        ).fetchone()
+        head = int(last) + 1
         connection.execute(
             "UPDATE patients SET ethnicity = 'Not stated', change_seq = ? "
             "WHERE patient_id = (SELECT MIN(patient_id) FROM patients)",
-            (int(head) + 1,),
+            (head,),
+        )
+        connection.execute(
+            "UPDATE source_metadata SET value = ? WHERE key = 'last_change_seq'", (str(head),)
         )
         connection.commit()
     finally:

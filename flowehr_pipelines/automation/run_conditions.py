@@ -14,8 +14,10 @@ successful run. An asset runs when
   view daily, an opt-out list held in a database table at its refresh cron);
 - it reads nothing with a cheap version (a FHIR export): always.
 
-An asset that ran since the last evaluation is not requested again for that update
-(``since(newly_updated | newly_requested)``), so an unchanged rerun requests nothing.
+An asset materialised since the last evaluation is not requested again for that update
+(``since(newly_updated)``), so an unchanged rerun requests nothing; the runner evaluates
+once more after a successful run (``run.skipping.settled_cursor``) so that run's
+materialisations are taken in before the next observation.
 The conditions are applied only to the definitions the runner evaluates; the code
 location keeps its own (``automation.policy``).
 """
@@ -47,7 +49,9 @@ def run_condition(*, follows_inputs: bool, cron: str | None, timezone: str) -> A
         ).with_label("an input changed")
     if cron:
         trigger = trigger | AC.cron_tick_passed(cron, timezone)
-    handled = AC.newly_updated() | AC.newly_requested()
+    # Materialised, not merely requested: an asset requested on an evaluation whose run
+    # never materialised it (a cron tick seen after a run) still runs next time.
+    handled = AC.newly_updated()
     return (
         trigger.since(handled) | AC.missing() | AC.execution_failed() | AC.initial_evaluation()
     ).with_label("flowehr run: changed, due or missing")

@@ -28,7 +28,13 @@ from flowehr_pipelines.run.parts import (
     report_inputs,
     subset,
 )
-from flowehr_pipelines.run.skipping import RunPlan, plan_run, save_cursor, skipped_lines
+from flowehr_pipelines.run.skipping import (
+    RunPlan,
+    plan_run,
+    save_cursor,
+    settled_cursor,
+    skipped_lines,
+)
 from flowehr_pipelines.run.warmup import (
     fixed_costs,
     start_slow_dependencies,
@@ -182,7 +188,7 @@ def run_assets(
         summary.fixed_costs["observe sources, decide what runs"] = plan.seconds
         summary.skipped = skipped_lines(plan.skipped)
         if summary.success and plan.cursor is not None:
-            save_cursor(instance, plan.cursor)
+            save_cursor(instance, settled_cursor(instance, plan))
     return summary
 
 

@@ -35,6 +35,7 @@ class RunPlan:
     skipped: dict[dg.AssetKey, str] = field(default_factory=dict)
     cursor: Any = None  # Dagster's evaluation cursor, kept after a successful run
     seconds: float = 0.0
+    conditioned: dg.Definitions | None = None  # the definitions the conditions are on
 
 
 def _cursor_path(instance: dg.DagsterInstance) -> Path:
@@ -96,8 +97,32 @@ def plan_run(
     crons = set(time_driven(opt_out_cron)) | HOUSEKEEPING
     skipped = {key: _why_skipped(instance, key, key in crons) for key in keys - run}
     return RunPlan(
-        run=run, skipped=skipped, cursor=result.cursor, seconds=time.perf_counter() - started
+        run=run,
+        skipped=skipped,
+        cursor=result.cursor,
+        seconds=time.perf_counter() - started,
+        conditioned=conditioned,
     )
+
+
+def settled_cursor(instance: dg.DagsterInstance, plan: RunPlan) -> Any:
+    """The cursor to keep after a successful run: one more evaluation, with no new
+    observation, so that the run's own materialisations are taken in before the next
+    run observes the sources.
+
+    Without it, the next run's evaluation would see the last run's materialisations
+    (the conditions' reset) and a source changed since (their trigger) on the same
+    evaluation, and the change would be missed until the source changed again.
+    """
+    if plan.conditioned is None or plan.cursor is None:
+        return plan.cursor
+    result = dg.evaluate_automation_conditions(
+        defs=plan.conditioned,
+        instance=instance,
+        asset_selection=dg.AssetSelection.assets(*plan.run, *plan.skipped),
+        cursor=plan.cursor,
+    )
+    return result.cursor
 
 
 def skipped_lines(skipped: dict[dg.AssetKey, str]) -> list[str]:
