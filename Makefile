@@ -69,7 +69,8 @@ test-cluster: install
 
 # The long reliability runs (~10 minutes): 20 seeded SIGKILLs of whole runs, each healed by
 # a rerun, whole runs on a PostgreSQL instance, an S3 lake and a PostgreSQL source, and the
-# skip-unchanged reruns (no new Delta version, no JVM).
+# skip-unchanged reruns (no new Delta version, no JVM), the idempotency runs and the privacy
+# scan at every scale.
 test-long: install
 	$(BIN)/pytest -m long
 

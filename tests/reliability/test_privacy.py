@@ -42,7 +42,8 @@ from flowehr_pipelines.synthetic import write_cdc_landing, write_ehr_source
 from tests.conftest import REPO_ROOT, TEST_KEY
 from tests.reliability.lake import delta_tables, lake_store
 
-pytestmark = pytest.mark.reliability
+# Whole runs of the graph, minutes each: make test-long (run by .ci/run after make test).
+pytestmark = [pytest.mark.reliability, pytest.mark.long]
 
 
 @dataclass(frozen=True)
