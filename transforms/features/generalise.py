@@ -112,9 +112,7 @@ def _first_levels(
         )
         stacked = at_level if stacked is None else stacked.unionByName(at_level)
     assert stacked is not None
-    sized = stacked.distinct().withColumn(
-        "_size", F.count(F.lit(1)).over(Window.partitionBy(LEVEL_COLUMN, *qis))
-    )
+    sized = _class_sizes(stacked, [LEVEL_COLUMN, *qis])
     reached = (
         sized.groupBy(person_column, LEVEL_COLUMN)
         .agg(F.min("_size").alias("_smallest"))
@@ -139,11 +137,18 @@ def _people_in_small_classes(
     person_column: str,
 ) -> DataFrame:
     current = recoded(rows.join(levels, on=person_column), ladder, F.col(LEVEL_COLUMN))
-    # One row per patient and class, so the windowed count counts patients, not visits;
-    # a partition treats NULL as a value of its own, like the measure does.
     pairs = current.where(F.col(LEVEL_COLUMN) < len(ladder)).select(person_column, *qis)
-    sized = pairs.distinct().withColumn("_size", F.count(F.lit(1)).over(Window.partitionBy(*qis)))
+    sized = _class_sizes(pairs, qis)
     return sized.where(F.col("_size") < k).select(person_column).distinct()
+
+
+def _class_sizes(pairs: DataFrame, classes: list[str]) -> DataFrame:
+    """``pairs`` (a patient and their values) with ``_size``, the patients of each class:
+    one row per patient and class first, so visits are not counted; a partition treats
+    NULL as a value of its own, like the measure does."""
+    return pairs.distinct().withColumn(
+        "_size", F.count(F.lit(1)).over(Window.partitionBy(*classes))
+    )
 
 
 def _moved_up(
