@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pyspark
 
-from resources.delta.spark_tables import session_conf
+from flowehr_pipelines.spark_service import server_argv
 from tests.integration.processes import Server, start, stop
 
 SPARK_HOME = Path(pyspark.__file__).parent
-CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
@@ -46,29 +45,7 @@ def connect_server(logs: Path, *, master: str = "local[2]") -> Iterator[str]:
     """Start a Connect server (its executors on this interpreter) and yield its URL."""
     port = free_port()
     env = spark_env(SPARK_DAEMON_MEMORY="1g")
-    delta = session_conf()
-    jars = delta.pop("spark.jars")
-    argv = [
-        str(SPARK_HOME / "bin" / "spark-submit"),
-        "--class",
-        CONNECT_SERVER_CLASS,
-        "--master",
-        master,
-        "--driver-memory",
-        "1g",
-        "--jars",
-        jars,
-        *(arg for key, value in delta.items() for arg in ("--conf", f"{key}={value}")),
-        "--conf",
-        "spark.connect.grpc.binding.address=127.0.0.1",
-        "--conf",
-        f"spark.connect.grpc.binding.port={port}",
-        "--conf",
-        "spark.ui.enabled=false",
-        "--conf",
-        "spark.sql.session.timeZone=UTC",
-        "spark-internal",
-    ]
+    argv = server_argv(port, master=master, driver_memory="1g")
     server = start("spark-connect", argv, env=env, cwd=logs, logs=logs)
     try:
         _wait_for(server, port, timeout=180)
